@@ -1,0 +1,316 @@
+//! Command-line flags shared by the steps, with the Vault CLI's and kubectl's environment
+//! fallbacks. This is the only place that reads the environment; everything below gets typed
+//! config structs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+
+use crate::audit::Workflow;
+use crate::error::{Error, Result};
+use crate::kube::KubeConfig;
+use crate::paths::{PathPolicy, VaultPath};
+use crate::vault::{VaultAuth, VaultConfig};
+
+pub const SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+#[derive(Debug, Clone, Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file. Without it: KUBECONFIG, then ~/.kube/config, then the in-cluster
+    /// service account (kubectl's order).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Record a Kubernetes Event on each Secret acted on.
+    #[arg(long, env = "SECOPS_KUBE_EVENTS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub kube_events: bool,
+}
+
+impl KubeArgs {
+    pub fn config(&self, step: &str) -> KubeConfig {
+        KubeConfig {
+            kubeconfig: self.kubeconfig.clone(),
+            events: self.kube_events,
+            component: format!("secops/{step}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMethod {
+    Kubernetes,
+    Token,
+    Approle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KvVersion {
+    #[value(name = "1")]
+    V1,
+    #[value(name = "2")]
+    V2,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VaultArgs {
+    /// Vault server address.
+    #[arg(long, env = "VAULT_ADDR", value_name = "URL")]
+    pub vault_addr: url::Url,
+    /// Vault Enterprise namespace.
+    #[arg(long, env = "VAULT_NAMESPACE", value_name = "NS")]
+    pub vault_namespace: Option<String>,
+    /// PEM bundle of the CA(s) that sign Vault's certificate; only these are trusted.
+    #[arg(long, env = "VAULT_CACERT", value_name = "FILE")]
+    pub vault_cacert: Option<PathBuf>,
+    /// Do not verify Vault's TLS certificate (never in production).
+    #[arg(long, env = "VAULT_SKIP_VERIFY", value_parser = parse_bool, default_value = "false", value_name = "BOOL")]
+    pub vault_skip_verify: bool,
+    /// How to log in to Vault. The token itself comes from VAULT_TOKEN or --vault-token-file,
+    /// never from an argument.
+    #[arg(
+        long,
+        env = "SECOPS_VAULT_AUTH",
+        value_enum,
+        default_value = "kubernetes"
+    )]
+    pub vault_auth: AuthMethod,
+    /// Vault role for Kubernetes auth.
+    #[arg(long, env = "SECOPS_VAULT_ROLE", value_name = "ROLE")]
+    pub vault_role: Option<String>,
+    /// Auth mount (default: kubernetes or approle).
+    #[arg(long, env = "SECOPS_VAULT_AUTH_MOUNT", value_name = "MOUNT")]
+    pub vault_auth_mount: Option<String>,
+    /// Service-account JWT presented to Vault's Kubernetes auth.
+    #[arg(long, default_value = SA_TOKEN_PATH, value_name = "FILE")]
+    pub service_account_token_file: PathBuf,
+    /// File holding a Vault token (instead of VAULT_TOKEN).
+    #[arg(long, env = "VAULT_TOKEN_FILE", value_name = "FILE")]
+    pub vault_token_file: Option<PathBuf>,
+    /// File holding the AppRole role_id.
+    #[arg(long, value_name = "FILE")]
+    pub approle_role_id_file: Option<PathBuf>,
+    /// File holding the AppRole secret_id.
+    #[arg(long, value_name = "FILE")]
+    pub approle_secret_id_file: Option<PathBuf>,
+    /// KV secrets engine mount.
+    #[arg(
+        long,
+        env = "SECOPS_KV_MOUNT",
+        default_value = "secret",
+        value_name = "MOUNT"
+    )]
+    pub kv_mount: String,
+    /// KV engine version. Version 1 has no check-and-set: see the README for the weaker guarantee.
+    #[arg(long, env = "SECOPS_KV_VERSION", value_enum, default_value = "2")]
+    pub kv_version: KvVersion,
+    /// Per-request timeout for Vault, in seconds.
+    #[arg(
+        long,
+        env = "SECOPS_VAULT_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub vault_timeout: u64,
+}
+
+/// Vault's own parsing of VAULT_SKIP_VERIFY (strconv.ParseBool).
+fn parse_bool(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("{s:?} is not a boolean (use true or false)")),
+    }
+}
+
+/// The Vault side of a step's configuration.
+#[derive(Debug, Clone)]
+pub struct VaultTarget {
+    pub client: VaultConfig,
+    pub mount: VaultPath,
+    pub kv_version: KvVersion,
+}
+
+impl VaultArgs {
+    /// `vault_token_env` is VAULT_TOKEN, read by the binary's edge and passed in.
+    pub fn config(&self, vault_token_env: Option<String>) -> Result<VaultTarget> {
+        if !matches!(self.vault_addr.scheme(), "http" | "https") {
+            return Err(Error::Usage(format!(
+                "VAULT_ADDR {} must be an http:// or https:// URL",
+                self.vault_addr
+            )));
+        }
+        let mount = VaultPath::parse(&self.kv_mount).map_err(|e| {
+            Error::Usage(format!("--kv-mount {:?} is not valid: {e}", self.kv_mount))
+        })?;
+        let auth = match self.vault_auth {
+            AuthMethod::Token => {
+                let token = match (&self.vault_token_file, vault_token_env) {
+                    (Some(f), _) => std::fs::read_to_string(f)
+                        .map_err(|e| {
+                            Error::Usage(format!(
+                                "cannot read --vault-token-file {}: {e}",
+                                f.display()
+                            ))
+                        })?
+                        .trim()
+                        .to_owned(),
+                    (None, Some(t)) => t,
+                    (None, None) => {
+                        return Err(Error::Usage(
+                            "--vault-auth token needs VAULT_TOKEN or --vault-token-file".into(),
+                        ))
+                    }
+                };
+                VaultAuth::Token(SecretString::from(token))
+            }
+            AuthMethod::Kubernetes => VaultAuth::Kubernetes {
+                role: self.vault_role.clone().ok_or_else(|| {
+                    Error::Usage(
+                        "--vault-auth kubernetes needs --vault-role (or SECOPS_VAULT_ROLE)".into(),
+                    )
+                })?,
+                mount: self
+                    .vault_auth_mount
+                    .clone()
+                    .unwrap_or_else(|| "kubernetes".into()),
+                jwt_file: self.service_account_token_file.clone(),
+            },
+            AuthMethod::Approle => VaultAuth::AppRole {
+                mount: self
+                    .vault_auth_mount
+                    .clone()
+                    .unwrap_or_else(|| "approle".into()),
+                role_id_file: self.approle_role_id_file.clone().ok_or_else(|| {
+                    Error::Usage("--vault-auth approle needs --approle-role-id-file".into())
+                })?,
+                secret_id_file: self.approle_secret_id_file.clone().ok_or_else(|| {
+                    Error::Usage("--vault-auth approle needs --approle-secret-id-file".into())
+                })?,
+            },
+        };
+        if let Some(m) = &self.vault_auth_mount {
+            VaultPath::parse(m)
+                .map_err(|e| Error::Usage(format!("--vault-auth-mount {m:?} is not valid: {e}")))?;
+        }
+        Ok(VaultTarget {
+            client: VaultConfig {
+                addr: self.vault_addr.clone(),
+                namespace: self.vault_namespace.clone().filter(|n| !n.is_empty()),
+                cacert: self.vault_cacert.clone(),
+                skip_verify: self.vault_skip_verify,
+                auth,
+                timeout: Duration::from_secs(self.vault_timeout.max(1)),
+            },
+            mount,
+            kv_version: self.kv_version,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PathArgs {
+    /// Prefix under the KV mount; a namespace's secrets go to {prefix}/{namespace}/...
+    #[arg(long, env = "SECOPS_PATH_PREFIX", value_name = "PATH")]
+    pub path_prefix: Option<String>,
+}
+
+impl PathArgs {
+    pub fn policy(&self) -> Result<PathPolicy> {
+        let prefix = match self.path_prefix.as_deref() {
+            None | Some("") => None,
+            Some(p) => Some(
+                VaultPath::parse(p)
+                    .map_err(|e| Error::Usage(format!("--path-prefix {p:?} is not valid: {e}")))?,
+            ),
+        };
+        Ok(PathPolicy { prefix })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkflowArgs {
+    /// Workflow name for provenance and audit (Argo: {{workflow.name}}).
+    #[arg(
+        long,
+        env = "SECOPS_WORKFLOW_NAME",
+        default_value = "",
+        value_name = "NAME"
+    )]
+    pub workflow_name: String,
+    /// Workflow uid for provenance and audit (Argo: {{workflow.uid}}).
+    #[arg(
+        long,
+        env = "SECOPS_WORKFLOW_UID",
+        default_value = "",
+        value_name = "UID"
+    )]
+    pub workflow_uid: String,
+}
+
+impl WorkflowArgs {
+    pub fn workflow(&self) -> Result<Workflow> {
+        for (flag, v) in [
+            ("--workflow-name", &self.workflow_name),
+            ("--workflow-uid", &self.workflow_uid),
+        ] {
+            if v.len() > 253 || v.chars().any(|c| c.is_control() || c == '/') {
+                return Err(Error::Usage(format!(
+                    "{flag} must be at most 253 characters without '/' or control characters"
+                )));
+            }
+        }
+        Ok(Workflow {
+            name: self.workflow_name.clone(),
+            uid: self.workflow_uid.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Directory for Argo output parameter files (an emptyDir in the pod).
+    #[arg(long, env = "SECOPS_OUTPUTS_DIR", value_name = "DIR")]
+    pub outputs_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReferenceArgs {
+    /// One reference (JSON) from read-bootstrap's references.json, e.g. Argo's {{item}}.
+    #[arg(long, value_name = "JSON", conflicts_with = "reference_file")]
+    pub reference: Option<String>,
+    /// A file holding one reference.
+    #[arg(long, value_name = "FILE")]
+    pub reference_file: Option<PathBuf>,
+}
+
+impl ReferenceArgs {
+    pub fn reference(&self) -> Result<crate::reference::SecretRef> {
+        let text = match (&self.reference, &self.reference_file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| {
+                Error::Usage(format!("cannot read --reference-file {}: {e}", f.display()))
+            })?,
+            (None, None) => {
+                return Err(Error::Usage(
+                    "pass the secret to act on with --reference JSON or --reference-file FILE"
+                        .into(),
+                ))
+            }
+        };
+        crate::reference::SecretRef::parse(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_verify_parses_like_vault() {
+        assert_eq!(parse_bool("1"), Ok(true));
+        assert_eq!(parse_bool("true"), Ok(true));
+        assert_eq!(parse_bool(""), Ok(false));
+        assert!(parse_bool("yes").is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! mark-consumed: acknowledge the handover by reading Vault back, then mark the bootstrap
+//! Secret consumed (delete, inert or ignore).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use clap::ValueEnum;
+use serde::Serialize;
+
+use super::{check_matches_reference, identity, is_bootstrap, is_consumed, source_of_ref, target};
+use crate::audit::{Auditor, Workflow};
+use crate::cli::{KvVersion, VaultTarget};
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::kube::{BootstrapSecret, Kube};
+use crate::outputs::Outputs;
+use crate::paths::PathPolicy;
+use crate::reference::SecretRef;
+use crate::vault::{Kv2Read, Provenance, Vault};
+use crate::vocab::*;
+
+/// RFC 5.4: the bootstrap Secret is deleted, rendered inert, or ignored by all consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Delete it (uid and resourceVersion preconditions).
+    Delete,
+    /// Blank its values, keep the object and its annotations as a tombstone.
+    Inert,
+    /// Label and annotate only.
+    Ignore,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Delete => "delete",
+            Mode::Inert => "inert",
+            Mode::Ignore => "ignore",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub reference: SecretRef,
+    /// The version write-vault reported; latest when absent. Ignored on KV v1.
+    pub vault_version: Option<u64>,
+    pub mode: Mode,
+    pub vault: VaultTarget,
+    pub paths: PathPolicy,
+    pub workflow: Workflow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Marked now.
+    Consumed,
+    /// Marked now although Vault holds other data: Vault is authoritative (re-created Secret).
+    ConsumedVaultDiffers,
+    /// Was already marked (or already deleted).
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MarkResult {
+    pub outcome: Outcome,
+    pub mode: Mode,
+    pub path: String,
+    pub version: u64,
+}
+
+pub async fn run(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    let r = &cfg.reference;
+    let mount = &cfg.vault.mount;
+    let res = match mark(cfg, kube, vault).await {
+        Ok(res) => res,
+        Err(e) => {
+            audit.emit(&audit.event(
+                "consume",
+                e.outcome(),
+                Some(source_of_ref(r)),
+                Some(target(mount, &r.path, cfg.vault_version)),
+                Some(e.to_string()),
+            ));
+            if e.exit() == Exit::Precondition {
+                kube.event(&identity(r), true, "ConsumeRefused", &e.to_string())
+                    .await;
+            }
+            return Err(e);
+        }
+    };
+    let outcome = match res.outcome {
+        Outcome::Consumed => "consumed",
+        Outcome::ConsumedVaultDiffers => "consumed-vault-differs",
+        Outcome::Unchanged => "unchanged",
+    };
+    let reason = (res.outcome == Outcome::ConsumedVaultDiffers)
+        .then(|| "Vault holds different data than this re-created bootstrap Secret; Vault is authoritative and was not changed".to_owned());
+    audit.emit(
+        &audit.event(
+            "consume",
+            outcome,
+            Some(source_of_ref(r)),
+            Some(target(
+                mount,
+                &r.path,
+                (res.version > 0).then_some(res.version),
+            )),
+            reason
+                .clone()
+                .or_else(|| Some(format!("mode {}", cfg.mode.as_str()))),
+        ),
+    );
+    if res.outcome != Outcome::Unchanged {
+        let message = format!(
+            "consumed ({}) after Vault acknowledged {mount}/{} version {}, by {}{}",
+            cfg.mode.as_str(),
+            r.path,
+            res.version,
+            cfg.workflow.label(),
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        );
+        kube.event(
+            &identity(r),
+            res.outcome == Outcome::ConsumedVaultDiffers,
+            "Consumed",
+            &message,
+        )
+        .await;
+    }
+    outputs.write("outcome", outcome)?;
+    outputs.write_json("result.json", &res)?;
+    Ok(Exit::Done)
+}
+
+async fn mark(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<MarkResult> {
+    let r = &cfg.reference;
+    let result = |outcome, version| MarkResult {
+        outcome,
+        mode: cfg.mode,
+        path: r.path.to_string(),
+        version,
+    };
+    let Some(s) = kube.get_secret(&r.namespace, &r.name).await? else {
+        if cfg.mode == Mode::Delete {
+            // Deleted by an earlier run of this step (it deletes only after the acknowledgement).
+            return Ok(result(Outcome::Unchanged, cfg.vault_version.unwrap_or(0)));
+        }
+        return Err(Error::precondition(
+            r.object(),
+            "no longer exists",
+            "nothing to mark; check who deleted it (its Events show the handover history)",
+        ));
+    };
+    check_matches_reference(&s, r, &cfg.paths)?;
+    if is_consumed(&s) {
+        if s.annotation(ANN_VAULT_PATH) != Some(r.path.as_str()) {
+            return Err(Error::precondition(
+                s.object(),
+                "is already consumed for another Vault path",
+                "inspect its secops.io annotations",
+            ));
+        }
+        let version = s
+            .annotation(ANN_VAULT_VERSION)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if cfg.mode == Mode::Delete {
+            // Marked by a run that stopped before deleting: finish the job.
+            kube.delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
+                .await?;
+            return Ok(result(Outcome::Consumed, version));
+        }
+        return Ok(result(Outcome::Unchanged, version));
+    }
+    if !is_bootstrap(&s) {
+        return Err(Error::precondition(
+            s.object(),
+            format!("is not labeled {}", bootstrap_selector()),
+            "only bootstrap Secrets are marked consumed",
+        ));
+    }
+    if cfg.mode == Mode::Inert && s.immutable {
+        return Err(Error::precondition(
+            s.object(),
+            "is immutable, so its data cannot be blanked",
+            "use --mode delete or --mode ignore for immutable Secrets",
+        ));
+    }
+    let (version, vault_differs) = acknowledge(cfg, vault, &s).await?;
+
+    let mut annotations = BTreeMap::from([
+        (ANN_CONSUMED_AT, jiff::Timestamp::now().to_string()),
+        (ANN_CONSUMED_BY, cfg.workflow.label()),
+        (ANN_CONSUMED_MODE, cfg.mode.as_str().to_owned()),
+        (ANN_VAULT_PATH, r.path.to_string()),
+        (ANN_VAULT_VERSION, version.to_string()),
+    ]);
+    if vault_differs {
+        annotations.insert(
+            ANN_CONSUMED_NOTE,
+            "vault-differs: Vault already held other data for this path and is authoritative"
+                .into(),
+        );
+    }
+    let mut patch = serde_json::json!({
+        "metadata": {
+            "labels": { LABEL_STATE: STATE_CONSUMED },
+            "annotations": annotations,
+        }
+    });
+    if cfg.mode == Mode::Inert {
+        patch["data"] = tombstone(&s);
+    }
+    let new_rv = kube
+        .patch_secret(&s.namespace, &s.name, &s.resource_version, patch)
+        .await?;
+    if cfg.mode == Mode::Delete {
+        kube.delete_secret(&s.namespace, &s.name, &s.uid, &new_rv)
+            .await?;
+    }
+    Ok(result(
+        if vault_differs {
+            Outcome::ConsumedVaultDiffers
+        } else {
+            Outcome::Consumed
+        },
+        version,
+    ))
+}
+
+/// RFC 5.4 "Acknowledge write": Vault holds exactly the bootstrap data. Returns the version
+/// and whether Vault differs but is authoritative (the Secret was re-created).
+async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result<(u64, bool)> {
+    let (mount, path) = (&cfg.vault.mount, &cfg.reference.path);
+    let object = format!("Vault path {mount}/{path}");
+    let mine = s.data.to_vault();
+    let not_acked = |why: String| {
+        Error::precondition(
+            s.object(),
+            format!("not marked: {why}"),
+            "the handover is not acknowledged; re-run write-vault, or inspect the Vault path",
+        )
+    };
+    if cfg.vault.kv_version == KvVersion::V1 {
+        return match vault.kv1_read(mount, path).await? {
+            Some(d) if d.same_values(&mine) => Ok((0, false)),
+            Some(_) => Err(not_acked(format!("{object} holds other data"))),
+            None => Err(not_acked(format!("{object} is empty"))),
+        };
+    }
+    match vault.kv2_read(mount, path, cfg.vault_version).await? {
+        Kv2Read::Present {
+            version,
+            data,
+            foreign_shape,
+            custom_metadata,
+        } => {
+            if !foreign_shape && data.same_values(&mine) {
+                return Ok((version, false));
+            }
+            let recreated = Provenance::from_metadata(&custom_metadata).is_some_and(|p| {
+                p.source == format!("{}/{}", s.namespace, s.name) && p.source_uid != s.uid
+            });
+            if recreated {
+                Ok((version, true))
+            } else {
+                Err(not_acked(format!(
+                    "{object} version {version} does not hold this Secret's data"
+                )))
+            }
+        }
+        Kv2Read::Deleted { version, .. } => {
+            Err(not_acked(format!("{object} version {version} is deleted")))
+        }
+        Kv2Read::Missing => Err(not_acked(format!("{object} has no such version"))),
+    }
+}
+
+/// Inert data: every key kept with an empty value, except where the API server requires
+/// content for the Secret's type (valid JSON for docker configs, non-empty ssh key).
+fn tombstone(s: &BootstrapSecret) -> serde_json::Value {
+    let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+    let data: serde_json::Map<String, serde_json::Value> = s
+        .data
+        .keys()
+        .map(|k| {
+            let v: &[u8] = match k {
+                ".dockerconfigjson" | ".dockercfg" => b"{}",
+                "ssh-privatekey" => b"consumed",
+                _ => b"",
+            };
+            (k.to_owned(), b64(v).into())
+        })
+        .collect();
+    serde_json::Value::Object(data)
+}

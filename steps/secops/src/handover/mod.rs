@@ -1,0 +1,101 @@
+//! The one-time handover (RFC 5.4): read-bootstrap -> write-vault -> mark-consumed.
+//!
+//! Invariants every step keeps: Vault is written create-only (cas=0), so a handover makes
+//! at most one version; a bootstrap Secret is marked consumed only after the Vault version
+//! was read back and compared with it; anything unexpected is refused with nothing changed.
+
+pub mod mark_consumed;
+pub mod read_bootstrap;
+pub mod write_vault;
+
+use crate::audit::{Source, Target};
+use crate::error::{Error, Result};
+use crate::kube::{BootstrapSecret, ObjectIdentity};
+use crate::paths::{annotation_hint, PathPolicy, VaultPath};
+use crate::reference::SecretRef;
+use crate::vocab::*;
+
+pub(crate) fn source_of(s: &BootstrapSecret) -> Source {
+    Source {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        uid: s.uid.clone(),
+        resource_version: s.resource_version.clone(),
+    }
+}
+
+pub(crate) fn source_of_ref(r: &SecretRef) -> Source {
+    Source {
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        uid: r.uid.clone(),
+        resource_version: r.resource_version.clone(),
+    }
+}
+
+pub(crate) fn identity(r: &SecretRef) -> ObjectIdentity {
+    ObjectIdentity {
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        uid: r.uid.clone(),
+    }
+}
+
+pub(crate) fn target(mount: &VaultPath, path: &VaultPath, version: Option<u64>) -> Target {
+    Target {
+        mount: mount.to_string(),
+        path: path.clone(),
+        version,
+    }
+}
+
+/// Where this Secret must go, refusing annotations that escape the namespace's subtree.
+pub(crate) fn target_path(s: &BootstrapSecret, policy: &PathPolicy) -> Result<VaultPath> {
+    policy
+        .target(&s.namespace, &s.name, s.annotation(ANN_VAULT_PATH))
+        .map_err(|e| {
+            Error::precondition(
+                s.object(),
+                format!("target path refused: {e}"),
+                annotation_hint(),
+            )
+        })
+}
+
+/// The live Secret still is the one the reference names and still goes where it said.
+pub(crate) fn check_matches_reference(
+    s: &BootstrapSecret,
+    r: &SecretRef,
+    policy: &PathPolicy,
+) -> Result<()> {
+    if s.uid != r.uid {
+        return Err(Error::precondition(
+            s.object(),
+            format!(
+                "was replaced since read-bootstrap (uid {} is now {})",
+                r.uid, s.uid
+            ),
+            "re-run the handover workflow so read-bootstrap picks up the new Secret",
+        ));
+    }
+    let path = target_path(s, policy)?;
+    if path != r.path {
+        return Err(Error::precondition(
+            s.object(),
+            format!(
+                "reference says Vault path {} but the Secret maps to {path}",
+                r.path
+            ),
+            "pass the reference from read-bootstrap unchanged, with the same --path-prefix",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn is_consumed(s: &BootstrapSecret) -> bool {
+    s.label(LABEL_STATE) == Some(STATE_CONSUMED)
+}
+
+pub(crate) fn is_bootstrap(s: &BootstrapSecret) -> bool {
+    s.label(LABEL_CLASS) == Some(CLASS_BOOTSTRAP)
+}

@@ -1,0 +1,262 @@
+//! read-bootstrap: find the bootstrap Secrets to hand over and emit references. Read-only.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::{is_bootstrap, is_consumed, source_of, target_path};
+use crate::audit::Auditor;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::kube::{BootstrapSecret, Kube};
+use crate::outputs::Outputs;
+use crate::paths::PathPolicy;
+use crate::reference::SecretRef;
+use crate::vocab::*;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The namespaces this run may touch; discovery lists each of them.
+    pub namespaces: BTreeSet<String>,
+    /// One Secret by namespace and name instead of discovery.
+    pub single: Option<(String, String)>,
+    /// Extra label selector ANDed with `secops.io/class=bootstrap`.
+    pub selector: Option<String>,
+    pub paths: PathPolicy,
+}
+
+/// A Secret that was not turned into a reference, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        if self.namespaces.is_empty() {
+            return Err(Error::Usage(
+                "--namespaces is required: the namespaces bootstrap Secrets may be read from"
+                    .into(),
+            ));
+        }
+        for ns in &self.namespaces {
+            if !is_dns_label(ns) {
+                return Err(Error::Usage(format!(
+                    "--namespaces: {ns:?} is not a namespace name"
+                )));
+            }
+        }
+        if let Some((ns, name)) = &self.single {
+            if !self.namespaces.contains(ns) {
+                return Err(Error::Usage(format!(
+                    "namespace {ns:?} is not among the allowed --namespaces; add it there if bootstrap \
+                     Secrets may live in it"
+                )));
+            }
+            if name.is_empty()
+                || name.len() > 253
+                || name.chars().any(|c| c.is_control() || c == '/')
+            {
+                return Err(Error::Usage(format!(
+                    "--name {:?} is not a Secret name",
+                    name.escape_debug().to_string()
+                )));
+            }
+        }
+        if let Some(sel) = &self.selector {
+            if sel.chars().any(char::is_control) {
+                return Err(Error::Usage("--selector has control characters".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn list_selector(&self) -> String {
+        match &self.selector {
+            Some(s) if !s.trim().is_empty() => format!("{},{}", bootstrap_selector(), s.trim()),
+            _ => bootstrap_selector(),
+        }
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+enum Verdict {
+    Selected(SecretRef),
+    Skipped(String),
+    Refused(Error),
+}
+
+fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
+    if !is_bootstrap(s) {
+        return Verdict::Refused(Error::precondition(
+            s.object(),
+            format!("is not labeled {}", bootstrap_selector()),
+            "only explicitly labeled bootstrap Secrets are handed over; label it if it is one",
+        ));
+    }
+    if is_consumed(s) {
+        return Verdict::Skipped("already consumed".into());
+    }
+    if s.has_owner_references {
+        return Verdict::Refused(Error::precondition(
+            s.object(),
+            "has owner references: it is managed by a controller, not delivered from Git",
+            "remove the bootstrap label, or the owner references if it really is a bootstrap Secret",
+        ));
+    }
+    if s.has_finalizers {
+        return Verdict::Refused(Error::precondition(
+            s.object(),
+            "has finalizers: another controller manages its lifecycle",
+            "remove the finalizers or the bootstrap label",
+        ));
+    }
+    if s.data.is_empty() {
+        return Verdict::Refused(Error::precondition(
+            s.object(),
+            "has no data to hand over",
+            "check the GitOps source of this Secret",
+        ));
+    }
+    match target_path(s, paths) {
+        Ok(path) => Verdict::Selected(SecretRef {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            uid: s.uid.clone(),
+            resource_version: s.resource_version.clone(),
+            path,
+            keys: s.data.keys().map(str::to_owned).collect(),
+        }),
+        Err(e) => Verdict::Refused(e),
+    }
+}
+
+pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) -> Result<Exit> {
+    cfg.validate()?;
+    let mut candidates = Vec::new();
+    match &cfg.single {
+        Some((ns, name)) => match kube.get_secret(ns, name).await? {
+            Some(s) => candidates.push(s),
+            None => {
+                return Err(Error::precondition(
+                    format!("Secret {ns}/{name}"),
+                    "not found",
+                    "check the name; GitOps may not have delivered it yet",
+                ))
+            }
+        },
+        None => {
+            let selector = cfg.list_selector();
+            for ns in &cfg.namespaces {
+                candidates.extend(kube.list_secrets(ns, &selector).await?);
+            }
+        }
+    }
+
+    let mut selected: Vec<SecretRef> = Vec::new();
+    let mut refused: Vec<Refusal> = Vec::new();
+    let mut skipped: Vec<Refusal> = Vec::new();
+    let mut single_error = None;
+    for s in &candidates {
+        match judge(s, &cfg.paths) {
+            Verdict::Selected(r) => selected.push(r),
+            Verdict::Skipped(reason) => {
+                audit.emit(&audit.event(
+                    "discover",
+                    "skipped",
+                    Some(source_of(s)),
+                    None,
+                    Some(reason.clone()),
+                ));
+                skipped.push(Refusal {
+                    namespace: s.namespace.clone(),
+                    name: s.name.clone(),
+                    reason,
+                });
+            }
+            Verdict::Refused(e) => {
+                audit.emit(&audit.event(
+                    "discover",
+                    e.outcome(),
+                    Some(source_of(s)),
+                    None,
+                    Some(e.to_string()),
+                ));
+                refused.push(Refusal {
+                    namespace: s.namespace.clone(),
+                    name: s.name.clone(),
+                    reason: e.to_string(),
+                });
+                single_error = Some(e);
+            }
+        }
+    }
+
+    // Two Secrets must never race for one Vault path: refuse all of them.
+    let mut by_path: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &selected {
+        *by_path.entry(r.path.to_string()).or_default() += 1;
+    }
+    let (ok, clashing): (Vec<_>, Vec<_>) = selected
+        .into_iter()
+        .partition(|r| by_path.get(r.path.as_str()) == Some(&1));
+    for r in clashing {
+        let e = Error::precondition(
+            r.object(),
+            format!(
+                "another bootstrap Secret maps to the same Vault path {}",
+                r.path
+            ),
+            "give each Secret its own path with the secops.io/vault-path annotation",
+        );
+        audit.emit(&audit.event(
+            "discover",
+            e.outcome(),
+            Some(super::source_of_ref(&r)),
+            None,
+            Some(e.to_string()),
+        ));
+        refused.push(Refusal {
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            reason: e.to_string(),
+        });
+        single_error = Some(e);
+    }
+    for r in &ok {
+        audit.emit(&audit.event(
+            "discover",
+            "selected",
+            Some(super::source_of_ref(r)),
+            None,
+            None,
+        ));
+    }
+
+    outputs.write_json("references.json", &ok)?;
+    outputs.write("count", &ok.len().to_string())?;
+    outputs.write_json("refused.json", &refused)?;
+    outputs.write_json("skipped.json", &skipped)?;
+    tracing::info!(
+        selected = ok.len(),
+        skipped = skipped.len(),
+        refused = refused.len(),
+        "discovery done"
+    );
+
+    match (cfg.single.is_some(), single_error) {
+        (true, Some(e)) => Err(e),
+        (false, Some(_)) => Ok(Exit::Precondition),
+        (_, None) => Ok(Exit::Done),
+    }
+}

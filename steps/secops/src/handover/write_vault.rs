@@ -1,0 +1,316 @@
+//! write-vault: copy one bootstrap Secret into Vault, create-only.
+//!
+//! The write is `cas=0`, so Vault itself guarantees at most one version per path no matter
+//! how often or concurrently this runs. Only when that write is refused do we read what is
+//! there and judge: our own earlier write (no-op), a re-created bootstrap Secret for a path
+//! Vault already holds (not written; reported), or anything else (exit 3, nothing written).
+
+use serde::Serialize;
+
+use super::{check_matches_reference, identity, is_bootstrap, is_consumed, source_of_ref, target};
+use crate::audit::{Auditor, Workflow};
+use crate::cli::{KvVersion, VaultTarget};
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::kube::{BootstrapSecret, Kube};
+use crate::outputs::Outputs;
+use crate::paths::PathPolicy;
+use crate::reference::SecretRef;
+use crate::secret::VaultData;
+use crate::vault::kv::CasWrite;
+use crate::vault::{Kv2Read, Provenance, Vault};
+use crate::vocab::*;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub reference: SecretRef,
+    pub vault: VaultTarget,
+    pub paths: PathPolicy,
+    pub workflow: Workflow,
+}
+
+/// What write-vault did, as written to `result.json` and the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// A new version was created.
+    Written,
+    /// Vault already held exactly this handover; nothing written.
+    Unchanged,
+    /// The Secret was re-created (new uid) for a path Vault already holds; Vault not written.
+    AlreadyHeld,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteResult {
+    pub outcome: Outcome,
+    pub mount: String,
+    pub path: String,
+    /// 0 on KV v1, which has no versions.
+    pub version: u64,
+}
+
+pub async fn run(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    let r = &cfg.reference;
+    let mount = &cfg.vault.mount;
+    let result = match write(cfg, kube, vault).await {
+        Ok(res) => res,
+        Err(e) => {
+            audit.emit(&audit.event(
+                "write",
+                e.outcome(),
+                Some(source_of_ref(r)),
+                Some(target(mount, &r.path, None)),
+                Some(e.to_string()),
+            ));
+            if e.exit() == Exit::Precondition {
+                kube.event(&identity(r), true, "HandoverRefused", &e.to_string())
+                    .await;
+            }
+            return Err(e);
+        }
+    };
+    let version = (result.version > 0).then_some(result.version);
+    let reason = match result.outcome {
+        Outcome::Written => None,
+        Outcome::Unchanged => Some("Vault already holds this handover".to_owned()),
+        Outcome::AlreadyHeld => Some(
+            "the bootstrap Secret was re-created; Vault already holds this path and was not written"
+                .to_owned(),
+        ),
+    };
+    let outcome = serde_json::to_value(&result.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    audit.emit(&audit.event(
+        "write",
+        outcome.clone(),
+        Some(source_of_ref(r)),
+        Some(target(mount, &r.path, version)),
+        reason.clone(),
+    ));
+    let message = format!(
+        "{outcome}: Vault {mount}/{} version {} by {}{}",
+        r.path,
+        result.version,
+        cfg.workflow.label(),
+        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    );
+    kube.event(
+        &identity(r),
+        result.outcome == Outcome::AlreadyHeld,
+        "HandedOver",
+        &message,
+    )
+    .await;
+    outputs.write("vault-mount", &result.mount)?;
+    outputs.write("vault-path", &result.path)?;
+    outputs.write("vault-version", &result.version.to_string())?;
+    outputs.write("outcome", &outcome)?;
+    outputs.write_json("result.json", &result)?;
+    Ok(Exit::Done)
+}
+
+async fn write(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<WriteResult> {
+    let r = &cfg.reference;
+    let done = |outcome, version| WriteResult {
+        outcome,
+        mount: cfg.vault.mount.to_string(),
+        path: r.path.to_string(),
+        version,
+    };
+    let Some(s) = kube.get_secret(&r.namespace, &r.name).await? else {
+        // Gone: fine only if it was us who handed it over (and mark-consumed deleted it).
+        return match ours_already(cfg, vault).await? {
+            Some(version) => Ok(done(Outcome::Unchanged, version)),
+            None => Err(Error::precondition(
+                r.object(),
+                "no longer exists and Vault holds no handover from it",
+                "re-run the handover workflow once GitOps has delivered the Secret",
+            )),
+        };
+    };
+    check_matches_reference(&s, r, &cfg.paths)?;
+    if is_consumed(&s) {
+        return match s.annotation(ANN_VAULT_VERSION).and_then(|v| v.parse().ok()) {
+            Some(v) if s.annotation(ANN_VAULT_PATH) == Some(r.path.as_str()) => {
+                Ok(done(Outcome::Unchanged, v))
+            }
+            _ => Err(Error::precondition(
+                s.object(),
+                "is already consumed for another Vault path",
+                "inspect its secops.io annotations; a consumed Secret is never handed over again",
+            )),
+        };
+    }
+    if s.resource_version != r.resource_version {
+        return Err(Error::Transient(format!(
+            "{} changed since read-bootstrap (resourceVersion {} is now {}): re-run the handover \
+             workflow so the current data is read",
+            s.object(),
+            r.resource_version,
+            s.resource_version
+        )));
+    }
+    if !is_bootstrap(&s) {
+        return Err(Error::precondition(
+            s.object(),
+            format!("is not labeled {}", bootstrap_selector()),
+            "only explicitly labeled bootstrap Secrets are handed over",
+        ));
+    }
+    if s.data.is_empty() {
+        return Err(Error::precondition(
+            s.object(),
+            "has no data to hand over",
+            "check its GitOps source",
+        ));
+    }
+    let data = s.data.to_vault();
+    match cfg.vault.kv_version {
+        KvVersion::V2 => write_kv2(cfg, vault, &s, &data)
+            .await
+            .map(|(o, v)| done(o, v)),
+        KvVersion::V1 => write_kv1(cfg, vault, &s, &data).await.map(|o| done(o, 0)),
+    }
+}
+
+fn provenance(cfg: &Config, s: &BootstrapSecret, data: &VaultData) -> Provenance {
+    Provenance {
+        source: format!("{}/{}", s.namespace, s.name),
+        source_uid: s.uid.clone(),
+        source_resource_version: s.resource_version.clone(),
+        source_type: s.type_.clone(),
+        handover_at: jiff::Timestamp::now().to_string(),
+        workflow: cfg.workflow.label(),
+        base64_keys: data.base64_keys.clone(),
+    }
+}
+
+async fn write_kv2(
+    cfg: &Config,
+    vault: &Vault,
+    s: &BootstrapSecret,
+    data: &VaultData,
+) -> Result<(Outcome, u64)> {
+    let (mount, path) = (&cfg.vault.mount, &cfg.reference.path);
+    let prov = provenance(cfg, s, data);
+    // Validate the metadata before writing anything, so a refusal changes nothing.
+    let patch = prov.to_metadata_patch()?;
+    if let CasWrite::Written { version } = vault.kv2_write_cas(mount, path, data, 0).await? {
+        vault.kv2_patch_metadata(mount, path, &patch).await?;
+        return Ok((Outcome::Written, version));
+    }
+    // Something is there: judge it.
+    let object = format!("Vault path {mount}/{path}");
+    match vault.kv2_read(mount, path, None).await? {
+        Kv2Read::Missing => Err(Error::Transient(format!(
+            "{object} changed during the write (it was there, now it is not)"
+        ))),
+        Kv2Read::Deleted { version, destroyed } => Err(Error::precondition(
+            object,
+            format!(
+                "its latest version {version} is {}; a create-only write cannot proceed",
+                if destroyed { "destroyed" } else { "soft-deleted" }
+            ),
+            "undelete it if it is still wanted, or delete the path's metadata in Vault, then re-run",
+        )),
+        Kv2Read::Present {
+            version,
+            data: existing,
+            foreign_shape,
+            custom_metadata,
+        } => {
+            let same = !foreign_shape && existing.same_values(data);
+            match Provenance::from_metadata(&custom_metadata) {
+                Some(p) if p.source == prov.source && p.source_uid == prov.source_uid => {
+                    if same {
+                        Ok((Outcome::Unchanged, version))
+                    } else {
+                        Err(Error::precondition(
+                            object,
+                            format!("holds version {version} from this Secret with different data (rotated since?)"),
+                            "Vault is authoritative: mark the Secret consumed with mark-consumed or delete it",
+                        ))
+                    }
+                }
+                Some(p) if p.source == prov.source => {
+                    tracing::warn!(
+                        object = %s.object(),
+                        vault_uid = %p.source_uid,
+                        "bootstrap Secret was re-created; Vault already holds its path and is not written"
+                    );
+                    Ok((Outcome::AlreadyHeld, version))
+                }
+                None if same => {
+                    // Our write landed but the step stopped before recording provenance.
+                    vault.kv2_patch_metadata(mount, path, &patch).await?;
+                    Ok((Outcome::Unchanged, version))
+                }
+                _ => Err(Error::precondition(
+                    object,
+                    format!("already holds version {version} from another source"),
+                    "the runtime authority wins: choose another path with the secops.io/vault-path \
+                     annotation, or remove the Vault secret if it is stale",
+                )),
+            }
+        }
+    }
+}
+
+/// KV v1 has no check-and-set: read, then write if empty. Two concurrent runs could both see
+/// it empty; the second write would then replace identical data (same Secret) or a racing
+/// writer's. Documented as the weaker guarantee; prefer KV v2.
+async fn write_kv1(
+    cfg: &Config,
+    vault: &Vault,
+    s: &BootstrapSecret,
+    data: &VaultData,
+) -> Result<Outcome> {
+    let (mount, path) = (&cfg.vault.mount, &cfg.reference.path);
+    if !data.base64_keys.is_empty() {
+        return Err(Error::precondition(
+            s.object(),
+            "has binary (non-UTF-8) values, which KV v1 cannot mark as base64 (it has no metadata)",
+            "use a KV v2 mount (--kv-version 2) or store the values base64-encoded in the Secret",
+        ));
+    }
+    match vault.kv1_read(mount, path).await? {
+        None => {
+            vault.kv1_write(mount, path, data).await?;
+            Ok(Outcome::Written)
+        }
+        Some(existing) if existing.same_values(data) => Ok(Outcome::Unchanged),
+        Some(_) => Err(Error::precondition(
+            format!("Vault path {mount}/{path}"),
+            "already holds other data",
+            "the runtime authority wins: choose another path with the secops.io/vault-path annotation",
+        )),
+    }
+}
+
+/// When the Secret is gone: did a handover from exactly this Secret already happen?
+async fn ours_already(cfg: &Config, vault: &Vault) -> Result<Option<u64>> {
+    let r = &cfg.reference;
+    if cfg.vault.kv_version == KvVersion::V1 {
+        return Ok(None);
+    }
+    match vault.kv2_read(&cfg.vault.mount, &r.path, None).await? {
+        Kv2Read::Present {
+            version,
+            custom_metadata,
+            ..
+        } => Ok(Provenance::from_metadata(&custom_metadata)
+            .filter(|p| p.source == format!("{}/{}", r.namespace, r.name) && p.source_uid == r.uid)
+            .map(|_| version)),
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,115 @@
+//! Logging in: Kubernetes auth (in-cluster default), a token, or AppRole.
+
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::Vault;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub enum VaultAuth {
+    /// `VAULT_TOKEN` or a token file; not revoked at the end (we did not create it).
+    Token(SecretString),
+    /// Kubernetes auth method: the pod's service-account JWT for a Vault role.
+    Kubernetes {
+        role: String,
+        mount: String,
+        jwt_file: PathBuf,
+    },
+    /// AppRole with role_id and secret_id read from files (never from arguments).
+    AppRole {
+        mount: String,
+        role_id_file: PathBuf,
+        secret_id_file: PathBuf,
+    },
+}
+
+#[derive(Deserialize)]
+struct LoginResponse {
+    auth: Option<LoginAuth>,
+}
+
+#[derive(Deserialize)]
+struct LoginAuth {
+    client_token: SecretString,
+}
+
+/// Returns the token and whether we own it (and so must revoke it).
+pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<(SecretString, bool)> {
+    let (mount, body, what) = match auth {
+        VaultAuth::Token(t) => {
+            if t.expose_secret().is_empty() {
+                return Err(Error::Usage(
+                    "VAULT_TOKEN is empty; set it, pass --vault-token-file, or choose another --vault-auth"
+                        .into(),
+                ));
+            }
+            return Ok((t.clone(), false));
+        }
+        VaultAuth::Kubernetes {
+            role,
+            mount,
+            jwt_file,
+        } => {
+            let jwt = read_secret_file(jwt_file, "service-account token")?;
+            let body = serde_json::json!({ "role": role, "jwt": jwt.expose_secret() });
+            (mount, body, format!("Kubernetes login as role {role:?}"))
+        }
+        VaultAuth::AppRole {
+            mount,
+            role_id_file,
+            secret_id_file,
+        } => {
+            let role_id = read_secret_file(role_id_file, "AppRole role_id")?;
+            let secret_id = read_secret_file(secret_id_file, "AppRole secret_id")?;
+            let body = serde_json::json!({
+                "role_id": role_id.expose_secret(),
+                "secret_id": secret_id.expose_secret(),
+            });
+            (mount, body, "AppRole login".to_string())
+        }
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?;
+    drop(body);
+    let r = v
+        .call(
+            reqwest::Method::POST,
+            &format!("auth/{mount}/login"),
+            Some(("application/json", bytes)),
+        )
+        .await?;
+    match r.status {
+        200 => {
+            let parsed: LoginResponse = r.parse(&what)?;
+            let token = parsed.auth.map(|a| a.client_token).ok_or_else(|| {
+                Error::Internal(format!("Vault answered the {what} without an auth block"))
+            })?;
+            Ok((token, true))
+        }
+        400 | 403 => Err(Error::precondition(
+            format!("Vault auth mount {mount:?}"),
+            format!("{what} was refused (HTTP {}: {})", r.status, r.error_text()),
+            "check the role exists and is bound to this ServiceAccount and namespace",
+        )),
+        _ => Err(v.unexpected(&what, &format!("Vault auth mount {mount:?}"), &r)),
+    }
+}
+
+fn read_secret_file(path: &PathBuf, what: &str) -> Result<SecretString> {
+    let s = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let trimmed = s.trim();
+    if trimmed.is_empty() {
+        return Err(Error::Usage(format!(
+            "the {what} file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(trimmed.to_owned()))
+}

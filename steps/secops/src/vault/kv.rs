@@ -1,0 +1,484 @@
+//! KV v2 (versions, check-and-set, custom_metadata) and KV v1 (flat maps).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reqwest::Method;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::Vault;
+use crate::error::{Error, Result};
+use crate::paths::VaultPath;
+use crate::secret::VaultData;
+use crate::vocab::*;
+
+/// Vault's limit on one custom_metadata value.
+const META_VALUE_MAX: usize = 512;
+/// How many `secops.io/base64-keys` entries we allow (Vault allows 64 keys in all).
+const BASE64_CHUNKS_MAX: usize = 16;
+
+/// Where a Vault secret came from, recorded in its KV v2 `custom_metadata`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// `namespace/name` of the bootstrap Secret.
+    pub source: String,
+    pub source_uid: String,
+    pub source_resource_version: String,
+    pub source_type: String,
+    pub handover_at: String,
+    /// `workflow-name/workflow-uid`.
+    pub workflow: String,
+    pub base64_keys: BTreeSet<String>,
+}
+
+impl Provenance {
+    /// The metadata PATCH body: our keys set, stale base64 chunks removed, others untouched.
+    pub fn to_metadata_patch(&self) -> Result<BTreeMap<String, Option<String>>> {
+        let mut m: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for (k, v) in [
+            (META_SOURCE, &self.source),
+            (META_SOURCE_UID, &self.source_uid),
+            (META_SOURCE_RV, &self.source_resource_version),
+            (META_SOURCE_TYPE, &self.source_type),
+            (META_HANDOVER_AT, &self.handover_at),
+            (META_WORKFLOW, &self.workflow),
+        ] {
+            // Vault rejects empty values; leave an unknown field unset instead.
+            if !v.is_empty() {
+                m.insert(k.to_owned(), Some(truncate(v)));
+            }
+        }
+        let chunks = chunk_names(&self.base64_keys);
+        if chunks.len() > BASE64_CHUNKS_MAX {
+            return Err(Error::precondition(
+                format!("Secret {}", self.source),
+                "too many binary (non-UTF-8) keys to record their encoding in Vault's custom_metadata",
+                "split the Secret or store binary values base64-encoded in the Secret itself",
+            ));
+        }
+        for i in 0..BASE64_CHUNKS_MAX {
+            m.insert(chunk_key(i), chunks.get(i).cloned());
+        }
+        Ok(m)
+    }
+
+    /// `None` when the secret carries no provenance of ours.
+    pub fn from_metadata(m: &BTreeMap<String, String>) -> Option<Self> {
+        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+        let source = m.get(META_SOURCE)?.clone();
+        Some(Provenance {
+            source,
+            source_uid: get(META_SOURCE_UID),
+            source_resource_version: get(META_SOURCE_RV),
+            source_type: get(META_SOURCE_TYPE),
+            handover_at: get(META_HANDOVER_AT),
+            workflow: get(META_WORKFLOW),
+            base64_keys: base64_keys(m),
+        })
+    }
+}
+
+fn chunk_key(i: usize) -> String {
+    if i == 0 {
+        META_BASE64_KEYS.to_owned()
+    } else {
+        format!("{META_BASE64_KEYS}-{}", i + 1)
+    }
+}
+
+fn chunk_names(keys: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for k in keys {
+        if !cur.is_empty() && cur.len() + 1 + k.len() > META_VALUE_MAX {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(',');
+        }
+        cur.push_str(k);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The base64 key names recorded in custom_metadata, from all chunks.
+pub fn base64_keys(m: &BTreeMap<String, String>) -> BTreeSet<String> {
+    (0..BASE64_CHUNKS_MAX)
+        .filter_map(|i| m.get(&chunk_key(i)))
+        .flat_map(|v| v.split(','))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn truncate(v: &str) -> String {
+    v.chars()
+        .scan(0usize, |n, c| {
+            *n += c.len_utf8();
+            (*n <= META_VALUE_MAX).then_some(c)
+        })
+        .collect()
+}
+
+/// What a KV v2 read found.
+#[derive(Debug)]
+pub enum Kv2Read {
+    Missing,
+    /// The version exists but is soft-deleted or destroyed.
+    Deleted {
+        version: u64,
+        destroyed: bool,
+    },
+    Present {
+        version: u64,
+        data: VaultData,
+        /// Some values are not strings: not data a handover wrote.
+        foreign_shape: bool,
+        custom_metadata: BTreeMap<String, String>,
+    },
+}
+
+/// A JSON value that is kept only if it is a string, and then as a secret.
+struct MaybeString(Option<SecretString>);
+
+impl<'de> Deserialize<'de> for MaybeString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MaybeString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, s: &str) -> std::result::Result<MaybeString, E> {
+                Ok(MaybeString(Some(SecretString::from(s.to_owned()))))
+            }
+            fn visit_string<E>(self, s: String) -> std::result::Result<MaybeString, E> {
+                Ok(MaybeString(Some(SecretString::from(s))))
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<MaybeString, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeString(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<MaybeString, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(MaybeString(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn to_vault_data(
+    raw: BTreeMap<String, MaybeString>,
+    base64_keys: BTreeSet<String>,
+) -> (VaultData, bool) {
+    let mut foreign = false;
+    let mut values = BTreeMap::new();
+    for (k, v) in raw {
+        match v.0 {
+            Some(s) => {
+                values.insert(k, s);
+            }
+            None => foreign = true,
+        }
+    }
+    (
+        VaultData {
+            values,
+            base64_keys,
+        },
+        foreign,
+    )
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: Option<T>,
+}
+
+#[derive(Deserialize)]
+struct Kv2DataBody {
+    data: Option<BTreeMap<String, MaybeString>>,
+    metadata: Option<Kv2VersionMeta>,
+}
+
+#[derive(Deserialize)]
+struct Kv2VersionMeta {
+    version: u64,
+    #[serde(default)]
+    destroyed: bool,
+    #[serde(default)]
+    custom_metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct Kv2WriteBody {
+    version: u64,
+}
+
+/// Outcome of a check-and-set write.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CasWrite {
+    Written {
+        version: u64,
+    },
+    /// Someone else's version is there (or was written meanwhile).
+    Mismatch,
+}
+
+impl Vault {
+    /// Reads a version (latest when `None`) with its metadata.
+    pub async fn kv2_read(
+        &self,
+        mount: &VaultPath,
+        path: &VaultPath,
+        version: Option<u64>,
+    ) -> Result<Kv2Read> {
+        let q = version.map(|v| format!("?version={v}")).unwrap_or_default();
+        let what = format!("read of {mount}/data/{path}");
+        let r = self
+            .call(Method::GET, &format!("{mount}/data/{path}{q}"), None)
+            .await?;
+        let object = format!("Vault path {mount}/{path}");
+        if r.status == 404 && !r.has_data() {
+            if r.error_text().is_empty() {
+                return Ok(Kv2Read::Missing);
+            }
+            return Err(Error::precondition(
+                object,
+                format!("Vault has no KV v2 route here ({})", r.error_text()),
+                "check --kv-mount names a KV version 2 mount, or pass --kv-version 1",
+            ));
+        }
+        if r.status != 200 && r.status != 404 {
+            return Err(self.unexpected(&what, &object, &r));
+        }
+        // 200, or Vault's 404 for a deleted/destroyed version, which still carries metadata.
+        let env: Envelope<Kv2DataBody> = r.parse(&what)?;
+        let body = env
+            .data
+            .ok_or_else(|| Error::Internal(format!("Vault's answer to the {what} has no data")))?;
+        let meta = body.metadata.ok_or_else(|| {
+            Error::Internal(format!("Vault's answer to the {what} has no metadata"))
+        })?;
+        let custom = meta.custom_metadata.unwrap_or_default();
+        match body.data {
+            Some(raw) if r.status == 200 => {
+                let (data, foreign_shape) = to_vault_data(raw, base64_keys(&custom));
+                Ok(Kv2Read::Present {
+                    version: meta.version,
+                    data,
+                    foreign_shape,
+                    custom_metadata: custom,
+                })
+            }
+            _ => Ok(Kv2Read::Deleted {
+                version: meta.version,
+                destroyed: meta.destroyed,
+            }),
+        }
+    }
+
+    /// Writes a new version only if the current version is `cas` (0: create-only).
+    pub async fn kv2_write_cas(
+        &self,
+        mount: &VaultPath,
+        path: &VaultPath,
+        data: &VaultData,
+        cas: u64,
+    ) -> Result<CasWrite> {
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            data: crate::secret::ExposedForVault<'a>,
+            options: Opts,
+        }
+        #[derive(serde::Serialize)]
+        struct Opts {
+            cas: u64,
+        }
+        let body = serde_json::to_vec(&Body {
+            data: data.as_request_body(),
+            options: Opts { cas },
+        })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let what = format!("write of {mount}/data/{path}");
+        let r = self
+            .call(
+                Method::POST,
+                &format!("{mount}/data/{path}"),
+                Some(("application/json", body)),
+            )
+            .await?;
+        match r.status {
+            200 => {
+                let env: Envelope<Kv2WriteBody> = r.parse(&what)?;
+                let v = env.data.ok_or_else(|| {
+                    Error::Internal(format!("Vault's answer to the {what} has no version"))
+                })?;
+                Ok(CasWrite::Written { version: v.version })
+            }
+            400 if r
+                .error_text()
+                .contains("check-and-set parameter did not match") =>
+            {
+                Ok(CasWrite::Mismatch)
+            }
+            _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+        }
+    }
+
+    /// Merges keys into custom_metadata (`None` removes a key); other keys survive.
+    pub async fn kv2_patch_metadata(
+        &self,
+        mount: &VaultPath,
+        path: &VaultPath,
+        patch: &BTreeMap<String, Option<String>>,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(&serde_json::json!({ "custom_metadata": patch }))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let what = format!("metadata update of {mount}/metadata/{path}");
+        let r = self
+            .call(
+                Method::PATCH,
+                &format!("{mount}/metadata/{path}"),
+                Some(("application/merge-patch+json", body)),
+            )
+            .await?;
+        match r.status {
+            200 | 204 => Ok(()),
+            _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+        }
+    }
+
+    /// KV v1 read; `None` when nothing is stored there.
+    pub async fn kv1_read(&self, mount: &VaultPath, path: &VaultPath) -> Result<Option<VaultData>> {
+        let what = format!("read of {mount}/{path}");
+        let r = self
+            .call(Method::GET, &format!("{mount}/{path}"), None)
+            .await?;
+        match r.status {
+            200 => {
+                let env: Envelope<BTreeMap<String, MaybeString>> = r.parse(&what)?;
+                let (data, foreign) = to_vault_data(env.data.unwrap_or_default(), BTreeSet::new());
+                if foreign {
+                    return Err(Error::precondition(
+                        format!("Vault path {mount}/{path}"),
+                        "holds values that are not strings",
+                        "this path was not written by a handover; choose another path",
+                    ));
+                }
+                Ok(Some(data))
+            }
+            404 if r.error_text().is_empty() => Ok(None),
+            _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+        }
+    }
+
+    /// KV v1 write: replaces whatever is at the path.
+    pub async fn kv1_write(
+        &self,
+        mount: &VaultPath,
+        path: &VaultPath,
+        data: &VaultData,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(&data.as_request_body())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let what = format!("write of {mount}/{path}");
+        let r = self
+            .call(
+                Method::POST,
+                &format!("{mount}/{path}"),
+                Some(("application/json", body)),
+            )
+            .await?;
+        match r.status {
+            200 | 204 => Ok(()),
+            _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+        }
+    }
+}
+
+impl super::Response {
+    /// True when the body is an envelope with `data` (a deleted version's 404 has one).
+    fn has_data(&self) -> bool {
+        #[derive(Deserialize)]
+        struct Probe {
+            data: Option<serde::de::IgnoredAny>,
+        }
+        serde_json::from_slice::<Probe>(&self.body).is_ok_and(|p| p.data.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_key_names_chunk_within_vaults_value_limit() {
+        let keys: BTreeSet<String> = (0..100).map(|i| format!("binary-key-{i:03}")).collect();
+        let p = Provenance {
+            source: "ns/name".into(),
+            base64_keys: keys.clone(),
+            ..Provenance::default()
+        };
+        let patch = p.to_metadata_patch().unwrap();
+        let set: BTreeMap<String, String> = patch
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        assert!(set.values().all(|v| !v.is_empty() && v.len() <= 512));
+        assert!(set.keys().all(|k| k.len() <= 128));
+        assert!(set.len() <= 64);
+        assert_eq!(base64_keys(&set), keys);
+        assert_eq!(Provenance::from_metadata(&set).unwrap().base64_keys, keys);
+    }
+
+    #[test]
+    fn unused_chunks_are_removed_and_empty_fields_skipped() {
+        let p = Provenance {
+            source: "ns/name".into(),
+            source_uid: "u".into(),
+            ..Provenance::default()
+        };
+        let patch = p.to_metadata_patch().unwrap();
+        assert_eq!(patch.get(META_BASE64_KEYS), Some(&None));
+        assert!(!patch.contains_key(META_WORKFLOW));
+        assert_eq!(patch.get(META_SOURCE_UID), Some(&Some("u".to_string())));
+    }
+
+    #[test]
+    fn non_string_values_mark_a_foreign_shape() {
+        let raw: BTreeMap<String, MaybeString> =
+            serde_json::from_str(r#"{"a":"x","b":5,"c":{"d":[1]}}"#).unwrap();
+        let (data, foreign) = to_vault_data(raw, BTreeSet::new());
+        assert!(foreign);
+        assert_eq!(data.values.len(), 1);
+    }
+}
