@@ -1,0 +1,56 @@
+//! Request accounting so tests can assert how a step talked to the API (how often,
+//! which paths). Only methods and paths are kept: bodies carry secret material.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// `(method, resource, namespace)`; namespace is `""` for cluster-scoped requests.
+pub type RequestKey = (String, String, String);
+
+#[derive(Default)]
+pub struct Accounting {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    log: Vec<(String, String)>,
+    counts: BTreeMap<RequestKey, u64>,
+}
+
+impl Accounting {
+    /// Records one request; `resource` is `(plural, namespace)` for resource paths.
+    pub fn record(&self, method: &str, path_and_query: &str, resource: Option<(&str, &str)>) {
+        let mut inner = self.lock();
+        inner
+            .log
+            .push((method.to_string(), path_and_query.to_string()));
+        if let Some((plural, ns)) = resource {
+            let key = (method.to_string(), plural.to_string(), ns.to_string());
+            *inner.counts.entry(key).or_default() += 1;
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.lock().log.len() as u64
+    }
+
+    pub fn log(&self) -> Vec<(String, String)> {
+        self.lock().log.clone()
+    }
+
+    pub fn counts(&self) -> BTreeMap<RequestKey, u64> {
+        self.lock().counts.clone()
+    }
+
+    pub fn reset(&self) {
+        let mut inner = self.lock();
+        inner.log.clear();
+        inner.counts.clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the log half-written.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
