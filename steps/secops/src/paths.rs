@@ -144,7 +144,8 @@ impl PathPolicy {
 pub fn annotation_hint() -> String {
     format!(
         "fix or remove the {ANN_VAULT_PATH} annotation: it must be a relative path of [A-Za-z0-9._-] \
-         segments inside the namespace's subtree"
+         segments inside the namespace's subtree \
+         ({{prefix}}/{{namespace}}/), and give every step the same --path-prefix"
     )
 }
 

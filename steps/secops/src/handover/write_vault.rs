@@ -205,16 +205,28 @@ async fn write_kv2(
     let prov = provenance(cfg, s, data);
     // Validate the metadata before writing anything, so a refusal changes nothing.
     let patch = prov.to_metadata_patch()?;
-    if let CasWrite::Written { version } = vault.kv2_write_cas(mount, path, data, 0).await? {
-        vault.kv2_patch_metadata(mount, path, &patch).await?;
-        return Ok((Outcome::Written, version));
-    }
-    // Something is there: judge it.
+    let denied = match vault.kv2_write_cas(mount, path, data, 0).await? {
+        CasWrite::Written { version } => {
+            vault.kv2_patch_metadata(mount, path, &patch).await?;
+            return Ok((Outcome::Written, version));
+        }
+        CasWrite::Mismatch => None,
+        CasWrite::Denied { reason } => Some(reason),
+    };
+    // Something is there (or we may not write at all): judge it.
     let object = format!("Vault path {mount}/{path}");
     match vault.kv2_read(mount, path, None).await? {
-        Kv2Read::Missing => Err(Error::Transient(format!(
-            "{object} changed during the write (it was there, now it is not)"
-        ))),
+        Kv2Read::Missing => Err(match denied {
+            Some(reason) => Error::precondition(
+                object,
+                format!("Vault denied creating it (HTTP 403: {reason})"),
+                "grant the step's Vault policy `create` on <mount>/data/<path> (and `read`, \
+                 and `patch` on <mount>/metadata/<path>)",
+            ),
+            None => Error::Transient(format!(
+                "{object} changed during the write (it was there, now it is not)"
+            )),
+        }),
         Kv2Read::Deleted { version, destroyed } => Err(Error::precondition(
             object,
             format!(

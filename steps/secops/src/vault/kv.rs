@@ -251,6 +251,11 @@ pub enum CasWrite {
     },
     /// Someone else's version is there (or was written meanwhile).
     Mismatch,
+    /// Vault said 403. With a least-privilege policy (`create` but not `update` on the data
+    /// path) this is also what an existing key looks like: the caller reads to tell.
+    Denied {
+        reason: String,
+    },
 }
 
 impl Vault {
@@ -350,6 +355,9 @@ impl Vault {
             {
                 Ok(CasWrite::Mismatch)
             }
+            403 => Ok(CasWrite::Denied {
+                reason: r.error_text(),
+            }),
             _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
         }
     }

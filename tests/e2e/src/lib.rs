@@ -1,0 +1,499 @@
+//! The end-to-end test environment: the step binaries run as processes, as Argo runs them,
+//! against loopback servers: the Kubernetes API (kube-server), Vault KV v2 and Kubernetes
+//! auth (vault-emulator) and RustyVault (a real, independent Vault API server: KV v1, AppRole).
+
+pub mod rvault;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{Event, Secret};
+use k8s_openapi::ByteString;
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use serde_json::{json, Value};
+
+pub const STEP_SA_NAMESPACE: &str = "argo";
+pub const STEP_SA: &str = "secops-handover";
+pub const VAULT_ROLE: &str = "secops-handover";
+
+/// Where the step binaries are: SECOPS_BIN_DIR, else the cargo target dir of this test.
+pub fn bin(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("SECOPS_BIN_DIR") {
+        return Path::new(&dir).join(name);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/e2e-xxxx -> target/debug/<name>
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --bins` first (make test does)",
+        p.display()
+    );
+    p
+}
+
+pub struct Env {
+    pub kube: kube_server::Handle,
+    pub vault: vault_emulator::Handle,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub sa_token_file: PathBuf,
+    pub client: kube::Client,
+}
+
+/// What one step process did.
+#[derive(Debug)]
+pub struct StepRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub outputs: BTreeMap<String, String>,
+    pub outputs_dir: PathBuf,
+}
+
+impl StepRun {
+    /// The audit events (stdout lines).
+    pub fn audit(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    pub fn output(&self, name: &str) -> &str {
+        self.outputs.get(name).unwrap_or_else(|| {
+            panic!(
+                "no output {name}; have {:?}; stderr: {}",
+                self.outputs.keys(),
+                self.stderr
+            )
+        })
+    }
+
+    pub fn references(&self) -> Vec<Value> {
+        serde_json::from_str(self.output("references.json")).expect("references.json")
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Builder for one step invocation.
+pub struct Step<'a> {
+    env: &'a Env,
+    name: &'static str,
+    args: Vec<String>,
+    envs: BTreeMap<String, String>,
+    vault: bool,
+}
+
+impl<'a> Step<'a> {
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, a: I) -> Self {
+        self.args.extend(a.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.envs.insert(k.into(), v.into());
+        self
+    }
+
+    /// Do not point the step at the emulator's Vault (caller configures Vault itself).
+    pub fn no_vault_defaults(mut self) -> Self {
+        self.vault = false;
+        self
+    }
+
+    pub async fn run(self) -> StepRun {
+        let out_dir = tempfile::Builder::new()
+            .prefix(self.name)
+            .tempdir_in(self.env.dir.path())
+            .expect("outputs dir")
+            .keep();
+        let mut cmd = tokio::process::Command::new(bin(self.name));
+        cmd.env_clear()
+            .env("SECOPS_LOG", "info")
+            .arg("--kubeconfig")
+            .arg(&self.env.kubeconfig)
+            .arg("--outputs-dir")
+            .arg(&out_dir)
+            .args([
+                "--workflow-name",
+                "handover-test",
+                "--workflow-uid",
+                "wf-uid-1",
+            ]);
+        if self.vault && self.name != "read-bootstrap" {
+            cmd.env("VAULT_ADDR", self.env.vault.url())
+                .env("SECOPS_VAULT_AUTH", "kubernetes")
+                .env("SECOPS_VAULT_ROLE", VAULT_ROLE)
+                .arg("--service-account-token-file")
+                .arg(&self.env.sa_token_file);
+        }
+        cmd.envs(&self.envs).args(&self.args);
+        let out = cmd.output().await.expect("run step");
+        let mut outputs = BTreeMap::new();
+        for e in std::fs::read_dir(&out_dir).expect("read outputs").flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            outputs.insert(name, std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+        StepRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            outputs,
+            outputs_dir: out_dir,
+        }
+    }
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::start_with(Vec::new()).await
+    }
+
+    pub async fn start_with(forbidden_namespaces: Vec<String>) -> Env {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kube = kube_server::start(kube_server::Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            forbidden_namespaces,
+        })
+        .await
+        .expect("kube-server");
+        let kubeconfig = dir.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, "default")
+            .expect("kubeconfig");
+        let vault = vault_emulator::start(vault_emulator::Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .await
+        .expect("vault-emulator");
+        let sa_token_file = dir.path().join("sa-token");
+        std::fs::write(
+            &sa_token_file,
+            vault.issue_service_account_token(STEP_SA_NAMESPACE, STEP_SA),
+        )
+        .unwrap();
+        let env = Env {
+            client: kube.client(),
+            kube,
+            vault,
+            dir,
+            kubeconfig,
+            sa_token_file,
+        };
+        // Least privilege: create (never update) and read data, patch metadata. Vault itself
+        // then refuses any overwrite, whatever the step does.
+        let policy = json!({"path": {
+            "secret/data/*": {"capabilities": ["create", "read"]},
+            "secret/metadata/*": {"capabilities": ["patch"]},
+        }});
+        let (st, body) = env
+            .vault_root(
+                "PUT",
+                &format!("sys/policies/acl/{VAULT_ROLE}"),
+                Some(json!({"policy": policy.to_string()})),
+            )
+            .await;
+        assert!(st < 300, "policy: {st} {body}");
+        let (st, body) = env
+            .vault_root(
+                "POST",
+                &format!("auth/kubernetes/role/{VAULT_ROLE}"),
+                Some(json!({
+                    "bound_service_account_names": [STEP_SA],
+                    "bound_service_account_namespaces": [STEP_SA_NAMESPACE],
+                    "token_policies": [VAULT_ROLE],
+                    "token_ttl": 600,
+                })),
+            )
+            .await;
+        assert!(st < 300, "role create: {st} {body}");
+        env
+    }
+
+    pub fn step(&self, name: &'static str) -> Step<'_> {
+        Step {
+            env: self,
+            name,
+            args: Vec::new(),
+            envs: BTreeMap::new(),
+            vault: true,
+        }
+    }
+
+    /// A raw call to the emulator as root (for seeding and assertions, bypassing the steps).
+    pub async fn vault_root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        vault_call(
+            &self.vault.url(),
+            self.vault.root_token(),
+            method,
+            path,
+            body,
+        )
+        .await
+    }
+
+    /// KV v2 secret as stored: (data, metadata) of the latest or given version.
+    pub async fn vault_kv2(&self, path: &str) -> Option<(Value, Value)> {
+        let (st, body) = self
+            .vault_root("GET", &format!("secret/data/{path}"), None)
+            .await;
+        (st == 200).then(|| {
+            (
+                body["data"]["data"].clone(),
+                body["data"]["metadata"].clone(),
+            )
+        })
+    }
+
+    pub async fn vault_versions(&self, path: &str) -> u64 {
+        let (st, body) = self
+            .vault_root("GET", &format!("secret/metadata/{path}"), None)
+            .await;
+        if st == 404 {
+            return 0;
+        }
+        body["data"]["current_version"]
+            .as_u64()
+            .expect("current_version")
+    }
+
+    pub async fn vault_custom_metadata(&self, path: &str) -> BTreeMap<String, String> {
+        let (_, body) = self
+            .vault_root("GET", &format!("secret/metadata/{path}"), None)
+            .await;
+        serde_json::from_value(body["data"]["custom_metadata"].clone()).unwrap_or_default()
+    }
+
+    /// The bytes of every key as a consumer would get them back: base64 keys decoded.
+    pub async fn vault_bytes(&self, path: &str) -> BTreeMap<String, Vec<u8>> {
+        let (data, _) = self.vault_kv2(path).await.expect("vault secret");
+        let meta = self.vault_custom_metadata(path).await;
+        let b64: Vec<String> = meta
+            .iter()
+            .filter(|(k, _)| k.starts_with("secops.io/base64-keys"))
+            .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        data.as_object()
+            .expect("data object")
+            .iter()
+            .map(|(k, v)| {
+                let s = v.as_str().expect("string value");
+                let bytes = if b64.contains(k) {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(s)
+                        .expect("base64")
+                } else {
+                    s.as_bytes().to_vec()
+                };
+                (k.clone(), bytes)
+            })
+            .collect()
+    }
+
+    pub fn secrets(&self, ns: &str) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub async fn seed(&self, s: SeedSecret) -> Secret {
+        let secret = s.build();
+        let ns = secret.metadata.namespace.clone().unwrap();
+        self.secrets(&ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("seed secret")
+    }
+
+    pub async fn secret(&self, ns: &str, name: &str) -> Option<Secret> {
+        self.secrets(ns).get_opt(name).await.expect("get secret")
+    }
+
+    pub async fn events(&self, ns: &str) -> Vec<Event> {
+        let mut events = Api::<Event>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items;
+        // In the order they happened (names are generated, so listing order is not).
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events
+    }
+
+    /// Runs the whole chain for every reference read-bootstrap finds in `namespaces`.
+    pub async fn handover(&self, namespaces: &str, mode: &str) -> Vec<(StepRun, StepRun)> {
+        let rb = self
+            .step("read-bootstrap")
+            .args(["--namespaces", namespaces])
+            .run()
+            .await;
+        rb.assert_code(0);
+        let mut runs = Vec::new();
+        for r in rb.references() {
+            let wv = self
+                .step("write-vault")
+                .args(["--reference".to_string(), r.to_string()])
+                .run()
+                .await;
+            wv.assert_code(0);
+            let mc = self
+                .step("mark-consumed")
+                .args([
+                    "--reference".to_string(),
+                    r.to_string(),
+                    "--vault-version".into(),
+                    wv.output("vault-version").to_string(),
+                    "--mode".into(),
+                    mode.into(),
+                ])
+                .run()
+                .await;
+            mc.assert_code(0);
+            runs.push((wv, mc));
+        }
+        runs
+    }
+}
+
+pub async fn vault_call(
+    base: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client
+        .request(m, format!("{base}/v1/{path}"))
+        .header("X-Vault-Token", token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("vault request");
+    let st = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (st, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A bootstrap Secret to create.
+#[derive(Clone)]
+pub struct SeedSecret {
+    pub namespace: String,
+    pub name: String,
+    pub type_: String,
+    pub data: Vec<(String, Vec<u8>)>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub immutable: bool,
+}
+
+impl SeedSecret {
+    /// A labeled bootstrap Secret of type Opaque.
+    pub fn bootstrap(ns: &str, name: &str) -> Self {
+        SeedSecret {
+            namespace: ns.into(),
+            name: name.into(),
+            type_: "Opaque".into(),
+            data: Vec::new(),
+            labels: BTreeMap::from([("secops.io/class".into(), "bootstrap".into())]),
+            annotations: BTreeMap::new(),
+            immutable: false,
+        }
+    }
+
+    pub fn typed(mut self, t: &str) -> Self {
+        self.type_ = t.into();
+        self
+    }
+
+    pub fn kv(mut self, k: &str, v: impl AsRef<[u8]>) -> Self {
+        self.data.push((k.into(), v.as_ref().to_vec()));
+        self
+    }
+
+    pub fn label(mut self, k: &str, v: &str) -> Self {
+        self.labels.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn unlabeled(mut self) -> Self {
+        self.labels.clear();
+        self
+    }
+
+    pub fn annotate(mut self, k: &str, v: &str) -> Self {
+        self.annotations.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn immutable(mut self) -> Self {
+        self.immutable = true;
+        self
+    }
+
+    pub fn bytes(&self) -> BTreeMap<String, Vec<u8>> {
+        self.data.iter().cloned().collect()
+    }
+
+    pub fn build(&self) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(self.labels.clone()),
+                annotations: Some(self.annotations.clone()),
+                ..ObjectMeta::default()
+            },
+            type_: Some(self.type_.clone()),
+            immutable: self.immutable.then_some(true),
+            data: Some(
+                self.data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        }
+    }
+}
+
+/// The data of a live Secret as bytes.
+pub fn secret_bytes(s: &Secret) -> BTreeMap<String, Vec<u8>> {
+    s.data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
+pub fn label<'a>(s: &'a Secret, k: &str) -> Option<&'a str> {
+    s.metadata.labels.as_ref()?.get(k).map(String::as_str)
+}
+
+pub fn annotation<'a>(s: &'a Secret, k: &str) -> Option<&'a str> {
+    s.metadata.annotations.as_ref()?.get(k).map(String::as_str)
+}

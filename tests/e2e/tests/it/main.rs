@@ -1,0 +1,8 @@
+//! End-to-end tests: the step binaries as processes over HTTP. One test binary (fast links).
+
+mod fixtures;
+mod handover;
+mod leaks;
+mod refusals;
+mod rustyvault;
+mod vault_outage;

@@ -1,0 +1,356 @@
+//! What must be refused, with which exit code, leaving everything unchanged.
+
+use e2e::{annotation, label, secret_bytes, Env, SeedSecret};
+use serde_json::json;
+
+fn writes(env: &Env) -> Vec<(String, String)> {
+    env.vault
+        .requests()
+        .into_iter()
+        .filter(|(m, p)| m != "GET" && p.starts_with("/v1/secret/"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_vault_value_is_left_untouched() {
+    let env = Env::start().await;
+    let (st, _) = env
+        .vault_root(
+            "POST",
+            "secret/data/apps/db",
+            Some(json!({"data": {"password": "rotated-in-vault"}})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "from-git"))
+        .await;
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "apps"])
+        .run()
+        .await;
+    let r = rb.references()[0].to_string();
+    let wv = env
+        .step("write-vault")
+        .args(["--reference", &r])
+        .run()
+        .await;
+    wv.assert_code(3);
+    assert!(wv.stderr.contains("another source"), "{}", wv.stderr);
+    assert_eq!(env.vault_versions("apps/db").await, 1);
+    assert_eq!(
+        env.vault_bytes("apps/db").await["password"],
+        b"rotated-in-vault"
+    );
+    assert!(
+        env.vault_custom_metadata("apps/db").await.is_empty(),
+        "no provenance written"
+    );
+    // And mark-consumed refuses to consume without an acknowledgement.
+    let mc = env
+        .step("mark-consumed")
+        .args([
+            "--reference",
+            &r,
+            "--vault-version",
+            "1",
+            "--mode",
+            "delete",
+        ])
+        .run()
+        .await;
+    mc.assert_code(3);
+    let live = env.secret("apps", "db").await.expect("still there");
+    assert_eq!(label(&live, "secops.io/state"), None);
+    assert_eq!(secret_bytes(&live)["password"], b"from-git");
+    let audit = wv.audit();
+    assert_eq!(audit.last().unwrap()["outcome"], json!("refused"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_changed_after_read_bootstrap_is_refused() {
+    let env = Env::start().await;
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "v1"))
+        .await;
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "apps"])
+        .run()
+        .await;
+    let r = rb.references()[0].to_string();
+    let mut s = env.secret("apps", "db").await.unwrap();
+    s.data
+        .as_mut()
+        .unwrap()
+        .insert("password".into(), k8s_openapi::ByteString(b"v2".to_vec()));
+    env.secrets("apps")
+        .replace("db", &Default::default(), &s)
+        .await
+        .unwrap();
+    let wv = env
+        .step("write-vault")
+        .args(["--reference", &r])
+        .run()
+        .await;
+    wv.assert_code(4);
+    assert!(
+        wv.stderr.contains("changed since read-bootstrap"),
+        "{}",
+        wv.stderr
+    );
+    assert_eq!(env.vault_versions("apps/db").await, 0);
+
+    // Replaced entirely (new uid): refused as a precondition, nothing written.
+    env.secrets("apps")
+        .delete("db", &Default::default())
+        .await
+        .unwrap();
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "v3"))
+        .await;
+    let wv = env
+        .step("write-vault")
+        .args(["--reference", &r])
+        .run()
+        .await;
+    wv.assert_code(3);
+    assert!(wv.stderr.contains("was replaced"), "{}", wv.stderr);
+    assert_eq!(env.vault_versions("apps/db").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resynced_bootstrap_is_never_written_over_vault() {
+    let env = Env::start().await;
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "original"))
+        .await;
+    env.handover("apps", "delete").await;
+    assert!(env.secret("apps", "db").await.is_none());
+
+    // GitOps re-creates it, with data Vault no longer holds (rotated since, say).
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "stale-from-git"))
+        .await;
+    let runs = env.handover("apps", "ignore").await;
+    assert_eq!(runs.len(), 1);
+    let (wv, mc) = &runs[0];
+    assert_eq!(wv.output("outcome"), "already-held");
+    assert_eq!(mc.output("outcome"), "consumed-vault-differs");
+    assert_eq!(env.vault_versions("apps/db").await, 1, "Vault not written");
+    assert_eq!(env.vault_bytes("apps/db").await["password"], b"original");
+    let live = env.secret("apps", "db").await.unwrap();
+    assert_eq!(label(&live, "secops.io/state"), Some("consumed"));
+    assert!(annotation(&live, "secops.io/consumed-note")
+        .unwrap()
+        .contains("vault-differs"));
+    let warned =
+        env.events("apps").await.iter().any(|e| {
+            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("Consumed")
+        });
+    assert!(warned, "a Warning Event reports it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlabeled_forbidden_and_escaping_inputs_are_refused() {
+    let env = Env::start_with(vec!["locked".into()]).await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "plain")
+            .unlabeled()
+            .kv("k", "v"),
+    )
+    .await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "wrong-class")
+            .unlabeled()
+            .label("secops.io/class", "runtime")
+            .kv("k", "v"),
+    )
+    .await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "escape")
+            .annotate("secops.io/vault-path", "apps/../other/x")
+            .kv("k", "v"),
+    )
+    .await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "other-ns")
+            .annotate("secops.io/vault-path", "billing/x")
+            .kv("k", "v"),
+    )
+    .await;
+    env.seed(SeedSecret::bootstrap("apps", "fine").kv("k", "v"))
+        .await;
+
+    // Unlabeled, by name: exit 3.
+    for name in ["plain", "wrong-class"] {
+        let rb = env
+            .step("read-bootstrap")
+            .args([
+                "--namespaces",
+                "apps",
+                "--namespace",
+                "apps",
+                "--name",
+                name,
+            ])
+            .run()
+            .await;
+        rb.assert_code(3);
+        assert!(
+            rb.stderr
+                .contains("is not labeled secops.io/class=bootstrap"),
+            "{}",
+            rb.stderr
+        );
+    }
+    // Outside the allowed namespaces: exit 2.
+    let rb = env
+        .step("read-bootstrap")
+        .args([
+            "--namespaces",
+            "apps",
+            "--namespace",
+            "kube-system",
+            "--name",
+            "x",
+        ])
+        .run()
+        .await;
+    rb.assert_code(2);
+    // Forbidden by RBAC: exit 3 with the hint.
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "locked"])
+        .run()
+        .await;
+    rb.assert_code(3);
+    assert!(rb.stderr.contains("forbidden"), "{}", rb.stderr);
+    // Discovery: the escaping ones are refused and reported, the valid one still selected.
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "apps"])
+        .run()
+        .await;
+    rb.assert_code(3);
+    let names: Vec<_> = rb
+        .references()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["fine"]);
+    let refused: Vec<serde_json::Value> = serde_json::from_str(rb.output("refused.json")).unwrap();
+    let refused_names: Vec<_> = refused
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused_names, vec!["escape", "other-ns"]);
+    assert!(refused[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("'.' or '..'"));
+    assert!(refused[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("outside the subtree"));
+
+    // A forged reference pointing into another namespace's subtree: exit 3, nothing written.
+    let forged = json!({"namespace":"apps","name":"fine","uid":"x","resourceVersion":"1","path":"billing/x","keys":["k"]});
+    let s = env.secret("apps", "fine").await.unwrap();
+    let forged_same_uid = json!({"namespace":"apps","name":"fine","uid":s.metadata.uid,"resourceVersion":s.metadata.resource_version,"path":"billing/x","keys":["k"]});
+    for f in [forged, forged_same_uid] {
+        let wv = env
+            .step("write-vault")
+            .args(["--reference".to_string(), f.to_string()])
+            .run()
+            .await;
+        wv.assert_code(3);
+    }
+    // Malformed references: exit 2.
+    for bad in [
+        "{}",
+        "not json",
+        r#"{"namespace":"apps","name":"fine","uid":"u","resourceVersion":"1","path":"/abs","keys":[]}"#,
+    ] {
+        let wv = env
+            .step("write-vault")
+            .args(["--reference", bad])
+            .run()
+            .await;
+        wv.assert_code(2);
+    }
+    assert!(
+        writes(&env).is_empty(),
+        "no Vault write: {:?}",
+        writes(&env)
+    );
+    // Unknown flag: exit 2.
+    env.step("write-vault")
+        .arg("--no-such-flag")
+        .run()
+        .await
+        .assert_code(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_secrets_for_one_path_are_both_refused() {
+    let env = Env::start().await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "a")
+            .annotate("secops.io/vault-path", "apps/shared")
+            .kv("k", "1"),
+    )
+    .await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "b")
+            .annotate("secops.io/vault-path", "apps/shared")
+            .kv("k", "2"),
+    )
+    .await;
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "apps"])
+        .run()
+        .await;
+    rb.assert_code(3);
+    assert!(rb.references().is_empty());
+    assert!(rb.output("refused.json").contains("same Vault path"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inert_on_an_immutable_secret_is_refused_before_anything_changes() {
+    let env = Env::start().await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "frozen")
+            .immutable()
+            .kv("k", "v"),
+    )
+    .await;
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "apps"])
+        .run()
+        .await;
+    let r = rb.references()[0].to_string();
+    env.step("write-vault")
+        .args(["--reference", &r])
+        .run()
+        .await
+        .assert_code(0);
+    let before = env.secret("apps", "frozen").await.unwrap();
+    let mc = env
+        .step("mark-consumed")
+        .args(["--reference", &r, "--mode", "inert"])
+        .run()
+        .await;
+    mc.assert_code(3);
+    assert!(mc.stderr.contains("immutable"), "{}", mc.stderr);
+    let after = env.secret("apps", "frozen").await.unwrap();
+    assert_eq!(
+        before.metadata.resource_version,
+        after.metadata.resource_version
+    );
+    // delete mode works on it.
+    env.step("mark-consumed")
+        .args(["--reference", &r, "--mode", "delete"])
+        .run()
+        .await
+        .assert_code(0);
+    assert!(env.secret("apps", "frozen").await.is_none());
+}
