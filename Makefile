@@ -1,5 +1,6 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
+SHELL := /bin/bash
 STEPS := read-bootstrap write-vault mark-consumed
 
 .PHONY: all build bins test fmt fmt-check lint unit demo clean
@@ -16,7 +17,8 @@ bins:
 
 ## test: formatting, lints and every test (unit, emulator, end-to-end)
 test: fmt-check lint bins
-	$(CARGO) test --workspace --locked
+	set -o pipefail; $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { print "tests: " p " passed, " f " failed" }' target/test.log
 
 fmt:
 	$(CARGO) fmt --all

@@ -2,15 +2,19 @@
 
 use std::collections::BTreeSet;
 
-use clap::Parser;
+use clap::{Args, Parser};
 
 use crate::audit::Auditor;
-use crate::cli::{KubeArgs, OutputArgs, PathArgs, ReferenceArgs, VaultArgs, WorkflowArgs};
+use crate::cli::{
+    KubeArgs, OutputArgs, PathArgs, ReferenceArgs, VaultArgs, VaultTarget, WorkflowArgs,
+};
 use crate::error::Result;
 use crate::exit::Exit;
 use crate::handover::{mark_consumed, read_bootstrap, write_vault};
 use crate::kube::Kube;
 use crate::outputs::Outputs;
+use crate::paths::PathPolicy;
+use crate::reference::SecretRef;
 use crate::vault::Vault;
 
 /// Version and the git revision it was built from.
@@ -73,10 +77,9 @@ pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) 
     read_bootstrap::run(&cfg, &kube, &audit, &Outputs::new(a.outputs.outputs_dir)).await
 }
 
-/// Copies one bootstrap Secret into Vault, create-only.
-#[derive(Debug, Parser)]
-#[command(name = "write-vault", version = VERSION)]
-pub struct WriteVaultArgs {
+/// What write-vault and mark-consumed share: one reference, both authorities.
+#[derive(Debug, Args)]
+pub struct HandoverArgs {
     #[command(flatten)]
     pub reference: ReferenceArgs,
     #[command(flatten)]
@@ -91,21 +94,60 @@ pub struct WriteVaultArgs {
     pub outputs: OutputArgs,
 }
 
+/// Validated config for one reference, before any connection is made.
+struct Handover {
+    reference: SecretRef,
+    vault: VaultTarget,
+    paths: PathPolicy,
+    audit: Auditor,
+    outputs: Outputs,
+    kube: KubeArgs,
+}
+
+impl HandoverArgs {
+    /// Checks every flag first, so bad input exits 2 before anything is contacted.
+    fn validate(self, step: &'static str, vault_token: Option<String>) -> Result<Handover> {
+        Ok(Handover {
+            reference: self.reference.reference()?,
+            vault: self.vault.config(vault_token)?,
+            paths: self.paths.policy()?,
+            audit: Auditor {
+                step,
+                workflow: self.workflow.workflow()?,
+            },
+            outputs: Outputs::new(self.outputs.outputs_dir),
+            kube: self.kube,
+        })
+    }
+}
+
+impl Handover {
+    /// Connects to both authorities. Call [`Vault::close`] after, whatever the outcome.
+    async fn connect(&self) -> Result<(Kube, Vault)> {
+        let kube = Kube::connect(self.kube.config(self.audit.step)).await?;
+        let vault = Vault::connect(&self.vault.client).await?;
+        Ok((kube, vault))
+    }
+}
+
+/// Copies one bootstrap Secret into Vault, create-only.
+#[derive(Debug, Parser)]
+#[command(name = "write-vault", version = VERSION)]
+pub struct WriteVaultArgs {
+    #[command(flatten)]
+    pub handover: HandoverArgs,
+}
+
 pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Result<Exit> {
+    let h = a.handover.validate("write-vault", vault_token)?;
     let cfg = write_vault::Config {
-        reference: a.reference.reference()?,
-        vault: a.vault.config(vault_token)?,
-        paths: a.paths.policy()?,
-        workflow: a.workflow.workflow()?,
+        reference: h.reference.clone(),
+        vault: h.vault.clone(),
+        paths: h.paths.clone(),
+        workflow: h.audit.workflow.clone(),
     };
-    let audit = Auditor {
-        step: "write-vault",
-        workflow: cfg.workflow.clone(),
-    };
-    let outputs = Outputs::new(a.outputs.outputs_dir);
-    let kube = Kube::connect(a.kube.config("write-vault")).await?;
-    let vault = Vault::connect(&cfg.vault.client).await?;
-    let res = write_vault::run(&cfg, &kube, &vault, &audit, &outputs).await;
+    let (kube, vault) = h.connect().await?;
+    let res = write_vault::run(&cfg, &kube, &vault, &h.audit, &h.outputs).await;
     vault.close().await;
     res
 }
@@ -114,8 +156,6 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
 #[derive(Debug, Parser)]
 #[command(name = "mark-consumed", version = VERSION)]
 pub struct MarkConsumedArgs {
-    #[command(flatten)]
-    pub reference: ReferenceArgs,
     /// The Vault version write-vault reported (its vault-version output); latest if omitted.
     #[arg(long, value_name = "N")]
     pub vault_version: Option<u64>,
@@ -123,37 +163,21 @@ pub struct MarkConsumedArgs {
     #[arg(long, env = "SECOPS_CONSUME_MODE", value_enum)]
     pub mode: mark_consumed::Mode,
     #[command(flatten)]
-    pub kube: KubeArgs,
-    #[command(flatten)]
-    pub vault: VaultArgs,
-    #[command(flatten)]
-    pub paths: PathArgs,
-    #[command(flatten)]
-    pub workflow: WorkflowArgs,
-    #[command(flatten)]
-    pub outputs: OutputArgs,
+    pub handover: HandoverArgs,
 }
 
 pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> Result<Exit> {
+    let h = a.handover.validate("mark-consumed", vault_token)?;
     let cfg = mark_consumed::Config {
-        reference: a.reference.reference()?,
-        vault_version: match a.vault_version {
-            Some(0) => None,
-            v => v,
-        },
+        reference: h.reference.clone(),
+        vault_version: a.vault_version.filter(|v| *v > 0),
         mode: a.mode,
-        vault: a.vault.config(vault_token)?,
-        paths: a.paths.policy()?,
-        workflow: a.workflow.workflow()?,
+        vault: h.vault.clone(),
+        paths: h.paths.clone(),
+        workflow: h.audit.workflow.clone(),
     };
-    let audit = Auditor {
-        step: "mark-consumed",
-        workflow: cfg.workflow.clone(),
-    };
-    let outputs = Outputs::new(a.outputs.outputs_dir);
-    let kube = Kube::connect(a.kube.config("mark-consumed")).await?;
-    let vault = Vault::connect(&cfg.vault.client).await?;
-    let res = mark_consumed::run(&cfg, &kube, &vault, &audit, &outputs).await;
+    let (kube, vault) = h.connect().await?;
+    let res = mark_consumed::run(&cfg, &kube, &vault, &h.audit, &h.outputs).await;
     vault.close().await;
     res
 }

@@ -22,18 +22,15 @@ pub fn bin(name: &str) -> PathBuf {
     if let Ok(dir) = std::env::var("SECOPS_BIN_DIR") {
         return Path::new(&dir).join(name);
     }
+    // Next to this binary (the demo), or one level up from target/debug/deps (a test).
     let exe = std::env::current_exe().expect("current exe");
-    // target/debug/deps/e2e-xxxx -> target/debug/<name>
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} not built: run `cargo build --bins` first (make test does)",
-        p.display()
-    );
+    let dir = exe.parent().expect("exe dir");
+    let p = [dir.join(name), dir.parent().expect("target dir").join(name)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("{name} not built: run `cargo build --bins` first (make test does)")
+        });
     p
 }
 

@@ -7,7 +7,10 @@ use base64::Engine as _;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::{check_matches_reference, identity, is_bootstrap, is_consumed, source_of_ref, target};
+use super::{
+    check_matches_reference, identity, is_bootstrap, is_consumed, report_failure, source_of_ref,
+    target,
+};
 use crate::audit::{Auditor, Workflow};
 use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
@@ -84,17 +87,8 @@ pub async fn run(
     let res = match mark(cfg, kube, vault).await {
         Ok(res) => res,
         Err(e) => {
-            audit.emit(&audit.event(
-                "consume",
-                e.outcome(),
-                Some(source_of_ref(r)),
-                Some(target(mount, &r.path, cfg.vault_version)),
-                Some(e.to_string()),
-            ));
-            if e.exit() == Exit::Precondition {
-                kube.event(&identity(r), true, "ConsumeRefused", &e.to_string())
-                    .await;
-            }
+            let t = target(mount, &r.path, cfg.vault_version);
+            report_failure(audit, kube, "consume", "ConsumeRefused", r, t, &e).await;
             return Err(e);
         }
     };

@@ -8,8 +8,10 @@ pub mod mark_consumed;
 pub mod read_bootstrap;
 pub mod write_vault;
 
-use crate::audit::{Source, Target};
+use crate::audit::{Auditor, Source, Target};
 use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::kube::Kube;
 use crate::kube::{BootstrapSecret, ObjectIdentity};
 use crate::paths::{annotation_hint, PathPolicy, VaultPath};
 use crate::reference::SecretRef;
@@ -98,4 +100,28 @@ pub(crate) fn is_consumed(s: &BootstrapSecret) -> bool {
 
 pub(crate) fn is_bootstrap(s: &BootstrapSecret) -> bool {
     s.label(LABEL_CLASS) == Some(CLASS_BOOTSTRAP)
+}
+
+/// A step about one reference failed: audit it, and put refusals on the Secret's Events too
+/// (transient failures are retried, so they would only be noise there).
+pub(crate) async fn report_failure(
+    audit: &Auditor,
+    kube: &Kube,
+    action: &'static str,
+    event_reason: &str,
+    r: &SecretRef,
+    target: Target,
+    e: &Error,
+) {
+    audit.emit(&audit.event(
+        action,
+        e.outcome(),
+        Some(source_of_ref(r)),
+        Some(target),
+        Some(e.to_string()),
+    ));
+    if e.exit() == Exit::Precondition {
+        kube.event(&identity(r), true, event_reason, &e.to_string())
+            .await;
+    }
 }

@@ -7,7 +7,10 @@
 
 use serde::Serialize;
 
-use super::{check_matches_reference, identity, is_bootstrap, is_consumed, source_of_ref, target};
+use super::{
+    check_matches_reference, identity, is_bootstrap, is_consumed, report_failure, source_of_ref,
+    target,
+};
 use crate::audit::{Auditor, Workflow};
 use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
@@ -63,17 +66,8 @@ pub async fn run(
     let result = match write(cfg, kube, vault).await {
         Ok(res) => res,
         Err(e) => {
-            audit.emit(&audit.event(
-                "write",
-                e.outcome(),
-                Some(source_of_ref(r)),
-                Some(target(mount, &r.path, None)),
-                Some(e.to_string()),
-            ));
-            if e.exit() == Exit::Precondition {
-                kube.event(&identity(r), true, "HandoverRefused", &e.to_string())
-                    .await;
-            }
+            let t = target(mount, &r.path, None);
+            report_failure(audit, kube, "write", "HandoverRefused", r, t, &e).await;
             return Err(e);
         }
     };

@@ -1,0 +1,112 @@
+//! Plain HTTP/1.1 on loopback, like `vault server -dev` without TLS. Stopping drops
+//! the listener and every open connection at once, so clients see what they would
+//! see if Vault died: refused connections and reset keep-alive connections.
+
+use crate::api::{self, Request};
+use crate::reply::Reply;
+use crate::state::State;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use jiff::Timestamp;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Vault's default `max_request_size`.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+pub type Shared = Arc<Mutex<State>>;
+
+/// Accepts connections until `stop` changes or its sender is dropped, then aborts
+/// every connection and returns, dropping the listener.
+pub async fn serve(listener: TcpListener, shared: Shared, mut stop: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    connections.spawn(connection(stream, shared.clone()));
+                }
+            }
+            _ = stop.changed() => break,
+        }
+        // Reap finished connections so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+async fn connection(stream: TcpStream, shared: Shared) {
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(respond(&shared, req).await) }
+    });
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// `X-Vault-Token`, else an `Authorization: Bearer` token (http/handler.go `requestAuth`).
+fn token(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.to_string());
+    }
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
+async fn respond(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .ok()
+        .map(|c| c.to_bytes());
+    let request = Request {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        token: token(&parts.headers),
+        content_type: parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body,
+    };
+    let reply = {
+        let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        api::handle(&mut state, request, Timestamp::now())
+    };
+    to_response(reply)
+}
+
+/// Go's `json.Encoder` ends every body with a newline; so does this.
+fn to_response(reply: Reply) -> hyper::Response<Full<Bytes>> {
+    let body = match &reply.body {
+        Some(value) => Bytes::from(format!("{value}\n")),
+        None => Bytes::new(),
+    };
+    let mut res = hyper::Response::new(Full::new(body));
+    *res.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = res.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if reply.body.is_some() || reply.status != 204 {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    res
+}

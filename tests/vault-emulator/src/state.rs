@@ -1,0 +1,81 @@
+//! Everything the emulator knows, behind one lock. Vault serialises per key; one
+//! mutex around the whole state gives clients the same observable atomicity (a CAS
+//! write can never interleave with another) with far less code.
+
+use crate::acl::PolicyStore;
+use crate::ids;
+use crate::kubernetes::Kubernetes;
+use crate::kv2::Kv2;
+use crate::token::TokenStore;
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+
+/// Reported by sys/health and sys/seal-status.
+pub const VERSION: &str = "1.17.0-emulator";
+
+#[derive(Debug)]
+pub struct State {
+    pub sealed: bool,
+    pub unseal_key: String,
+    pub tokens: TokenStore,
+    pub policies: PolicyStore,
+    pub kv: BTreeMap<String, Kv2>,
+    pub kubernetes: Kubernetes,
+    pub cluster_name: String,
+    pub cluster_id: String,
+    log: Vec<(String, String)>,
+}
+
+impl State {
+    pub fn new(
+        root_token: &str,
+        kv2_mounts: &[String],
+        kubernetes_mount: &str,
+        unseal_key: &str,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            sealed: false,
+            unseal_key: unseal_key.to_string(),
+            tokens: TokenStore::new(root_token, now),
+            policies: PolicyStore::new(),
+            kv: kv2_mounts
+                .iter()
+                .map(|m| (m.clone(), Kv2::default()))
+                .collect(),
+            kubernetes: Kubernetes::new(kubernetes_mount),
+            cluster_name: format!("vault-cluster-{}", &ids::uuid()[..8]),
+            cluster_id: ids::uuid(),
+            log: Vec::new(),
+        }
+    }
+
+    /// Logs a request as `(method, path?query)`, never its body.
+    pub fn record(&mut self, method: &str, path: &str, query: Option<&str>) {
+        let target = match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        self.log.push((method.to_string(), target));
+    }
+
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.log.clone()
+    }
+
+    pub fn request_count(&self) -> u64 {
+        self.log.len() as u64
+    }
+
+    /// The KV mount a logical path falls under, longest mount first.
+    pub fn kv_mount(&self, path: &str) -> Option<String> {
+        self.kv
+            .keys()
+            .filter(|m| {
+                path.strip_prefix(m.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|m| m.len())
+            .cloned()
+    }
+}
