@@ -339,6 +339,47 @@ impl Env {
         events
     }
 
+    /// read-bootstrap over `namespaces`; the references it selected, as passed to later steps.
+    pub async fn discover(&self, namespaces: &str) -> Vec<String> {
+        let rb = self
+            .step("read-bootstrap")
+            .args(["--namespaces", namespaces])
+            .run()
+            .await;
+        rb.references().iter().map(Value::to_string).collect()
+    }
+
+    /// The one reference read-bootstrap finds in `ns`.
+    pub async fn only_reference(&self, ns: &str) -> String {
+        let refs = self.discover(ns).await;
+        assert_eq!(refs.len(), 1, "{refs:?}");
+        refs[0].clone()
+    }
+
+    /// write-vault for one reference, with the emulator's Vault.
+    pub async fn write_vault(&self, reference: &str) -> StepRun {
+        self.step("write-vault")
+            .args(["--reference", reference])
+            .run()
+            .await
+    }
+
+    /// mark-consumed for one reference; `version` as write-vault reported it (or latest).
+    pub async fn mark_consumed(
+        &self,
+        reference: &str,
+        version: Option<&str>,
+        mode: &str,
+    ) -> StepRun {
+        let mut step = self
+            .step("mark-consumed")
+            .args(["--reference", reference, "--mode", mode]);
+        if let Some(v) = version {
+            step = step.args(["--vault-version", v]);
+        }
+        step.run().await
+    }
+
     /// Runs the whole chain for every reference read-bootstrap finds in `namespaces`.
     pub async fn handover(&self, namespaces: &str, mode: &str) -> Vec<(StepRun, StepRun)> {
         let rb = self
@@ -349,23 +390,11 @@ impl Env {
         rb.assert_code(0);
         let mut runs = Vec::new();
         for r in rb.references() {
-            let wv = self
-                .step("write-vault")
-                .args(["--reference".to_string(), r.to_string()])
-                .run()
-                .await;
+            let r = r.to_string();
+            let wv = self.write_vault(&r).await;
             wv.assert_code(0);
             let mc = self
-                .step("mark-consumed")
-                .args([
-                    "--reference".to_string(),
-                    r.to_string(),
-                    "--vault-version".into(),
-                    wv.output("vault-version").to_string(),
-                    "--mode".into(),
-                    mode.into(),
-                ])
-                .run()
+                .mark_consumed(&r, Some(wv.output("vault-version")), mode)
                 .await;
             mc.assert_code(0);
             runs.push((wv, mc));

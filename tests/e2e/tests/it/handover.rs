@@ -91,22 +91,12 @@ async fn every_step_rerun_is_a_noop() {
     let env = Env::start().await;
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "pw-1"))
         .await;
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "apps"])
-        .run()
-        .await;
-    rb.assert_code(0);
-    let r = rb.references()[0].to_string();
+    let r = env.only_reference("apps").await;
 
     // write-vault three times: one version.
     let mut versions = Vec::new();
     for _ in 0..3 {
-        let wv = env
-            .step("write-vault")
-            .args(["--reference", &r])
-            .run()
-            .await;
+        let wv = env.write_vault(&r).await;
         wv.assert_code(0);
         versions.push((
             wv.output("vault-version").to_string(),
@@ -156,11 +146,7 @@ async fn every_step_rerun_is_a_noop() {
     rb2.assert_code(0);
     assert!(rb2.references().is_empty());
     assert!(rb2.output("skipped.json").contains("already consumed"));
-    let wv = env
-        .step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await;
+    let wv = env.write_vault(&r).await;
     wv.assert_code(0);
     assert_eq!(wv.output("outcome"), "unchanged");
     assert_eq!(env.vault_versions("apps/db").await, 1);
@@ -171,39 +157,15 @@ async fn delete_mode_rerun_after_deletion_is_a_noop() {
     let env = Env::start().await;
     env.seed(SeedSecret::bootstrap("apps", "api").kv("token", "t-1"))
         .await;
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "apps"])
-        .run()
-        .await;
-    let r = rb.references()[0].to_string();
-    env.step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await
-        .assert_code(0);
+    let r = env.only_reference("apps").await;
+    env.write_vault(&r).await.assert_code(0);
     for _ in 0..2 {
-        let mc = env
-            .step("mark-consumed")
-            .args([
-                "--reference",
-                &r,
-                "--vault-version",
-                "1",
-                "--mode",
-                "delete",
-            ])
-            .run()
-            .await;
+        let mc = env.mark_consumed(&r, Some("1"), "delete").await;
         mc.assert_code(0);
     }
     assert!(env.secret("apps", "api").await.is_none());
     // write-vault after the Secret is gone: Vault holds this very handover, so a no-op.
-    let wv = env
-        .step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await;
+    let wv = env.write_vault(&r).await;
     wv.assert_code(0);
     assert_eq!(wv.output("outcome"), "unchanged");
     assert_eq!(env.vault_versions("apps/api").await, 1);
@@ -251,11 +213,7 @@ async fn annotation_picks_a_path_inside_the_namespace_and_prefix_applies() {
     assert_eq!(env.vault_versions("boot/payments/postgres/admin").await, 1);
     // Without the same prefix, write-vault refuses the reference rather than guess.
     let r = rb.references()[0].to_string();
-    let wv = env
-        .step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await;
+    let wv = env.write_vault(&r).await;
     wv.assert_code(3);
     assert!(wv.stderr.contains("path-prefix"), "{}", wv.stderr);
 }
@@ -265,17 +223,8 @@ async fn kubernetes_login_token_is_revoked_at_exit() {
     let env = Env::start().await;
     env.seed(SeedSecret::bootstrap("apps", "x").kv("k", "v"))
         .await;
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "apps"])
-        .run()
-        .await;
-    let r = rb.references()[0].to_string();
-    env.step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await
-        .assert_code(0);
+    let r = env.only_reference("apps").await;
+    env.write_vault(&r).await.assert_code(0);
     let reqs = env.vault.requests();
     let login = reqs
         .iter()

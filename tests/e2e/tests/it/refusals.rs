@@ -24,17 +24,8 @@ async fn a_conflicting_vault_value_is_left_untouched() {
     assert_eq!(st, 200);
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "from-git"))
         .await;
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "apps"])
-        .run()
-        .await;
-    let r = rb.references()[0].to_string();
-    let wv = env
-        .step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await;
+    let r = env.only_reference("apps").await;
+    let wv = env.write_vault(&r).await;
     wv.assert_code(3);
     assert!(wv.stderr.contains("another source"), "{}", wv.stderr);
     assert_eq!(env.vault_versions("apps/db").await, 1);
@@ -47,18 +38,7 @@ async fn a_conflicting_vault_value_is_left_untouched() {
         "no provenance written"
     );
     // And mark-consumed refuses to consume without an acknowledgement.
-    let mc = env
-        .step("mark-consumed")
-        .args([
-            "--reference",
-            &r,
-            "--vault-version",
-            "1",
-            "--mode",
-            "delete",
-        ])
-        .run()
-        .await;
+    let mc = env.mark_consumed(&r, Some("1"), "delete").await;
     mc.assert_code(3);
     let live = env.secret("apps", "db").await.expect("still there");
     assert_eq!(label(&live, "secops.io/state"), None);
@@ -72,12 +52,7 @@ async fn a_secret_changed_after_read_bootstrap_is_refused() {
     let env = Env::start().await;
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "v1"))
         .await;
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "apps"])
-        .run()
-        .await;
-    let r = rb.references()[0].to_string();
+    let r = env.only_reference("apps").await;
     let mut s = env.secret("apps", "db").await.unwrap();
     s.data
         .as_mut()
@@ -87,11 +62,7 @@ async fn a_secret_changed_after_read_bootstrap_is_refused() {
         .replace("db", &Default::default(), &s)
         .await
         .unwrap();
-    let wv = env
-        .step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await;
+    let wv = env.write_vault(&r).await;
     wv.assert_code(4);
     assert!(
         wv.stderr.contains("changed since read-bootstrap"),
@@ -107,11 +78,7 @@ async fn a_secret_changed_after_read_bootstrap_is_refused() {
         .unwrap();
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "v3"))
         .await;
-    let wv = env
-        .step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await;
+    let wv = env.write_vault(&r).await;
     wv.assert_code(3);
     assert!(wv.stderr.contains("was replaced"), "{}", wv.stderr);
     assert_eq!(env.vault_versions("apps/db").await, 0);
@@ -322,23 +289,10 @@ async fn inert_on_an_immutable_secret_is_refused_before_anything_changes() {
             .kv("k", "v"),
     )
     .await;
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "apps"])
-        .run()
-        .await;
-    let r = rb.references()[0].to_string();
-    env.step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await
-        .assert_code(0);
+    let r = env.only_reference("apps").await;
+    env.write_vault(&r).await.assert_code(0);
     let before = env.secret("apps", "frozen").await.unwrap();
-    let mc = env
-        .step("mark-consumed")
-        .args(["--reference", &r, "--mode", "inert"])
-        .run()
-        .await;
+    let mc = env.mark_consumed(&r, None, "inert").await;
     mc.assert_code(3);
     assert!(mc.stderr.contains("immutable"), "{}", mc.stderr);
     let after = env.secret("apps", "frozen").await.unwrap();
@@ -347,10 +301,6 @@ async fn inert_on_an_immutable_secret_is_refused_before_anything_changes() {
         after.metadata.resource_version
     );
     // delete mode works on it.
-    env.step("mark-consumed")
-        .args(["--reference", &r, "--mode", "delete"])
-        .run()
-        .await
-        .assert_code(0);
+    env.mark_consumed(&r, None, "delete").await.assert_code(0);
     assert!(env.secret("apps", "frozen").await.is_none());
 }

@@ -7,40 +7,16 @@ async fn sealed_vault_gives_exit_5_and_leaves_the_secret_untouched() {
     let env = Env::start().await;
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "pw"))
         .await;
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "apps"])
-        .run()
-        .await;
-    let r = rb.references()[0].to_string();
+    let r = env.only_reference("apps").await;
     env.vault.seal();
-    let wv = env
-        .step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await;
+    let wv = env.write_vault(&r).await;
     wv.assert_code(5);
     assert!(wv.stderr.contains("sealed"), "{}", wv.stderr);
     env.vault.unseal();
-    env.step("write-vault")
-        .args(["--reference", &r])
-        .run()
-        .await
-        .assert_code(0);
+    env.write_vault(&r).await.assert_code(0);
     env.vault.seal();
     let before = env.secret("apps", "db").await.unwrap();
-    let mc = env
-        .step("mark-consumed")
-        .args([
-            "--reference",
-            &r,
-            "--vault-version",
-            "1",
-            "--mode",
-            "delete",
-        ])
-        .run()
-        .await;
+    let mc = env.mark_consumed(&r, Some("1"), "delete").await;
     mc.assert_code(5);
     let after = env.secret("apps", "db").await.unwrap();
     assert_eq!(
@@ -50,16 +26,7 @@ async fn sealed_vault_gives_exit_5_and_leaves_the_secret_untouched() {
     assert_eq!(label(&after, "secops.io/state"), None);
     // After unseal, the same step completes.
     env.vault.unseal();
-    env.step("mark-consumed")
-        .args([
-            "--reference",
-            &r,
-            "--vault-version",
-            "1",
-            "--mode",
-            "delete",
-        ])
-        .run()
+    env.mark_consumed(&r, Some("1"), "delete")
         .await
         .assert_code(0);
 }
@@ -69,12 +36,7 @@ async fn unreachable_vault_gives_exit_5() {
     let env = Env::start().await;
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "pw"))
         .await;
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "apps"])
-        .run()
-        .await;
-    let r = rb.references()[0].to_string();
+    let r = env.only_reference("apps").await;
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
