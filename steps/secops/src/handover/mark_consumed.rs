@@ -280,9 +280,21 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
     }
 }
 
-/// Inert data: every key kept with an empty value, except where the API server requires
-/// content for the Secret's type (valid JSON for docker configs, non-empty ssh key).
+/// Inert data: removed, except for Secret types whose keys the API server requires; there
+/// every key stays with an empty value (valid JSON for docker configs, a non-empty marker for
+/// ssh keys), so the object still validates and its shape still shows what was handed over.
 fn tombstone(s: &BootstrapSecret) -> serde_json::Value {
+    const TYPES_WITH_REQUIRED_KEYS: [&str; 6] = [
+        "kubernetes.io/tls",
+        "kubernetes.io/dockerconfigjson",
+        "kubernetes.io/dockercfg",
+        "kubernetes.io/basic-auth",
+        "kubernetes.io/ssh-auth",
+        "kubernetes.io/service-account-token",
+    ];
+    if !TYPES_WITH_REQUIRED_KEYS.contains(&s.type_.as_str()) {
+        return serde_json::Value::Null;
+    }
     let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
     let data: serde_json::Map<String, serde_json::Value> = s
         .data
