@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 SHELL := /bin/bash
-STEPS := read-bootstrap write-vault mark-consumed
+STEPS := read-bootstrap write-vault mark-consumed rotate push-secret
 
 .PHONY: all build bins test fmt fmt-check lint unit demo clean
 

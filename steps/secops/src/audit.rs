@@ -57,6 +57,9 @@ pub struct AuditEvent {
     pub workflow: Workflow,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Step-specific facts (versions, generator kinds, ids); never values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 /// Writes audit events for one step run.
@@ -84,6 +87,7 @@ impl Auditor {
             target,
             workflow: self.workflow.clone(),
             reason,
+            details: None,
         }
     }
 

@@ -8,12 +8,15 @@
 pub mod audit;
 pub mod cli;
 pub mod error;
+pub mod eso;
 pub mod exit;
 pub mod handover;
 pub mod kube;
 pub mod outputs;
 pub mod paths;
+pub mod push;
 pub mod reference;
+pub mod rotation;
 pub mod run;
 pub mod secret;
 pub mod steps;

@@ -8,12 +8,14 @@ use crate::audit::Auditor;
 use crate::cli::{
     KubeArgs, OutputArgs, PathArgs, ReferenceArgs, VaultArgs, VaultTarget, WorkflowArgs,
 };
-use crate::error::Result;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::handover::{mark_consumed, read_bootstrap, write_vault};
 use crate::kube::Kube;
 use crate::outputs::Outputs;
-use crate::paths::PathPolicy;
+use crate::paths::{PathPolicy, VaultPath};
 use crate::reference::SecretRef;
 use crate::vault::Vault;
 
@@ -180,4 +182,208 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
     let res = mark_consumed::run(&cfg, &kube, &vault, &h.audit, &h.outputs).await;
     vault.close().await;
     res
+}
+
+/// Rotates keys of KV v2 secrets inside Vault, revokes old versions, refreshes consumers.
+#[derive(Debug, Parser)]
+#[command(name = "rotate", version = VERSION)]
+pub struct RotateArgs {
+    /// A KV v2 path (under --kv-mount) to rotate; repeatable.
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// A JSON list of paths (e.g. a CronWorkflow parameter written to a file).
+    #[arg(long, value_name = "FILE")]
+    pub paths_file: Option<PathBuf>,
+    /// KEY=GENERATOR: password[:length=N][:classes=lower,upper,digit,symbol], hex[:bytes=N],
+    /// base64[:bytes=N], uuid, or policy:NAME (Vault password policy). Repeatable.
+    #[arg(long = "key", value_name = "KEY=GENERATOR", value_parser = crate::rotation::generate::parse_key_spec, required = true)]
+    pub keys: Vec<(String, crate::rotation::generate::Generator)>,
+    /// Idempotency key: re-running with it never makes a second version (default: --workflow-uid).
+    #[arg(long, env = "SECOPS_ROTATION_ID", value_name = "ID")]
+    pub rotation_id: Option<String>,
+    /// Keep the newest N versions (the current one counts).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_versions: Option<u64>,
+    /// Keep versions younger than this (e.g. 30d, 12h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub keep_for: Option<std::time::Duration>,
+    /// Keep the previous version until the new one is this old, so consumers can refresh.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h")]
+    pub grace: std::time::Duration,
+    /// How old versions are revoked.
+    #[arg(long, value_enum, default_value = "delete")]
+    pub revoke: crate::rotation::retention::Revoke,
+    /// Bump `force-sync` on ExternalSecrets (external-secrets.io/v1) in these namespaces that read a
+    /// rotated path (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
+    pub refresh_external_secrets: Option<Vec<String>>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> {
+    let mut raw = a.paths.clone();
+    if let Some(f) = &a.paths_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::Usage(format!("cannot read --paths-file {}: {e}", f.display())))?;
+        let list: Vec<String> = serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "--paths-file {} is not a JSON list of paths: {e}",
+                f.display()
+            ))
+        })?;
+        raw.extend(list);
+    }
+    let paths = raw
+        .iter()
+        .map(|p| VaultPath::parse(p).map_err(|e| Error::Usage(format!("path {p:?}: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let workflow = a.workflow.workflow()?;
+    let vault_target = a.vault.config(vault_token)?;
+    if vault_target.kv_version != crate::cli::KvVersion::V2 {
+        return Err(Error::Usage(
+            "rotate needs KV version 2 (versions and check-and-set); --kv-version 1 is not supported".into(),
+        ));
+    }
+    let refresh_namespaces = a.refresh_external_secrets.map(|v| {
+        v.into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    });
+    if let Some(ns) = &refresh_namespaces {
+        validate_namespaces(ns.iter())?;
+    }
+    let cfg = crate::rotation::Config {
+        paths,
+        keys: a.keys,
+        rotation_id: a.rotation_id.unwrap_or_else(|| workflow.uid.clone()),
+        retention: crate::rotation::retention::Retention {
+            keep_versions: a.keep_versions,
+            keep_for: a.keep_for,
+            grace: a.grace,
+            revoke: a.revoke,
+        },
+        refresh_namespaces,
+        vault: vault_target,
+        workflow: workflow.clone(),
+    };
+    cfg.validate()?;
+    let audit = Auditor {
+        step: "rotate",
+        workflow,
+    };
+    let outputs = Outputs::new(a.outputs.outputs_dir);
+    let kube = match &cfg.refresh_namespaces {
+        Some(_) => Some(Kube::connect(a.kube.config("rotate")).await?),
+        None => None,
+    };
+    let vault = Vault::connect(&cfg.vault.client).await?;
+    let res = crate::rotation::run(&cfg, &vault, kube.as_ref(), &audit, &outputs).await;
+    vault.close().await;
+    res
+}
+
+/// Publishes operator-generated Secrets (label secops.io/class=internal) into Vault.
+#[derive(Debug, Parser)]
+#[command(name = "push-secret", version = VERSION)]
+pub struct PushSecretArgs {
+    /// Namespaces source Secrets may be read from (comma-separated).
+    #[arg(
+        long,
+        env = "SECOPS_NAMESPACES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub namespaces: Vec<String>,
+    /// One Secret in this namespace (with --name) instead of selecting by label.
+    #[arg(long, requires = "name")]
+    pub namespace: Option<String>,
+    /// Name of the one Secret to publish (with --namespace).
+    #[arg(long, requires = "namespace")]
+    pub name: Option<String>,
+    /// Extra label selector, ANDed with secops.io/class=internal.
+    #[arg(long, conflicts_with = "name")]
+    pub selector: Option<String>,
+    /// Prefix under the KV mount: secrets go to {prefix}/{namespace}/{name}.
+    #[arg(
+        long,
+        env = "SECOPS_PUSH_PREFIX",
+        default_value = "internal",
+        value_name = "PATH"
+    )]
+    pub path_prefix: String,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Result<Exit> {
+    let namespaces: BTreeSet<String> = a
+        .namespaces
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    validate_namespaces(namespaces.iter())?;
+    if let Some(ns) = &a.namespace {
+        if !namespaces.contains(ns) {
+            return Err(Error::Usage(format!(
+                "namespace {ns:?} is not among the allowed --namespaces"
+            )));
+        }
+    }
+    let paths = PathArgs {
+        path_prefix: Some(a.path_prefix.clone()),
+    }
+    .policy()?;
+    let vault_target = a.vault.config(vault_token)?;
+    if vault_target.kv_version != crate::cli::KvVersion::V2 {
+        return Err(Error::Usage(
+            "push-secret needs KV version 2 (check-and-set, metadata)".into(),
+        ));
+    }
+    let cfg = crate::push::Config {
+        namespaces,
+        single: a.namespace.zip(a.name),
+        selector: a.selector,
+        paths,
+        vault: vault_target,
+        workflow: a.workflow.workflow()?,
+    };
+    let audit = Auditor {
+        step: "push-secret",
+        workflow: cfg.workflow.clone(),
+    };
+    let outputs = Outputs::new(a.outputs.outputs_dir);
+    let kube = Kube::connect(a.kube.config("push-secret")).await?;
+    let vault = Vault::connect(&cfg.vault.client).await?;
+    let res = crate::push::run(&cfg, &kube, &vault, &audit, &outputs).await;
+    vault.close().await;
+    res
+}
+
+fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> Result<()> {
+    let mut any = false;
+    for n in ns {
+        any = true;
+        if !read_bootstrap::is_dns_label(n) {
+            return Err(Error::Usage(format!("{n:?} is not a namespace name")));
+        }
+    }
+    if !any {
+        return Err(Error::Usage("give at least one namespace".into()));
+    }
+    Ok(())
 }

@@ -23,6 +23,8 @@ pub const META_SOURCE_RV: &str = "secops.io/source-resource-version";
 pub const META_SOURCE_TYPE: &str = "secops.io/source-type";
 pub const META_HANDOVER_AT: &str = "secops.io/handover-at";
 pub const META_WORKFLOW: &str = "secops.io/workflow";
+/// The step that owns a Vault secret it publishes (`push-secret`); absent for handovers.
+pub const META_OWNER: &str = "secops.io/owner";
 /// Comma-separated key names stored as base64; continued in `-2`, `-3`... past 512 bytes.
 pub const META_BASE64_KEYS: &str = "secops.io/base64-keys";
 

@@ -14,8 +14,47 @@ use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde_json::{json, Value};
 
 pub const STEP_SA_NAMESPACE: &str = "argo";
-pub const STEP_SA: &str = "secops-handover";
-pub const VAULT_ROLE: &str = "secops-handover";
+
+/// One Vault role (and service account) per step role, each with a least-privilege policy
+/// (Vault's JSON policy form). write-vault may create but never update: Vault itself then
+/// refuses any overwrite of a handed-over secret.
+pub fn step_roles() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "secops-handover",
+            json!({"path": {
+                "secret/data/*": {"capabilities": ["create", "read"]},
+                "secret/metadata/*": {"capabilities": ["patch"]},
+            }}),
+        ),
+        (
+            "secops-rotate",
+            json!({"path": {
+                "secret/data/*": {"capabilities": ["read", "update"]},
+                "secret/metadata/*": {"capabilities": ["read", "patch"]},
+                "secret/delete/*": {"capabilities": ["update"]},
+                "secret/destroy/*": {"capabilities": ["update"]},
+                "sys/policies/password/+/generate": {"capabilities": ["read"]},
+            }}),
+        ),
+        (
+            "secops-push-secret",
+            json!({"path": {
+                "secret/data/internal/*": {"capabilities": ["create", "read", "update"]},
+                "secret/metadata/internal/*": {"capabilities": ["patch"]},
+            }}),
+        ),
+    ]
+}
+
+/// The Vault role a step logs in with.
+pub fn role_of(step: &str) -> &'static str {
+    match step {
+        "rotate" => "secops-rotate",
+        "push-secret" => "secops-push-secret",
+        _ => "secops-handover",
+    }
+}
 
 /// Where the step binaries are: SECOPS_BIN_DIR, else the cargo target dir of this test.
 pub fn bin(name: &str) -> PathBuf {
@@ -39,7 +78,6 @@ pub struct Env {
     pub vault: vault_emulator::Handle,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
-    pub sa_token_file: PathBuf,
     pub client: kube::Client,
 }
 
@@ -141,11 +179,12 @@ impl<'a> Step<'a> {
                 "wf-uid-1",
             ]);
         if self.vault && self.name != "read-bootstrap" {
+            let role = role_of(self.name);
             cmd.env("VAULT_ADDR", self.env.vault.url())
                 .env("SECOPS_VAULT_AUTH", "kubernetes")
-                .env("SECOPS_VAULT_ROLE", VAULT_ROLE)
+                .env("SECOPS_VAULT_ROLE", role)
                 .arg("--service-account-token-file")
-                .arg(&self.env.sa_token_file);
+                .arg(self.env.dir.path().join(format!("{role}.token")));
         }
         cmd.envs(&self.envs).args(&self.args);
         let out = cmd.output().await.expect("run step");
@@ -187,47 +226,42 @@ impl Env {
         })
         .await
         .expect("vault-emulator");
-        let sa_token_file = dir.path().join("sa-token");
-        std::fs::write(
-            &sa_token_file,
-            vault.issue_service_account_token(STEP_SA_NAMESPACE, STEP_SA),
-        )
-        .unwrap();
         let env = Env {
             client: kube.client(),
             kube,
             vault,
             dir,
             kubeconfig,
-            sa_token_file,
         };
-        // Least privilege: create (never update) and read data, patch metadata. Vault itself
-        // then refuses any overwrite, whatever the step does.
-        let policy = json!({"path": {
-            "secret/data/*": {"capabilities": ["create", "read"]},
-            "secret/metadata/*": {"capabilities": ["patch"]},
-        }});
-        let (st, body) = env
-            .vault_root(
-                "PUT",
-                &format!("sys/policies/acl/{VAULT_ROLE}"),
-                Some(json!({"policy": policy.to_string()})),
+        for (role, policy) in step_roles() {
+            std::fs::write(
+                env.dir.path().join(format!("{role}.token")),
+                env.vault
+                    .issue_service_account_token(STEP_SA_NAMESPACE, role),
             )
-            .await;
-        assert!(st < 300, "policy: {st} {body}");
-        let (st, body) = env
-            .vault_root(
-                "POST",
-                &format!("auth/kubernetes/role/{VAULT_ROLE}"),
-                Some(json!({
-                    "bound_service_account_names": [STEP_SA],
-                    "bound_service_account_namespaces": [STEP_SA_NAMESPACE],
-                    "token_policies": [VAULT_ROLE],
-                    "token_ttl": 600,
-                })),
-            )
-            .await;
-        assert!(st < 300, "role create: {st} {body}");
+            .unwrap();
+            let (st, body) = env
+                .vault_root(
+                    "PUT",
+                    &format!("sys/policies/acl/{role}"),
+                    Some(json!({"policy": policy.to_string()})),
+                )
+                .await;
+            assert!(st < 300, "policy: {st} {body}");
+            let (st, body) = env
+                .vault_root(
+                    "POST",
+                    &format!("auth/kubernetes/role/{role}"),
+                    Some(json!({
+                        "bound_service_account_names": [role],
+                        "bound_service_account_namespaces": [STEP_SA_NAMESPACE],
+                        "token_policies": [role],
+                        "token_ttl": 600,
+                    })),
+                )
+                .await;
+            assert!(st < 300, "role create: {st} {body}");
+        }
         env
     }
 

@@ -263,7 +263,9 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
                 return Ok((version, false));
             }
             let recreated = Provenance::from_metadata(&custom_metadata).is_some_and(|p| {
-                p.source == format!("{}/{}", s.namespace, s.name) && p.source_uid != s.uid
+                p.owner.is_none()
+                    && p.source == format!("{}/{}", s.namespace, s.name)
+                    && p.source_uid != s.uid
             });
             if recreated {
                 Ok((version, true))

@@ -17,7 +17,7 @@ use crate::paths::{annotation_hint, PathPolicy, VaultPath};
 use crate::reference::SecretRef;
 use crate::vocab::*;
 
-pub(crate) fn source_of(s: &BootstrapSecret) -> Source {
+pub fn source_of(s: &BootstrapSecret) -> Source {
     Source {
         namespace: s.namespace.clone(),
         name: s.name.clone(),

@@ -81,7 +81,8 @@ impl Config {
     }
 }
 
-fn is_dns_label(s: &str) -> bool {
+/// A Kubernetes namespace name (RFC 1123 label).
+pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()

@@ -179,6 +179,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<WriteResult> 
 
 fn provenance(cfg: &Config, s: &BootstrapSecret, data: &VaultData) -> Provenance {
     Provenance {
+        owner: None,
         source: format!("{}/{}", s.namespace, s.name),
         source_uid: s.uid.clone(),
         source_resource_version: s.resource_version.clone(),
@@ -236,8 +237,13 @@ async fn write_kv2(
             custom_metadata,
         } => {
             let same = !foreign_shape && existing.same_values(data);
+            // A secret push-secret owns is never a handover's, whatever its source says.
             match Provenance::from_metadata(&custom_metadata) {
-                Some(p) if p.source == prov.source && p.source_uid == prov.source_uid => {
+                Some(p)
+                    if p.owner.is_none()
+                        && p.source == prov.source
+                        && p.source_uid == prov.source_uid =>
+                {
                     if same {
                         Ok((Outcome::Unchanged, version))
                     } else {
@@ -248,7 +254,7 @@ async fn write_kv2(
                         ))
                     }
                 }
-                Some(p) if p.source == prov.source => {
+                Some(p) if p.owner.is_none() && p.source == prov.source => {
                     tracing::warn!(
                         object = %s.object(),
                         vault_uid = %p.source_uid,

@@ -20,7 +20,9 @@ const BASE64_CHUNKS_MAX: usize = 16;
 /// Where a Vault secret came from, recorded in its KV v2 `custom_metadata`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Provenance {
-    /// `namespace/name` of the bootstrap Secret.
+    /// Which step owns the secret (`push-secret`); `None` for a handover.
+    pub owner: Option<String>,
+    /// `namespace/name` of the source Secret.
     pub source: String,
     pub source_uid: String,
     pub source_resource_version: String,
@@ -35,6 +37,9 @@ impl Provenance {
     /// The metadata PATCH body: our keys set, stale base64 chunks removed, others untouched.
     pub fn to_metadata_patch(&self) -> Result<BTreeMap<String, Option<String>>> {
         let mut m: BTreeMap<String, Option<String>> = BTreeMap::new();
+        if let Some(owner) = &self.owner {
+            m.insert(META_OWNER.to_owned(), Some(owner.clone()));
+        }
         for (k, v) in [
             (META_SOURCE, &self.source),
             (META_SOURCE_UID, &self.source_uid),
@@ -67,6 +72,7 @@ impl Provenance {
         let get = |k: &str| m.get(k).cloned().unwrap_or_default();
         let source = m.get(META_SOURCE)?.clone();
         Some(Provenance {
+            owner: m.get(META_OWNER).cloned(),
             source,
             source_uid: get(META_SOURCE_UID),
             source_resource_version: get(META_SOURCE_RV),
@@ -429,6 +435,146 @@ impl Vault {
         match r.status {
             200 | 204 => Ok(()),
             _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+        }
+    }
+}
+
+/// One version as KV v2 metadata lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub version: u64,
+    pub created: jiff::Timestamp,
+    pub deleted: bool,
+    pub destroyed: bool,
+}
+
+/// KV v2 metadata: versions and custom_metadata, never values.
+#[derive(Debug, Clone)]
+pub struct Kv2Metadata {
+    pub current_version: u64,
+    pub versions: Vec<VersionInfo>,
+    pub custom_metadata: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct MetadataBody {
+    current_version: u64,
+    #[serde(default)]
+    versions: BTreeMap<String, MetadataVersion>,
+    #[serde(default)]
+    custom_metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct MetadataVersion {
+    created_time: String,
+    #[serde(default)]
+    deletion_time: String,
+    #[serde(default)]
+    destroyed: bool,
+}
+
+impl Vault {
+    /// `None` when the path has no metadata.
+    pub async fn kv2_metadata(
+        &self,
+        mount: &VaultPath,
+        path: &VaultPath,
+    ) -> Result<Option<Kv2Metadata>> {
+        let what = format!("metadata read of {mount}/metadata/{path}");
+        let object = format!("Vault path {mount}/{path}");
+        let r = self
+            .call(Method::GET, &format!("{mount}/metadata/{path}"), None)
+            .await?;
+        match r.status {
+            200 => {
+                let env: Envelope<MetadataBody> = r.parse(&what)?;
+                let body = env.data.ok_or_else(|| {
+                    Error::Internal(format!("Vault's answer to the {what} has no data"))
+                })?;
+                let mut versions = Vec::new();
+                for (k, v) in body.versions {
+                    let version = k.parse().map_err(|_| {
+                        Error::Internal(format!("{what}: version key {k:?} is not a number"))
+                    })?;
+                    let created = v.created_time.parse().map_err(|_| {
+                        Error::Internal(format!(
+                            "{what}: created_time of version {k} is not RFC 3339"
+                        ))
+                    })?;
+                    versions.push(VersionInfo {
+                        version,
+                        created,
+                        deleted: !v.deletion_time.is_empty(),
+                        destroyed: v.destroyed,
+                    });
+                }
+                versions.sort_by_key(|v| v.version);
+                Ok(Some(Kv2Metadata {
+                    current_version: body.current_version,
+                    versions,
+                    custom_metadata: body.custom_metadata.unwrap_or_default(),
+                }))
+            }
+            404 if r.error_text().is_empty() => Ok(None),
+            _ => Err(self.unexpected(&what, &object, &r)),
+        }
+    }
+
+    /// Soft-deletes (`destroy: false`) or destroys the given versions.
+    pub async fn kv2_revoke_versions(
+        &self,
+        mount: &VaultPath,
+        path: &VaultPath,
+        versions: &[u64],
+        destroy: bool,
+    ) -> Result<()> {
+        let verb = if destroy { "destroy" } else { "delete" };
+        let body = serde_json::to_vec(&serde_json::json!({ "versions": versions }))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let what = format!("{verb} of versions {versions:?} of {mount}/{path}");
+        let r = self
+            .call(
+                Method::POST,
+                &format!("{mount}/{verb}/{path}"),
+                Some(("application/json", body)),
+            )
+            .await?;
+        match r.status {
+            200 | 204 => Ok(()),
+            _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+        }
+    }
+
+    /// A value generated by Vault from a password policy; it never leaves Vault's answer
+    /// except as a secret.
+    pub async fn generate_password(&self, policy: &str) -> Result<SecretString> {
+        #[derive(Deserialize)]
+        struct Generated {
+            password: SecretString,
+        }
+        let what = format!("password generation from policy {policy:?}");
+        let object = format!("Vault password policy {policy:?}");
+        let r = self
+            .call(
+                Method::GET,
+                &format!("sys/policies/password/{policy}/generate"),
+                None,
+            )
+            .await?;
+        match r.status {
+            200 => {
+                let env: Envelope<Generated> = r.parse(&what)?;
+                env.data.map(|g| g.password).ok_or_else(|| {
+                    Error::Internal(format!("Vault's answer to the {what} has no data"))
+                })
+            }
+            400 | 404 => Err(Error::precondition(
+                object,
+                format!("cannot generate ({})", r.error_text()),
+                "create the password policy in Vault or fix --key ...=policy:NAME",
+            )),
+            _ => Err(self.unexpected(&what, &object, &r)),
         }
     }
 }

@@ -159,6 +159,21 @@ impl Vault {
     }
 }
 
+#[cfg(test)]
+impl Vault {
+    /// A client that is never connected, for unit tests of code that only needs the type.
+    pub(crate) fn offline_for_tests() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Vault {
+            http: reqwest::Client::new(),
+            base: "http://127.0.0.1:9/v1/".into(),
+            namespace: None,
+            token: SecretString::from(String::new()),
+            owns_token: false,
+        }
+    }
+}
+
 /// The exit-code class of a Vault status no caller handled.
 pub(crate) fn status_error(what: &str, object: &str, status: u16, text: &str) -> Error {
     let detail = if text.is_empty() {

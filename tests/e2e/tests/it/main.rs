@@ -3,6 +3,8 @@
 mod fixtures;
 mod handover;
 mod leaks;
+mod push;
 mod refusals;
+mod rotate;
 mod rustyvault;
 mod vault_outage;

@@ -1,0 +1,280 @@
+//! push-secret (v1.1 internal distribution): publish operator-generated Secrets into Vault so
+//! other namespaces consume them through ExternalSecrets instead of copying Secrets around.
+//!
+//! Writes only when the content differs from Vault's current version, with check-and-set;
+//! never writes over a Vault secret it did not create from the same source uid; never
+//! modifies the source Secret.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::audit::{Auditor, Target, Workflow};
+use crate::cli::VaultTarget;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::handover::source_of;
+use crate::kube::{BootstrapSecret, Kube, ObjectIdentity};
+use crate::outputs::Outputs;
+use crate::paths::{annotation_hint, PathPolicy, VaultPath};
+use crate::vault::kv::CasWrite;
+use crate::vault::{Kv2Read, Provenance, Vault};
+use crate::vocab::*;
+
+/// The label of Secrets published for internal distribution.
+pub const CLASS_INTERNAL: &str = "internal";
+/// custom_metadata mark of secrets push-secret owns.
+pub const OWNER_PUSH: &str = "push-secret";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub namespaces: BTreeSet<String>,
+    pub single: Option<(String, String)>,
+    pub selector: Option<String>,
+    /// Default prefix `internal`: `internal/{namespace}/{name}`.
+    pub paths: PathPolicy,
+    pub vault: VaultTarget,
+    pub workflow: Workflow,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushResult {
+    pub namespace: String,
+    pub name: String,
+    pub path: String,
+    /// `pushed`, `unchanged`, or the failure class.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub fn internal_selector() -> String {
+    format!("{LABEL_CLASS}={CLASS_INTERNAL}")
+}
+
+pub async fn run(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    let sources = match &cfg.single {
+        Some((ns, name)) => match kube.get_secret(ns, name).await? {
+            Some(s) => vec![s],
+            None => {
+                return Err(Error::precondition(
+                    format!("Secret {ns}/{name}"),
+                    "not found",
+                    "check the name; the operator may not have created it yet",
+                ))
+            }
+        },
+        None => {
+            let selector = match &cfg.selector {
+                Some(s) if !s.trim().is_empty() => format!("{},{}", internal_selector(), s.trim()),
+                _ => internal_selector(),
+            };
+            let mut all = Vec::new();
+            for ns in &cfg.namespaces {
+                all.extend(kube.list_secrets(ns, &selector).await?);
+            }
+            all
+        }
+    };
+    let mut exit = Exit::Done;
+    let mut results = Vec::new();
+    for s in &sources {
+        let path = cfg
+            .paths
+            .target(&s.namespace, &s.name, s.annotation(ANN_VAULT_PATH))
+            .map_err(|e| {
+                Error::precondition(
+                    s.object(),
+                    format!("target path refused: {e}"),
+                    annotation_hint(),
+                )
+            });
+        let res = match path {
+            Ok(p) => push_one(cfg, vault, s, &p).await.map(|(o, v)| (p, o, v)),
+            Err(e) => Err(e),
+        };
+        let path_str = res
+            .as_ref()
+            .map(|(p, _, _)| p.to_string())
+            .unwrap_or_default();
+        let result = match res {
+            Ok((p, outcome, version)) => {
+                if outcome == "pushed" {
+                    kube.event(
+                        &identity(s),
+                        false,
+                        "Pushed",
+                        &format!(
+                            "published to Vault {}/{p} version {version} by {}",
+                            cfg.vault.mount,
+                            cfg.workflow.label()
+                        ),
+                    )
+                    .await;
+                }
+                PushResult {
+                    namespace: s.namespace.clone(),
+                    name: s.name.clone(),
+                    path: p.to_string(),
+                    outcome: outcome.into(),
+                    version: Some(version),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                eprintln!("push-secret: error: {e}");
+                exit = exit.worst(e.exit());
+                if e.exit() == Exit::Precondition {
+                    kube.event(&identity(s), true, "PushRefused", &e.to_string())
+                        .await;
+                }
+                PushResult {
+                    namespace: s.namespace.clone(),
+                    name: s.name.clone(),
+                    path: path_str,
+                    outcome: e.outcome().into(),
+                    version: None,
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        let target = VaultPath::parse(&result.path).ok().map(|path| Target {
+            mount: cfg.vault.mount.to_string(),
+            path,
+            version: result.version,
+        });
+        audit.emit(&audit.event(
+            "push",
+            result.outcome.clone(),
+            Some(source_of(s)),
+            target,
+            result.error.clone(),
+        ));
+        results.push(result);
+    }
+    outputs.write_json("result.json", &results)?;
+    outputs.write(
+        "pushed",
+        &results
+            .iter()
+            .filter(|r| r.outcome == "pushed")
+            .count()
+            .to_string(),
+    )?;
+    if cfg.single.is_some() {
+        if let Some(e) = results.first().and_then(|r| r.error.clone()) {
+            return Err(match exit {
+                Exit::Transient => Error::Transient(e),
+                Exit::Unavailable => Error::Unavailable(e),
+                Exit::Usage => Error::Usage(e),
+                Exit::Internal => Error::Internal(e),
+                _ => Error::precondition(format!("Secret {}", results[0].name), e, "see above"),
+            });
+        }
+    }
+    Ok(exit)
+}
+
+fn identity(s: &BootstrapSecret) -> ObjectIdentity {
+    ObjectIdentity {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        uid: s.uid.clone(),
+    }
+}
+
+/// Returns the outcome and the version Vault holds for this source afterwards.
+async fn push_one(
+    cfg: &Config,
+    vault: &Vault,
+    s: &BootstrapSecret,
+    path: &VaultPath,
+) -> Result<(&'static str, u64)> {
+    let mount = &cfg.vault.mount;
+    let object = format!("Vault path {mount}/{path}");
+    if s.data.is_empty() {
+        return Err(Error::precondition(
+            s.object(),
+            "has no data to publish",
+            "check the operator that creates it",
+        ));
+    }
+    let data = s.data.to_vault();
+    let prov = Provenance {
+        owner: Some(OWNER_PUSH.to_owned()),
+        source: format!("{}/{}", s.namespace, s.name),
+        source_uid: s.uid.clone(),
+        source_resource_version: s.resource_version.clone(),
+        source_type: s.type_.clone(),
+        handover_at: jiff::Timestamp::now().to_string(),
+        workflow: cfg.workflow.label(),
+        base64_keys: data.base64_keys.clone(),
+    };
+    let patch = prov.to_metadata_patch()?;
+    let (cas, first) = match vault.kv2_read(mount, path, None).await? {
+        Kv2Read::Missing => (0, true),
+        Kv2Read::Deleted { version, .. } => {
+            return Err(Error::precondition(
+                object,
+                format!("its latest version {version} is deleted"),
+                "undelete it or remove the path's metadata in Vault if it is no longer wanted",
+            ))
+        }
+        Kv2Read::Present {
+            version,
+            data: current,
+            foreign_shape,
+            custom_metadata,
+        } => {
+            let same = !foreign_shape && current.same_values(&data);
+            match Provenance::from_metadata(&custom_metadata) {
+                Some(p) if p.owner.as_deref() == Some(OWNER_PUSH) && p.source == prov.source && p.source_uid == prov.source_uid => {
+                    if same {
+                        return Ok(("unchanged", version));
+                    }
+                    (version, false)
+                }
+                // Our first write landed but the step stopped before recording provenance.
+                None if same => {
+                    vault.kv2_patch_metadata(mount, path, &patch).await?;
+                    return Ok(("unchanged", version));
+                }
+                _ => {
+                    return Err(Error::precondition(
+                        object,
+                        format!("version {version} was not published by push-secret from this Secret (uid {})", s.uid),
+                        "push-secret never overwrites another owner's secret: pick another path with the \
+                         secops.io/vault-path annotation or remove the stale Vault secret",
+                    ))
+                }
+            }
+        }
+    };
+    match vault.kv2_write_cas(mount, path, &data, cas).await? {
+        CasWrite::Written { version } => {
+            vault.kv2_patch_metadata(mount, path, &patch).await?;
+            Ok(("pushed", version))
+        }
+        CasWrite::Mismatch => Err(Error::Transient(format!(
+            "{object} changed while publishing; nothing was written"
+        ))),
+        CasWrite::Denied { reason } => Err(Error::precondition(
+            object,
+            format!("Vault denied the write (HTTP 403: {reason})"),
+            if first {
+                "grant the push-secret policy `create` on <mount>/data/<path>"
+            } else {
+                "grant the push-secret policy `update` on <mount>/data/<path>"
+            },
+        )),
+    }
+}

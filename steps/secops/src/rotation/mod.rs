@@ -1,0 +1,481 @@
+//! rotate: new values for chosen keys of KV v2 secrets, inside Vault (RFC 5.6).
+//!
+//! Exactly one new version per rotation id, even if killed between any two requests:
+//! 1. read the latest version (V) and its custom_metadata;
+//! 2. `secops.io/rotation-id` == id: already done, go on to revocation and refresh;
+//! 3. record the intent, `secops.io/rotation-pending = V:salt:fingerprint:id`, where the
+//!    fingerprint is a salted SHA-256 of the new values (never the values);
+//! 4. write with `cas=V` (a concurrent writer makes this fail: exit 4, nothing half-done);
+//! 5. record completion (rotation-id, versions, generators) and clear the intent.
+//!
+//! A re-run that finds the intent with V+1 present checks the fingerprint: a match means our
+//! write landed (finish step 5); otherwise someone else wrote (exit 4).
+
+pub mod generate;
+pub mod retention;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::audit::{Auditor, Workflow};
+use crate::cli::VaultTarget;
+use crate::error::{Error, Result};
+use crate::eso::{self, RefreshReport};
+use crate::exit::Exit;
+use crate::kube::Kube;
+use crate::outputs::Outputs;
+use crate::paths::VaultPath;
+use crate::secret::VaultData;
+use crate::vault::kv::CasWrite;
+use crate::vault::{Kv2Read, Vault};
+use crate::vocab::META_BASE64_KEYS;
+use generate::Generator;
+use retention::Retention;
+
+pub const META_ROTATION_ID: &str = "secops.io/rotation-id";
+pub const META_ROTATION_PENDING: &str = "secops.io/rotation-pending";
+pub const META_ROTATED_AT: &str = "secops.io/rotated-at";
+pub const META_ROTATION_VERSIONS: &str = "secops.io/rotation-versions";
+pub const META_ROTATION_GENERATORS: &str = "secops.io/rotation-generators";
+pub const META_ROTATION_WORKFLOW: &str = "secops.io/rotation-workflow";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub paths: Vec<VaultPath>,
+    pub keys: Vec<(String, Generator)>,
+    pub rotation_id: String,
+    pub retention: Retention,
+    /// Namespaces whose ExternalSecrets are refreshed; `None`: no refresh.
+    pub refresh_namespaces: Option<Vec<String>>,
+    pub vault: VaultTarget,
+    pub workflow: Workflow,
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        if self.paths.is_empty() {
+            return Err(Error::Usage(
+                "give at least one --path or a --paths-file".into(),
+            ));
+        }
+        if self.keys.is_empty() {
+            return Err(Error::Usage(
+                "give at least one --key KEY=GENERATOR to rotate".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (k, _) in &self.keys {
+            if !seen.insert(k) {
+                return Err(Error::Usage(format!("--key {k} is given twice")));
+            }
+        }
+        let id = &self.rotation_id;
+        if id.is_empty() || id.len() > 200 || id.chars().any(|c| c.is_control()) {
+            return Err(Error::Usage(
+                "the rotation id (--rotation-id, else --workflow-uid) must be 1-200 printable characters"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathResult {
+    pub path: String,
+    /// `rotated`, `already-rotated`, or the failure class.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_version: Option<u64>,
+    pub revoked: Vec<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub async fn run(
+    cfg: &Config,
+    vault: &Vault,
+    kube: Option<&Kube>,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    cfg.validate()?;
+    let mut exit = Exit::Done;
+    let mut results = Vec::new();
+    for path in &cfg.paths {
+        let res = rotate_one(cfg, vault, kube, path).await;
+        let (result, e) = match res {
+            Ok(r) => (r, None),
+            Err(e) => (
+                PathResult {
+                    path: path.to_string(),
+                    outcome: e.outcome().to_owned(),
+                    old_version: None,
+                    new_version: None,
+                    revoked: Vec::new(),
+                    refresh: None,
+                    error: Some(e.to_string()),
+                },
+                Some(e),
+            ),
+        };
+        let mut ev = audit.event(
+            "rotate",
+            result.outcome.clone(),
+            None,
+            Some(crate::audit::Target {
+                mount: cfg.vault.mount.to_string(),
+                path: path.clone(),
+                version: result.new_version,
+            }),
+            result.error.clone(),
+        );
+        ev.details = Some(serde_json::json!({
+            "rotationId": cfg.rotation_id,
+            "oldVersion": result.old_version,
+            "newVersion": result.new_version,
+            "generators": generators_label(&cfg.keys),
+            "revoked": result.revoked,
+            "revoke": cfg.retention.revoke,
+            "refresh": result.refresh,
+        }));
+        audit.emit(&ev);
+        if let Some(e) = e {
+            eprintln!("rotate: error: {e}");
+            exit = exit.worst(e.exit());
+        }
+        results.push(result);
+    }
+    outputs.write_json("result.json", &results)?;
+    outputs.write(
+        "rotated",
+        &results
+            .iter()
+            .filter(|r| r.outcome == "rotated")
+            .count()
+            .to_string(),
+    )?;
+    Ok(exit)
+}
+
+fn generators_label(keys: &[(String, Generator)]) -> String {
+    keys.iter()
+        .map(|(k, g)| format!("{k}={}", g.kind()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The recorded intent of a rotation in progress.
+struct Pending {
+    base: u64,
+    salt: String,
+    fingerprint: String,
+    id: String,
+}
+
+impl Pending {
+    fn encode(&self) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.base, self.salt, self.fingerprint, self.id
+        )
+    }
+
+    fn decode(s: &str) -> Option<Self> {
+        let mut it = s.splitn(4, ':');
+        Some(Pending {
+            base: it.next()?.parse().ok()?,
+            salt: it.next()?.to_owned(),
+            fingerprint: it.next()?.to_owned(),
+            id: it.next()?.to_owned(),
+        })
+    }
+}
+
+/// Salted SHA-256 over the rotated keys' new values: proves which write is ours without
+/// recording anything a value could be recovered from.
+fn fingerprint(salt: &str, keys: &[(String, Generator)], data: &VaultData) -> String {
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    for (k, _) in keys {
+        h.update(k.as_bytes());
+        h.update([0u8]);
+        if let Some(v) = data.values.get(k) {
+            h.update(v.expose_secret().as_bytes());
+        }
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn rotate_one(
+    cfg: &Config,
+    vault: &Vault,
+    kube: Option<&Kube>,
+    path: &VaultPath,
+) -> Result<PathResult> {
+    let mount = &cfg.vault.mount;
+    let object = format!("Vault path {mount}/{path}");
+    let (version, data, custom) = match vault.kv2_read(mount, path, None).await? {
+        Kv2Read::Present {
+            version,
+            data,
+            foreign_shape,
+            custom_metadata,
+        } => {
+            if foreign_shape {
+                return Err(Error::precondition(
+                    object,
+                    "holds values that are not strings; rotating would drop them",
+                    "rotate only secrets written as key/value strings",
+                ));
+            }
+            (version, data, custom_metadata)
+        }
+        Kv2Read::Missing => {
+            return Err(Error::precondition(
+                object,
+                "does not exist",
+                "hand the secret over (or create it) before rotating it",
+            ))
+        }
+        Kv2Read::Deleted { version, .. } => {
+            return Err(Error::precondition(
+                object,
+                format!("its latest version {version} is deleted"),
+                "undelete it or write a new version before rotating",
+            ))
+        }
+    };
+    let mut result = PathResult {
+        path: path.to_string(),
+        outcome: "rotated".into(),
+        old_version: None,
+        new_version: None,
+        revoked: Vec::new(),
+        refresh: None,
+        error: None,
+    };
+    let pending = custom
+        .get(META_ROTATION_PENDING)
+        .and_then(|p| Pending::decode(p));
+    let done_id =
+        custom.get(META_ROTATION_ID).map(String::as_str) == Some(cfg.rotation_id.as_str());
+
+    let new_version = if done_id {
+        result.outcome = "already-rotated".into();
+        result.old_version = version.checked_sub(1);
+        version
+    } else if let Some((p, landed)) = interrupted(cfg, vault, path, pending, version, &data).await?
+    {
+        // A previous run of this rotation wrote its version but stopped before recording it.
+        finish(cfg, vault, path, &custom, p.base, landed).await?;
+        result.old_version = Some(p.base);
+        landed
+    } else {
+        for (k, _) in &cfg.keys {
+            if !data.values.contains_key(k) {
+                return Err(Error::precondition(
+                    object,
+                    format!("has no key {k:?} to rotate"),
+                    "check --key names against the secret's keys",
+                ));
+            }
+        }
+        let mut new_data = VaultData {
+            values: data
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretString::from(v.expose_secret().to_owned())))
+                .collect(),
+            base64_keys: data.base64_keys.clone(),
+        };
+        for (k, g) in &cfg.keys {
+            new_data.values.insert(k.clone(), g.generate(vault).await?);
+            new_data.base64_keys.remove(k);
+        }
+        let salt = random_hex(16);
+        let p = Pending {
+            base: version,
+            fingerprint: fingerprint(&salt, &cfg.keys, &new_data),
+            salt,
+            id: cfg.rotation_id.clone(),
+        };
+        let intent = BTreeMap::from([(META_ROTATION_PENDING.to_owned(), Some(p.encode()))]);
+        vault.kv2_patch_metadata(mount, path, &intent).await?;
+        match vault.kv2_write_cas(mount, path, &new_data, version).await? {
+            CasWrite::Written { version: v } => {
+                finish(cfg, vault, path, &custom, version, v).await?;
+                result.old_version = Some(version);
+                v
+            }
+            CasWrite::Mismatch => {
+                let clear = BTreeMap::from([(META_ROTATION_PENDING.to_owned(), None)]);
+                let _ = vault.kv2_patch_metadata(mount, path, &clear).await;
+                return Err(Error::Transient(format!(
+                    "{object}: a concurrent writer changed it after version {version} was read; \
+                     nothing was written"
+                )));
+            }
+            CasWrite::Denied { reason } => {
+                return Err(Error::precondition(
+                    object,
+                    format!("Vault denied the write (HTTP 403: {reason})"),
+                    "grant the rotate policy `update` on <mount>/data/<path>",
+                ))
+            }
+        }
+    };
+    result.new_version = Some(new_version);
+
+    if let Some(meta) = vault.kv2_metadata(mount, path).await? {
+        let revoke = cfg.retention.to_revoke(&meta, jiff::Timestamp::now());
+        if !revoke.is_empty() {
+            let destroy = cfg.retention.revoke == retention::Revoke::Destroy;
+            vault
+                .kv2_revoke_versions(mount, path, &revoke, destroy)
+                .await?;
+        }
+        result.revoked = revoke;
+    }
+    if let (Some(kube), Some(namespaces)) = (kube, &cfg.refresh_namespaces) {
+        let stamp = format!("{}-v{new_version}", cfg.rotation_id);
+        result.refresh = Some(eso::refresh(kube, namespaces, mount, path, &stamp).await?);
+    }
+    Ok(result)
+}
+
+/// Did an interrupted run of this rotation land its write? Returns the version it wrote.
+/// Checked by fingerprint, so a concurrent writer's version is never mistaken for ours.
+async fn interrupted(
+    cfg: &Config,
+    vault: &Vault,
+    path: &VaultPath,
+    pending: Option<Pending>,
+    latest: u64,
+    latest_data: &VaultData,
+) -> Result<Option<(Pending, u64)>> {
+    let Some(p) = pending.filter(|p| p.id == cfg.rotation_id && latest > p.base) else {
+        return Ok(None);
+    };
+    let candidate = p.base + 1;
+    let matches = if candidate == latest {
+        fingerprint(&p.salt, &cfg.keys, latest_data) == p.fingerprint
+    } else {
+        match vault
+            .kv2_read(&cfg.vault.mount, path, Some(candidate))
+            .await?
+        {
+            Kv2Read::Present { data, .. } => {
+                fingerprint(&p.salt, &cfg.keys, &data) == p.fingerprint
+            }
+            _ => false,
+        }
+    };
+    Ok(matches.then_some((p, candidate)))
+}
+
+/// Step 5: completion recorded, intent cleared, base64 marks of rotated (now text) keys removed.
+async fn finish(
+    cfg: &Config,
+    vault: &Vault,
+    path: &VaultPath,
+    custom: &BTreeMap<String, String>,
+    old: u64,
+    new: u64,
+) -> Result<()> {
+    let mut patch: BTreeMap<String, Option<String>> = BTreeMap::from([
+        (META_ROTATION_ID.to_owned(), Some(cfg.rotation_id.clone())),
+        (
+            META_ROTATED_AT.to_owned(),
+            Some(jiff::Timestamp::now().to_string()),
+        ),
+        (
+            META_ROTATION_VERSIONS.to_owned(),
+            Some(format!("{old}->{new}")),
+        ),
+        (
+            META_ROTATION_GENERATORS.to_owned(),
+            Some(generators_label(&cfg.keys).chars().take(512).collect()),
+        ),
+        (META_ROTATION_PENDING.to_owned(), None),
+    ]);
+    let wf = cfg.workflow.label();
+    patch.insert(META_ROTATION_WORKFLOW.to_owned(), Some(wf));
+    let rotated: BTreeSet<&str> = cfg.keys.iter().map(|(k, _)| k.as_str()).collect();
+    let remaining: BTreeSet<String> = crate::vault::kv::base64_keys(custom)
+        .into_iter()
+        .filter(|k| !rotated.contains(k.as_str()))
+        .collect();
+    if remaining != crate::vault::kv::base64_keys(custom) {
+        let prov = crate::vault::Provenance {
+            base64_keys: remaining,
+            ..Default::default()
+        };
+        for (k, v) in prov.to_metadata_patch()? {
+            if k.starts_with(META_BASE64_KEYS) {
+                patch.insert(k, v);
+            }
+        }
+    }
+    vault
+        .kv2_patch_metadata(&cfg.vault.mount, path, &patch)
+        .await
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::fill(&mut b[..]);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_round_trips_even_with_colons_in_the_id() {
+        let p = Pending {
+            base: 7,
+            salt: "ab".into(),
+            fingerprint: "cd".into(),
+            id: "2026-11-29T00:00:00Z".into(),
+        };
+        let d = Pending::decode(&p.encode()).unwrap();
+        assert_eq!(
+            (
+                d.base,
+                d.salt.as_str(),
+                d.fingerprint.as_str(),
+                d.id.as_str()
+            ),
+            (7, "ab", "cd", "2026-11-29T00:00:00Z")
+        );
+        assert!(p.encode().len() <= 512);
+    }
+
+    #[test]
+    fn fingerprint_depends_on_salt_and_rotated_values_only() {
+        let keys = vec![("password".to_string(), Generator::Uuid)];
+        let data = |pw: &str, other: &str| VaultData {
+            values: BTreeMap::from([
+                ("password".to_string(), SecretString::from(pw.to_owned())),
+                ("user".to_string(), SecretString::from(other.to_owned())),
+            ]),
+            base64_keys: Default::default(),
+        };
+        let a = fingerprint("s1", &keys, &data("x", "u"));
+        assert_eq!(a, fingerprint("s1", &keys, &data("x", "other")));
+        assert_ne!(a, fingerprint("s2", &keys, &data("x", "u")));
+        assert_ne!(a, fingerprint("s1", &keys, &data("y", "u")));
+        assert!(!a.contains('x'));
+    }
+}
