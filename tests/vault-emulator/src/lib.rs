@@ -1,17 +1,23 @@
 //! Test-only emulator of the parts of HashiCorp Vault's HTTP API that RustyVault, our
-//! real test Vault, lacks: KV version 2, Kubernetes auth login, token helpers and
-//! sys seal/health. Step binaries talk to it over loopback HTTP with `VAULT_ADDR`
-//! exactly as to Vault, so status codes and bodies follow Vault's source, cited per
-//! module. Everything is in memory; nothing here is ever shipped.
+//! real test Vault, lacks: KV version 2, Kubernetes auth login, token helpers,
+//! sys seal/health, password policies (`sys/policies/password`) and random bytes
+//! (`sys/tools/random`). Step binaries talk to it over loopback HTTP with
+//! `VAULT_ADDR` exactly as to Vault, so status codes and bodies follow Vault's
+//! source, cited per module. `Handle::set_fault` adds test-only fault injection
+//! that Vault does not have. Everything is in memory; nothing here is ever shipped.
 
 mod acl;
 mod api;
+mod fault;
 mod fields;
 mod gofmt;
+mod hcl;
 mod ids;
 mod kubernetes;
 mod kv2;
 mod kv2_http;
+mod password;
+mod random;
 mod reply;
 mod server;
 mod state;
@@ -19,6 +25,7 @@ mod sys;
 mod token;
 
 use anyhow::{bail, Context as _};
+pub use fault::Fault;
 use server::Shared;
 use state::State;
 use std::net::SocketAddr;
@@ -175,6 +182,18 @@ impl Handle {
     /// account (standing in for a token that passes TokenReview).
     pub fn issue_service_account_token(&self, namespace: &str, service_account: &str) -> String {
         self.state().kubernetes.issue(namespace, service_account)
+    }
+
+    /// Test-only fault injection for requests outside `/v1/sys/` (see `Fault`);
+    /// `None` clears it. Takes effect for the next request.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.state().fault = fault;
+    }
+
+    /// The fault in force; a `FailNext` shows the failures still to come and reads
+    /// `None` once they are spent.
+    pub fn fault(&self) -> Option<Fault> {
+        self.state().fault.clone()
     }
 
     /// Requests received so far, whatever their path.

@@ -127,6 +127,13 @@ impl ApiError {
         Self::new(400, message)
     }
 
+    /// A `logical.CodedError(status, msg)` returned as a handler's error: request
+    /// handling wraps it in a multierror (vault/request_handling.go), and
+    /// `AdjustErrorStatusCode` takes the status from inside it.
+    pub fn coded(status: u16, message: impl Into<String>) -> Self {
+        Self::new(status, gofmt::multierror(&[message.into()]))
+    }
+
     /// A `logical.CodedError(403, msg)`.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, message)

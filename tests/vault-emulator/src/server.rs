@@ -3,6 +3,7 @@
 //! see if Vault died: refused connections and reset keep-alive connections.
 
 use crate::api::{self, Request};
+use crate::fault::{Action, INJECTED};
 use crate::reply::Reply;
 use crate::state::State;
 use bytes::Bytes;
@@ -87,6 +88,15 @@ async fn respond(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respo
             .map(str::to_string),
         body,
     };
+    let action = shared
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .fault_action(&request.method, &request.path, request.query.as_deref());
+    match action {
+        Some(Action::Fail(status)) => return to_response(Reply::error(status, INJECTED)),
+        Some(Action::Delay(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
     let reply = {
         let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
         api::handle(&mut state, request, Timestamp::now())

@@ -3,9 +3,11 @@
 //! write can never interleave with another) with far less code.
 
 use crate::acl::PolicyStore;
+use crate::fault::{self, Action, Fault};
 use crate::ids;
 use crate::kubernetes::Kubernetes;
 use crate::kv2::Kv2;
+use crate::password::PasswordPolicies;
 use crate::token::TokenStore;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -19,10 +21,13 @@ pub struct State {
     pub unseal_key: String,
     pub tokens: TokenStore,
     pub policies: PolicyStore,
+    pub passwords: PasswordPolicies,
     pub kv: BTreeMap<String, Kv2>,
     pub kubernetes: Kubernetes,
     pub cluster_name: String,
     pub cluster_id: String,
+    /// Test-only; see `fault`.
+    pub fault: Option<Fault>,
     log: Vec<(String, String)>,
 }
 
@@ -39,6 +44,7 @@ impl State {
             unseal_key: unseal_key.to_string(),
             tokens: TokenStore::new(root_token, now),
             policies: PolicyStore::new(),
+            passwords: PasswordPolicies::default(),
             kv: kv2_mounts
                 .iter()
                 .map(|m| (m.clone(), Kv2::default()))
@@ -46,6 +52,7 @@ impl State {
             kubernetes: Kubernetes::new(kubernetes_mount),
             cluster_name: format!("vault-cluster-{}", &ids::uuid()[..8]),
             cluster_id: ids::uuid(),
+            fault: None,
             log: Vec::new(),
         }
     }
@@ -57,6 +64,21 @@ impl State {
             None => path.to_string(),
         };
         self.log.push((method.to_string(), target));
+    }
+
+    /// The injected fault a request meets, if any. A request failed by it is logged
+    /// here, since it never reaches `api::handle`.
+    pub fn fault_action(
+        &mut self,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+    ) -> Option<Action> {
+        let action = fault::apply(&mut self.fault, path);
+        if matches!(action, Some(Action::Fail(_))) {
+            self.record(method, path, query);
+        }
+        action
     }
 
     pub fn requests(&self) -> Vec<(String, String)> {

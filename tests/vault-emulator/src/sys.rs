@@ -1,14 +1,18 @@
 //! The system backend. Five paths are served by dedicated HTTP handlers in Vault
 //! (http/sys_health.go, sys_seal.go, sys_init.go) with raw bodies and their own
 //! method checks; they work while sealed. The rest go through the logical request
-//! path: ACL policies (`sys/policies/acl`) and the emulator's own control endpoints
-//! (`sys/emulator/...`, root only), which mirror the `Handle` methods for tests that
-//! run the binary. New endpoints are a `SysEndpoint` variant and a match arm.
+//! path: ACL policies (`sys/policies/acl`), password policies
+//! (`sys/policies/password`), random bytes (`sys/tools/random`) and the emulator's own
+//! control endpoints (`sys/emulator/...`, root only), which mirror the `Handle`
+//! methods for tests that run the binary. New endpoints are a `SysEndpoint` variant
+//! and a match arm.
 
 use crate::acl;
 use crate::api::{Caller, Op};
 use crate::fields::{self, Data};
 use crate::gofmt;
+use crate::password::{self, GENERATE_TIMEOUT, MAX_LENGTH, MIN_LENGTH};
+use crate::random;
 use crate::reply::{ApiError, Handled, Outcome, Reply, Response};
 use crate::state::{State, VERSION};
 use base64::engine::general_purpose::STANDARD;
@@ -16,6 +20,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use jiff::Timestamp;
 use serde_json::{json, Map, Value};
+use std::time::Instant;
 
 /// Paths that answer while sealed, besides the raw handlers.
 pub fn works_sealed(path: &str) -> bool {
@@ -222,6 +227,17 @@ fn seal(state: &mut State, token: Option<&str>, now: Timestamp) -> Reply {
 enum SysEndpoint<'a> {
     AclPolicyList,
     AclPolicy(&'a str),
+    /// `policies/password/?$` (LIST only).
+    PasswordPolicyList,
+    /// `policies/password/(?P<name>.+)$`; names may contain slashes.
+    PasswordPolicy(&'a str),
+    /// `policies/password/(?P<name>.+)/generate$` (read only).
+    PasswordGenerate(&'a str),
+    /// `tools/random(/:source)(/:urlbytes)`, captures empty when absent.
+    Random {
+        source: &'a str,
+        urlbytes: &'a str,
+    },
     ServiceAccountToken,
     Requests,
 }
@@ -229,12 +245,22 @@ enum SysEndpoint<'a> {
 fn endpoint(rest: &str) -> Option<SysEndpoint<'_>> {
     match rest {
         "policies/acl" | "policies/acl/" => Some(SysEndpoint::AclPolicyList),
+        "policies/password" | "policies/password/" => Some(SysEndpoint::PasswordPolicyList),
         "emulator/service-account-token" => Some(SysEndpoint::ServiceAccountToken),
         "emulator/requests" => Some(SysEndpoint::Requests),
-        _ => rest
-            .strip_prefix("policies/acl/")
-            .filter(|name| !name.contains('/'))
-            .map(SysEndpoint::AclPolicy),
+        _ => {
+            if let Some(name) = rest.strip_prefix("policies/acl/") {
+                return (!name.contains('/')).then_some(SysEndpoint::AclPolicy(name));
+            }
+            if let Some(name) = rest.strip_prefix("policies/password/") {
+                return Some(match name.strip_suffix("/generate") {
+                    Some(policy) if !policy.is_empty() => SysEndpoint::PasswordGenerate(policy),
+                    _ => SysEndpoint::PasswordPolicy(name),
+                });
+            }
+            let (source, urlbytes) = random::route(rest.strip_prefix("tools/random")?)?;
+            Some(SysEndpoint::Random { source, urlbytes })
+        }
     }
 }
 
@@ -269,6 +295,38 @@ pub fn handle(
             }
             state.policies.remove(&name);
             Ok(Outcome::Nil)
+        }
+        (SysEndpoint::PasswordPolicyList, Op::List) => Ok(Outcome::Resp(Response::data(
+            json!({ "keys": state.passwords.names() }),
+        ))),
+        (SysEndpoint::PasswordPolicy(name), Op::Read) => {
+            let stored = state.passwords.get(name).ok_or_else(no_password_policy)?;
+            Ok(Outcome::Resp(Response::data(
+                json!({ "policy": stored.text }),
+            )))
+        }
+        (SysEndpoint::PasswordPolicy(name), _) if write => write_password_policy(state, name, data),
+        (SysEndpoint::PasswordPolicy(name), Op::Delete) => {
+            state.passwords.remove(name);
+            Ok(Outcome::Nil)
+        }
+        (SysEndpoint::PasswordGenerate(name), Op::Read) => {
+            let stored = state.passwords.get(name).ok_or_else(no_password_policy)?;
+            let password = stored
+                .generator
+                .generate(Instant::now() + GENERATE_TIMEOUT)
+                .map_err(|e| {
+                    ApiError::coded(
+                        500,
+                        format!("failed to generate password from policy: {}", e.message()),
+                    )
+                })?;
+            Ok(Outcome::Resp(Response::data(
+                json!({ "password": password }),
+            )))
+        }
+        (SysEndpoint::Random { source, urlbytes }, _) if write => {
+            random::handle(source, urlbytes, data)
         }
         (SysEndpoint::ServiceAccountToken, _) if write => {
             require_root(caller)?;
@@ -329,4 +387,56 @@ fn write_policy(state: &mut State, name: &str, data: &Data) -> Handled {
     let policy = acl::parse(&text).map_err(ApiError::bad_request)?;
     state.policies.set(&name, policy);
     Ok(Outcome::Nil)
+}
+
+/// `handlePoliciesPasswordGet` / `Generate` on a name with nothing stored.
+fn no_password_policy() -> ApiError {
+    ApiError::coded(404, "policy does not exist")
+}
+
+/// `handlePoliciesPasswordSet`: the text may be base64-encoded (Go's decoder skips
+/// line breaks); it must parse, give a length of 4 to 100, and yield ten passwords
+/// within a second. Success is a bare 204 (`RespondWithStatusCode`).
+fn write_password_policy(state: &mut State, name: &str, data: &Data) -> Handled {
+    let mut text = fields::string(data, "policy").map_err(ApiError::bad_request)?;
+    if text.is_empty() {
+        return Err(ApiError::coded(400, "missing policy"));
+    }
+    let unwrapped: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    if let Ok(decoded) = STANDARD.decode(unwrapped) {
+        text = String::from_utf8_lossy(&decoded).into_owned();
+    }
+    let generator = password::parse(&text)
+        .map_err(|e| ApiError::coded(400, format!("invalid password policy: {e}")))?;
+    if !(MIN_LENGTH..=MAX_LENGTH).contains(&generator.length) {
+        return Err(ApiError::coded(
+            400,
+            format!("passwords must be between {MIN_LENGTH} and {MAX_LENGTH} characters"),
+        ));
+    }
+    const ATTEMPTS: usize = 10;
+    let deadline = Instant::now() + GENERATE_TIMEOUT;
+    let failed = (0..ATTEMPTS)
+        .filter(|_| generator.generate(deadline).is_err())
+        .count();
+    let timeout = gofmt::duration(GENERATE_TIMEOUT.as_secs() as i64);
+    if failed == ATTEMPTS {
+        return Err(ApiError::coded(
+            400,
+            format!("unable to generate password from provided policy in {timeout}: are the rules impossible?"),
+        ));
+    }
+    if failed > 0 {
+        return Err(ApiError::coded(
+            400,
+            format!("failed to generate passwords {failed} times out of {ATTEMPTS} attempts in {timeout} - is the policy too restrictive?"),
+        ));
+    }
+    state
+        .passwords
+        .set(name, password::Stored { text, generator });
+    Ok(Outcome::Raw {
+        status: 204,
+        resp: None,
+    })
 }

@@ -157,8 +157,7 @@ async fn revokes_old_versions_by_count_keeping_the_previous_through_grace() {
     let deleted = |v: &str| {
         meta["data"]["versions"][v]["deletion_time"]
             .as_str()
-            .unwrap_or("")
-            != ""
+            .is_some_and(|t| !t.is_empty())
     };
     assert!(deleted("1") && deleted("2") && deleted("3"));
     assert!(!deleted("4") && !deleted("5"));
@@ -294,12 +293,11 @@ async fn external_secrets_reading_the_path_are_refreshed_and_others_untouched() 
     );
     for name in ["created-once", "interval-zero"] {
         let es = api.get(name).await.unwrap();
-        assert!(es
+        assert!(!es
             .metadata
             .annotations
             .unwrap_or_default()
-            .get("force-sync")
-            .is_none());
+            .contains_key("force-sync"));
     }
     // A re-run of the same rotation leaves them as they are.
     let again = rotate(&env, &args).await;
@@ -391,4 +389,214 @@ async fn sealed_vault_and_bad_input_change_nothing() {
         .vault_custom_metadata(path)
         .await
         .contains_key("secops.io/rotation-pending"));
+}
+
+/// Vault requests a step made that a fault can hit (everything outside `/v1/sys/`).
+fn faultable(env: &Env) -> usize {
+    env.vault
+        .requests()
+        .iter()
+        .filter(|(_, p)| !p.starts_with("/v1/sys/"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_at_every_request_boundary_ends_with_one_new_version() {
+    let env = Env::start().await;
+    // Secrets to rotate, one per kill point, all at version 1 with a previous history.
+    let paths: Vec<String> = (0..12).map(|i| format!("kills/s{i:02}")).collect();
+    for p in &paths {
+        for v in ["a", "b"] {
+            env.vault_root(
+                "POST",
+                &format!("secret/data/{p}"),
+                Some(json!({"data": {"password": v, "user": "u"}})),
+            )
+            .await;
+        }
+    }
+    let args = |p: &str| {
+        vec![
+            "--path".to_string(),
+            p.to_string(),
+            "--key".into(),
+            "password=password:length=20".into(),
+            "--rotation-id".into(),
+            "cron-2026-11-29T00:00".into(),
+            "--keep-versions".into(),
+            "1".into(),
+            "--grace".into(),
+            "0s".into(),
+        ]
+    };
+    // How many faultable requests a clean rotation makes.
+    let before = faultable(&env);
+    env.step("rotate")
+        .args(args(&paths[0]))
+        .run()
+        .await
+        .assert_code(0);
+    // The last request is the login token's revoke-self: after it the work is done.
+    let work = faultable(&env) - before - 1;
+    assert!(
+        work >= 7,
+        "login, read, intent, write, finish, metadata, revoke: {work}"
+    );
+
+    let mut covered = 0;
+    for (k, p) in paths.iter().skip(1).enumerate().take(work) {
+        // Killed after k requests: every later request never reaches Vault.
+        env.vault.set_fault(Some(vault_emulator::Fault::FailAfter {
+            ok: k as u32,
+            status: 503,
+        }));
+        let killed = env.step("rotate").args(args(p)).run().await;
+        assert_ne!(killed.code, 0, "kill after {k} requests must stop the step");
+        env.vault.set_fault(None);
+        // The re-run (same rotation id) finishes the job.
+        env.step("rotate").args(args(p)).run().await.assert_code(0);
+        env.step("rotate").args(args(p)).run().await.assert_code(0);
+        assert_eq!(
+            env.vault_versions(p).await,
+            3,
+            "{p}: exactly one new version after a kill at {k}"
+        );
+        let meta = env.vault_custom_metadata(p).await;
+        assert_eq!(
+            meta["secops.io/rotation-id"], "cron-2026-11-29T00:00",
+            "{p}"
+        );
+        assert_eq!(meta["secops.io/rotation-versions"], "2->3", "{p}");
+        assert!(!meta.contains_key("secops.io/rotation-pending"), "{p}");
+        let bytes = env.vault_bytes(p).await;
+        assert_eq!(bytes["user"], b"u", "{p}: other keys intact");
+        assert_eq!(bytes["password"].len(), 20, "{p}");
+        let (_, md) = env
+            .vault_root("GET", &format!("secret/metadata/{p}"), None)
+            .await;
+        assert_ne!(
+            md["data"]["versions"]["2"]["deletion_time"],
+            json!(""),
+            "{p}: old version revoked"
+        );
+        covered += 1;
+    }
+    assert_eq!(covered, work);
+    println!("kill points covered: {covered} of {work} request boundaries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_writer_gives_exit_4_and_no_partial_state() {
+    let env = Env::start().await;
+    let path = handed_over(&env).await;
+    // Slow Vault: each request waits 1s, so the test can write between rotate's read and write.
+    env.vault.set_fault(Some(vault_emulator::Fault::Delay(
+        std::time::Duration::from_secs(1),
+    )));
+    let step = env.step("rotate").args([
+        "--path",
+        path,
+        "--key",
+        "password=uuid",
+        "--rotation-id",
+        "c-1",
+    ]);
+    // Once rotate's read was served (the log records served requests), a concurrent writer
+    // adds a version; it lands a second later, well before rotate's write does.
+    let reads = || {
+        env.vault
+            .requests()
+            .iter()
+            .filter(|(m, p)| m == "GET" && p == "/v1/secret/data/apps/db")
+            .count()
+    };
+    let handover_reads = reads();
+    let concurrent_writer = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while reads() == handover_reads {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rotate never got to its intent"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let (st, _) = env
+            .vault_root(
+                "POST",
+                "secret/data/apps/db",
+                Some(json!({"data": {"password": "concurrent"}})),
+            )
+            .await;
+        assert_eq!(st, 200);
+    };
+    let (run, ()) = tokio::join!(step.run(), concurrent_writer);
+    env.vault.set_fault(None);
+    run.assert_code(4);
+    assert!(run.stderr.contains("concurrent writer"), "{}", run.stderr);
+    assert_eq!(
+        env.vault_versions(path).await,
+        2,
+        "only the concurrent writer's version"
+    );
+    assert_eq!(env.vault_bytes(path).await["password"], b"concurrent");
+    let meta = env.vault_custom_metadata(path).await;
+    assert!(
+        !meta.contains_key("secops.io/rotation-pending"),
+        "intent cleared"
+    );
+    assert!(!meta.contains_key("secops.io/rotation-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_generates_the_value_from_a_password_policy() {
+    let env = Env::start().await;
+    let path = handed_over(&env).await;
+    let policy = "length = 24\nrule \"charset\" {\n  charset = \"abcdefgh\"\n  min-chars = 2\n}\nrule \"charset\" {\n  charset = \"0123\"\n  min-chars = 3\n}\n";
+    let (st, body) = env
+        .vault_root(
+            "PUT",
+            "sys/policies/password/strict",
+            Some(json!({"policy": policy})),
+        )
+        .await;
+    assert!(st < 300, "{st} {body}");
+    let run = rotate(
+        &env,
+        &[
+            "--path",
+            path,
+            "--key",
+            "password=policy:strict",
+            "--rotation-id",
+            "p-1",
+        ],
+    )
+    .await;
+    run.assert_code(0);
+    let pw = String::from_utf8(env.vault_bytes(path).await["password"].clone()).unwrap();
+    assert_eq!(pw.len(), 24);
+    assert!(pw.chars().all(|c| "abcdefgh0123".contains(c)), "{pw}");
+    assert!(
+        pw.chars().filter(|c| "0123".contains(*c)).count() >= 3,
+        "{pw}"
+    );
+    assert_eq!(
+        run.audit()[0]["details"]["generators"],
+        json!("password=policy")
+    );
+    // A missing policy is a precondition failure and writes nothing.
+    let run = rotate(
+        &env,
+        &[
+            "--path",
+            path,
+            "--key",
+            "password=policy:missing",
+            "--rotation-id",
+            "p-2",
+        ],
+    )
+    .await;
+    run.assert_code(3);
+    assert_eq!(env.vault_versions(path).await, 2);
 }

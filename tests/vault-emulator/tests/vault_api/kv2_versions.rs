@@ -279,3 +279,122 @@ async fn a_future_deletion_time_still_reads() {
     let meta = vault.root_call("GET", "/v1/secret/metadata/k", None).await;
     assert_eq!(meta.json["data"]["delete_version_after"], "1h0m0s");
 }
+
+/// `time.RFC3339Nano` in UTC as `ptypes.TimestampString` renders it: a `Z` suffix
+/// and a fraction of 1 to 9 digits without trailing zeros, or none at all.
+fn rfc3339_nano(text: &str) -> jiff::Timestamp {
+    let (seconds, fraction) = match text.strip_suffix('Z').expect("UTC").split_once('.') {
+        Some((s, f)) => (s, Some(f)),
+        None => (text.trim_end_matches('Z'), None),
+    };
+    assert_eq!(seconds.len(), 19, "{text}");
+    if let Some(f) = fraction {
+        assert!(
+            (1..=9).contains(&f.len())
+                && f.bytes().all(|b| b.is_ascii_digit())
+                && !f.ends_with('0'),
+            "{text}"
+        );
+    }
+    text.parse().expect("RFC 3339")
+}
+
+// Vault: kv path_metadata.go pathMetadataRead; path_delete.go pathDeleteWrite; path_destroy.go pathDestroyWrite
+#[tokio::test]
+async fn metadata_tracks_each_version_through_delete_and_destroy() {
+    let vault = Vault::start().await;
+    let mut written = Vec::new();
+    for i in 1..=5 {
+        written.push(vault.put("k", json!({ "v": i.to_string() })).await);
+    }
+    let post = |path: &'static str, versions: Value| {
+        let vault = &vault;
+        async move {
+            vault
+                .root_call(
+                    "POST",
+                    &format!("/v1/secret/{path}"),
+                    Some(json!({ "versions": versions })),
+                )
+                .await
+        }
+    };
+    // Older versions, never the latest: 1 destroyed only, 2 deleted then destroyed,
+    // 3 deleted only, 4 and 5 untouched.
+    assert_eq!(post("delete/k", json!([2, 3])).await.status, 204);
+    let deleted = vault.root_call("GET", "/v1/secret/metadata/k", None).await;
+    let deleted_at = deleted.json["data"]["versions"]["2"]["deletion_time"].clone();
+    assert_eq!(post("destroy/k", json!([1, 2])).await.status, 204);
+
+    let meta = vault.root_call("GET", "/v1/secret/metadata/k", None).await;
+    assert_eq!(meta.status, 200, "{}", meta.text);
+    let data = &meta.json["data"];
+    assert_eq!(data["current_version"], 5);
+    assert_eq!(data["oldest_version"], 0);
+    let versions = data["versions"].as_object().expect("versions");
+    let numbers: Vec<&String> = versions.keys().collect();
+    assert_eq!(numbers, ["1", "2", "3", "4", "5"]);
+    let mut previous = None;
+    for (n, write) in (1..=5).zip(&written) {
+        let v = &versions[&n.to_string()];
+        let fields: Vec<&String> = v.as_object().expect("version").keys().collect();
+        assert_eq!(fields, ["created_time", "deletion_time", "destroyed"]);
+        // The same created_time the write returned, with nanoseconds.
+        assert_eq!(v["created_time"], write["created_time"], "version {n}");
+        let created = rfc3339_nano(v["created_time"].as_str().expect("created_time"));
+        assert!(previous <= Some(created), "version {n} created in order");
+        previous = Some(created);
+        let (deleted, destroyed) = match n {
+            1 => (false, true),
+            2 => (true, true),
+            3 => (true, false),
+            _ => (false, false),
+        };
+        assert_eq!(v["destroyed"], destroyed, "version {n}");
+        let deletion = v["deletion_time"].as_str().expect("deletion_time");
+        if deleted {
+            assert!(rfc3339_nano(deletion) >= created, "version {n}");
+        } else {
+            // Destroying does not set a deletion time.
+            assert_eq!(deletion, "", "version {n}");
+        }
+    }
+    // Destroying a deleted version keeps its deletion time.
+    assert_eq!(versions["2"]["deletion_time"], deleted_at);
+    assert_eq!(data["created_time"], versions["1"]["created_time"]);
+    assert_eq!(data["updated_time"], versions["5"]["created_time"]);
+
+    // Reads agree: the latest is live, the others are 404 with their metadata.
+    let latest = vault.root_call("GET", "/v1/secret/data/k", None).await;
+    assert_eq!(latest.status, 200);
+    assert_eq!(latest.json["data"]["data"], json!({ "v": "5" }));
+    assert_eq!(
+        vault
+            .root_call("GET", "/v1/secret/data/k?version=4", None)
+            .await
+            .json["data"]["data"],
+        json!({ "v": "4" })
+    );
+    for (n, destroyed) in [(1, true), (2, true), (3, false)] {
+        let res = vault
+            .root_call("GET", &format!("/v1/secret/data/k?version={n}"), None)
+            .await;
+        assert_eq!(res.status, 404, "version {n}");
+        assert_eq!(res.json["data"]["data"], Value::Null);
+        assert_eq!(res.json["data"]["metadata"]["version"], n);
+        assert_eq!(res.json["data"]["metadata"]["destroyed"], destroyed);
+        assert_eq!(
+            res.json["data"]["metadata"]["deletion_time"],
+            versions[&n.to_string()]["deletion_time"]
+        );
+    }
+    // Undelete brings back only what was not destroyed.
+    assert_eq!(post("undelete/k", json!([2, 3])).await.status, 204);
+    let meta = vault.root_call("GET", "/v1/secret/metadata/k", None).await;
+    assert_eq!(meta.json["data"]["versions"]["3"]["deletion_time"], "");
+    assert_eq!(meta.json["data"]["versions"]["2"]["destroyed"], true);
+    let v3 = vault
+        .root_call("GET", "/v1/secret/data/k?version=3", None)
+        .await;
+    assert_eq!(v3.json["data"]["data"], json!({ "v": "3" }));
+}
