@@ -121,6 +121,37 @@ async fn the_canary_is_nowhere_but_in_the_two_authorities() {
         3
     );
     assert_eq!(step!("read-bootstrap", &["--namespaces", "locked"]), 3);
+    // Rotation keeps the canary in its other keys; push-secret publishes a canary Secret.
+    let rotate = [
+        "--path",
+        "leak-ignore/s",
+        "--key",
+        "password=password",
+        "--rotation-id",
+        "leak-1",
+        "--keep-versions",
+        "1",
+        "--grace",
+        "0s",
+    ];
+    assert_eq!(step!("rotate", &rotate), 0);
+    assert_eq!(step!("rotate", &rotate), 0);
+    env.seed(
+        canary_secret("leak-push", "s")
+            .unlabeled()
+            .label("secops.io/class", "internal"),
+    )
+    .await;
+    assert_eq!(step!("push-secret", &["--namespaces", "leak-push"]), 0);
+    assert_eq!(step!("push-secret", &["--namespaces", "leak-push"]), 0);
+    let generated = env.vault_bytes("leak-ignore/s").await["password"].clone();
+    let generated = String::from_utf8(generated).unwrap();
+    for (run, _) in &runs {
+        assert!(!run.stdout.contains(&generated) && !run.stderr.contains(&generated));
+        for body in run.outputs.values() {
+            assert!(!body.contains(&generated), "a generated value in an output");
+        }
+    }
 
     for (run, args) in &runs {
         check_run(run, args);
@@ -161,8 +192,9 @@ async fn the_canary_is_nowhere_but_in_the_two_authorities() {
     }
     // ...and the value really is in Vault, so the search above could have found it.
     assert_eq!(
-        env.vault_bytes("leak-ignore/s").await["password"],
+        env.vault_bytes("internal/leak-push/s").await["password"],
         CANARY.as_bytes()
     );
+    assert!(env.vault_bytes("leak-ignore/s").await["binary"].starts_with(CANARY.as_bytes()));
     assert!(runs.len() >= 15, "covered {} step runs", runs.len());
 }
