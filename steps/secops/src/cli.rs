@@ -82,7 +82,7 @@ pub struct VaultArgs {
     #[arg(long, env = "SECOPS_VAULT_AUTH_MOUNT", value_name = "MOUNT")]
     pub vault_auth_mount: Option<String>,
     /// Service-account JWT presented to Vault's Kubernetes auth.
-    #[arg(long, default_value = SA_TOKEN_PATH, value_name = "FILE")]
+    #[arg(long, env = "SECOPS_SERVICE_ACCOUNT_TOKEN_FILE", default_value = SA_TOKEN_PATH, value_name = "FILE")]
     pub service_account_token_file: PathBuf,
     /// File holding a Vault token (instead of VAULT_TOKEN).
     #[arg(long, env = "VAULT_TOKEN_FILE", value_name = "FILE")]

@@ -46,7 +46,7 @@ pub struct ReadBootstrapArgs {
     #[arg(long, requires = "namespace")]
     pub name: Option<String>,
     /// Extra label selector, ANDed with secops.io/class=bootstrap.
-    #[arg(long, conflicts_with = "name")]
+    #[arg(long)]
     pub selector: Option<String>,
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -66,10 +66,16 @@ pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) 
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect::<BTreeSet<_>>(),
-        single: a.namespace.zip(a.name),
-        selector: a.selector,
+        // Empty values count as absent, so a template can always pass the flags.
+        single: nonempty(a.namespace).zip(nonempty(a.name)),
+        selector: nonempty(a.selector),
         paths: a.paths.policy()?,
     };
+    if cfg.single.is_some() && cfg.selector.is_some() {
+        return Err(Error::Usage(
+            "--selector selects among many; it cannot be combined with --name".into(),
+        ));
+    }
     cfg.validate()?;
     let audit = Auditor {
         step: "read-bootstrap",
@@ -251,19 +257,23 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
             "rotate needs KV version 2 (versions and check-and-set); --kv-version 1 is not supported".into(),
         ));
     }
-    let refresh_namespaces = a.refresh_external_secrets.map(|v| {
-        v.into_iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-    });
+    // An empty list (a template's empty parameter) means no refresh.
+    let refresh_namespaces = a
+        .refresh_external_secrets
+        .map(|v| {
+            v.into_iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty());
     if let Some(ns) = &refresh_namespaces {
         validate_namespaces(ns.iter())?;
     }
     let cfg = crate::rotation::Config {
         paths,
         keys: a.keys,
-        rotation_id: a.rotation_id.unwrap_or_else(|| workflow.uid.clone()),
+        rotation_id: nonempty(a.rotation_id).unwrap_or_else(|| workflow.uid.clone()),
         retention: crate::rotation::retention::Retention {
             keep_versions: a.keep_versions,
             keep_for: a.keep_for,
@@ -309,7 +319,7 @@ pub struct PushSecretArgs {
     #[arg(long, requires = "namespace")]
     pub name: Option<String>,
     /// Extra label selector, ANDed with secops.io/class=internal.
-    #[arg(long, conflicts_with = "name")]
+    #[arg(long)]
     pub selector: Option<String>,
     /// Prefix under the KV mount: secrets go to {prefix}/{namespace}/{name}.
     #[arg(
@@ -337,7 +347,14 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
         .filter(|s| !s.is_empty())
         .collect();
     validate_namespaces(namespaces.iter())?;
-    if let Some(ns) = &a.namespace {
+    let single = nonempty(a.namespace).zip(nonempty(a.name));
+    let selector = nonempty(a.selector);
+    if single.is_some() && selector.is_some() {
+        return Err(Error::Usage(
+            "--selector selects among many; it cannot be combined with --name".into(),
+        ));
+    }
+    if let Some((ns, _)) = &single {
         if !namespaces.contains(ns) {
             return Err(Error::Usage(format!(
                 "namespace {ns:?} is not among the allowed --namespaces"
@@ -356,8 +373,8 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
     }
     let cfg = crate::push::Config {
         namespaces,
-        single: a.namespace.zip(a.name),
-        selector: a.selector,
+        single,
+        selector,
         paths,
         vault: vault_target,
         workflow: a.workflow.workflow()?,
@@ -386,4 +403,8 @@ fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> Result<()> {
         return Err(Error::Usage("give at least one namespace".into()));
     }
     Ok(())
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
 }

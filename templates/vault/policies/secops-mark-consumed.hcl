@@ -1,0 +1,4 @@
+# mark-consumed: reads the version back to acknowledge the handover. Nothing else.
+path "secret/data/*" {
+  capabilities = ["read"]
+}

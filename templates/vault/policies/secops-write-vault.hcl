@@ -1,0 +1,9 @@
+# write-vault: create-only. Without `update`, Vault itself refuses any overwrite of an
+# existing secret; `read` judges what is there; `patch` records provenance in custom_metadata.
+# Narrow `*` to your path prefix (e.g. secret/data/bootstrap/*) if you use --path-prefix.
+path "secret/data/*" {
+  capabilities = ["create", "read"]
+}
+path "secret/metadata/*" {
+  capabilities = ["patch"]
+}
