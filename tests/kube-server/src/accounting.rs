@@ -12,10 +12,25 @@ pub struct Accounting {
     inner: Mutex<Inner>,
 }
 
+/// An authorization-relevant view of one request, as RBAC would see it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiAccess {
+    /// The bearer token (a test names its identities by token).
+    pub user: String,
+    /// RBAC verb: get, list, create, update, patch, delete, deletecollection, watch.
+    pub verb: String,
+    /// API group, `""` for core.
+    pub group: String,
+    pub resource: String,
+    /// `""` for cluster scope.
+    pub namespace: String,
+}
+
 #[derive(Default)]
 struct Inner {
     log: Vec<(String, String)>,
     counts: BTreeMap<RequestKey, u64>,
+    accesses: Vec<ApiAccess>,
 }
 
 impl Accounting {
@@ -29,6 +44,14 @@ impl Accounting {
             let key = (method.to_string(), plural.to_string(), ns.to_string());
             *inner.counts.entry(key).or_default() += 1;
         }
+    }
+
+    pub fn access(&self, a: ApiAccess) {
+        self.lock().accesses.push(a);
+    }
+
+    pub fn accesses(&self) -> Vec<ApiAccess> {
+        self.lock().accesses.clone()
     }
 
     pub fn total(&self) -> u64 {
@@ -47,6 +70,7 @@ impl Accounting {
         let mut inner = self.lock();
         inner.log.clear();
         inner.counts.clear();
+        inner.accesses.clear();
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -29,6 +29,9 @@ pub struct Request {
     pub query: Option<String>,
     pub content_type: Option<String>,
     pub body: Bytes,
+    /// The bearer token, which names the caller (tokens are not checked; a test gives each
+    /// identity its own kubeconfig so requests can be attributed).
+    pub user: Option<String>,
 }
 
 impl Request {
@@ -109,6 +112,13 @@ impl Front {
                 "the server does not allow this method on the requested resource",
             );
         };
+        self.accounting.access(crate::accounting::ApiAccess {
+            user: req.user.clone().unwrap_or_default(),
+            verb: verb.to_string(),
+            group: p.group.clone(),
+            resource: p.resource.clone(),
+            namespace: p.namespace.clone().unwrap_or_default(),
+        });
         if verb == "watch" {
             return status::method_not_allowed("watch is not supported by kube-server");
         }

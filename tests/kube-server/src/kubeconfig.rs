@@ -9,6 +9,11 @@ pub const TOKEN: &str = "kube-server-test-token";
 
 /// Renders the kubeconfig YAML. Strings are JSON-quoted, which is valid YAML.
 pub fn render(addr: SocketAddr, namespace: &str) -> String {
+    render_as(addr, namespace, TOKEN)
+}
+
+/// The same, for a caller identified by `token` (recorded with each request).
+pub fn render_as(addr: SocketAddr, namespace: &str, token: &str) -> String {
     let q = |s: &str| serde_json::Value::from(s).to_string();
     format!(
         "apiVersion: v1
@@ -32,12 +37,21 @@ preferences: {{}}
 ",
         server = q(&format!("http://{addr}")),
         namespace = q(namespace),
-        token = q(TOKEN),
+        token = q(token),
     )
 }
 
 pub fn write(path: &Path, addr: SocketAddr, namespace: &str) -> std::io::Result<()> {
     std::fs::write(path, render(addr, namespace))
+}
+
+pub fn write_as(
+    path: &Path,
+    addr: SocketAddr,
+    namespace: &str,
+    token: &str,
+) -> std::io::Result<()> {
+    std::fs::write(path, render_as(addr, namespace, token))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ mod semantics;
 mod server;
 mod status;
 
-pub use accounting::RequestKey;
+pub use accounting::{ApiAccess, RequestKey};
 pub use kubeconfig::TOKEN;
 pub use status::USER;
 
@@ -92,6 +92,22 @@ impl Handle {
     /// set) whose context defaults to `namespace`.
     pub fn write_kubeconfig(&self, path: &std::path::Path, namespace: &str) -> std::io::Result<()> {
         kubeconfig::write(path, self.addr, namespace)
+    }
+
+    /// A kubeconfig whose bearer token is `token`, so this caller's requests can be told
+    /// apart in [`Handle::accesses`].
+    pub fn write_kubeconfig_as(
+        &self,
+        path: &std::path::Path,
+        namespace: &str,
+        token: &str,
+    ) -> std::io::Result<()> {
+        kubeconfig::write_as(path, self.addr, namespace, token)
+    }
+
+    /// Every resource request as RBAC sees it (caller, verb, group, resource, namespace).
+    pub fn accesses(&self) -> Vec<ApiAccess> {
+        self.front.accounting.accesses()
     }
 
     /// A kube client talking to this server over HTTP, default namespace `default`.

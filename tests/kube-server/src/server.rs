@@ -73,6 +73,12 @@ async fn respond(front: Arc<Front>, req: hyper::Request<Incoming>) -> hyper::Res
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string),
                 body: collected.to_bytes(),
+                user: parts
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::to_string),
             };
             let task = tokio::spawn(async move { front.handle(request).await });
             task.await.unwrap_or_else(|e| {

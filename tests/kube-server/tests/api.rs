@@ -739,3 +739,47 @@ async fn lists_are_ordered_and_paginate() {
         )
     );
 }
+
+/// Least-privilege tests attribute each request to a caller by its kubeconfig token and see
+/// it as RBAC would: verb, group, resource, namespace.
+#[tokio::test]
+async fn requests_are_recorded_as_rbac_sees_them_per_caller() {
+    let env = env("default", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig-step");
+    env.server
+        .write_kubeconfig_as(&path, "apps", "system:serviceaccount:secops:step")
+        .unwrap();
+    let step = common::client_from(&path).await;
+    let secrets: Api<Secret> = Api::namespaced(step, "apps");
+    secrets
+        .create(&PostParams::default(), &secret("s", &[], &[("k", "v")]))
+        .await
+        .unwrap();
+    secrets.get("s").await.unwrap();
+    secrets.list(&ListParams::default()).await.unwrap();
+    secrets
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
+    secrets.delete("s", &DeleteParams::default()).await.unwrap();
+    let seen: Vec<(String, String)> = env
+        .server
+        .accesses()
+        .into_iter()
+        .filter(|a| a.user == "system:serviceaccount:secops:step")
+        .map(|a| {
+            assert_eq!(
+                (a.group.as_str(), a.resource.as_str(), a.namespace.as_str()),
+                ("", "secrets", "apps")
+            );
+            (a.verb, a.resource)
+        })
+        .collect();
+    let verbs: Vec<&str> = seen.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(verbs, vec!["create", "get", "list", "patch", "delete"]);
+}

@@ -44,6 +44,30 @@ pub enum Op {
     Header,
 }
 
+impl Op {
+    /// The ACL capability this operation needs.
+    pub fn capability_name(self) -> &'static str {
+        match self {
+            Op::Read | Op::Header => "read",
+            Op::List => "list",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Patch => "patch",
+        }
+    }
+}
+
+/// One ACL decision, recorded for least-privilege tests: which policies asked for which
+/// capability on which path, and whether they had it. Never a body or a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub policies: Vec<String>,
+    pub path: String,
+    pub capability: &'static str,
+    pub allowed: bool,
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug)]
 pub struct Caller {
@@ -171,7 +195,21 @@ pub fn handle(state: &mut State, req: Request, now: Timestamp) -> Reply {
     let caller = if target.unauthenticated() {
         None
     } else {
-        match authorize(state, &target, &path, &mut op, req.token.as_deref(), now) {
+        let policies = req
+            .token
+            .as_deref()
+            .and_then(|t| state.tokens.get(t, now))
+            .map(|e| e.policies.clone());
+        let authorized = authorize(state, &target, &path, &mut op, req.token.as_deref(), now);
+        if let Some(policies) = policies {
+            state.record_access(Access {
+                policies,
+                path: path.clone(),
+                capability: op.capability_name(),
+                allowed: authorized.is_ok(),
+            });
+        }
+        match authorized {
             Ok(caller) => Some(caller),
             Err(e) => return e.into(),
         }

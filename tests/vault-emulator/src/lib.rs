@@ -25,6 +25,7 @@ mod sys;
 mod token;
 
 use anyhow::{bail, Context as _};
+pub use api::Access;
 pub use fault::Fault;
 use server::Shared;
 use state::State;
@@ -204,6 +205,12 @@ impl Handle {
     /// `(method, path?query)` of every request in arrival order; never bodies.
     pub fn requests(&self) -> Vec<(String, String)> {
         self.state().requests()
+    }
+
+    /// Every ACL decision for a non-root token, in order: the evidence least-privilege
+    /// tests compare with the policies.
+    pub fn accesses(&self) -> Vec<Access> {
+        self.state().accesses()
     }
 
     /// The key's `current_version` (0 for metadata-only keys), `None` when the key

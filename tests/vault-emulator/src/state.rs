@@ -29,6 +29,7 @@ pub struct State {
     /// Test-only; see `fault`.
     pub fault: Option<Fault>,
     log: Vec<(String, String)>,
+    accesses: Vec<crate::api::Access>,
 }
 
 impl State {
@@ -54,6 +55,7 @@ impl State {
             cluster_id: ids::uuid(),
             fault: None,
             log: Vec::new(),
+            accesses: Vec::new(),
         }
     }
 
@@ -79,6 +81,14 @@ impl State {
             self.record(method, path, query);
         }
         action
+    }
+
+    pub fn record_access(&mut self, access: crate::api::Access) {
+        self.accesses.push(access);
+    }
+
+    pub fn accesses(&self) -> Vec<crate::api::Access> {
+        self.accesses.clone()
     }
 
     pub fn requests(&self) -> Vec<(String, String)> {

@@ -290,3 +290,47 @@ async fn deny_wins_and_segment_wildcards_match_one_segment() {
         403
     );
 }
+
+// Emulator: the ACL decision log least-privilege tests read (not a Vault feature). It names
+// the capability Vault checked, create for a new key and update for an existing one
+// (request_handling.go checkToken: existence check turns update into create).
+#[tokio::test]
+async fn every_acl_decision_is_recorded_with_policies_and_capability() {
+    let vault = Vault::start().await;
+    vault
+        .policy(
+            "writer",
+            json!({ "path": { "secret/data/*": { "capabilities": ["create", "read"] } } }),
+        )
+        .await;
+    let token = vault.token(&["writer"]).await;
+    let body = Some(json!({ "data": { "k": "v" } }));
+    assert_eq!(
+        vault
+            .call("POST", "/v1/secret/data/a", &token, body.clone())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        vault
+            .call("POST", "/v1/secret/data/a", &token, body)
+            .await
+            .status,
+        403
+    );
+    let mine: Vec<_> = vault
+        .handle
+        .accesses()
+        .into_iter()
+        .filter(|a| a.policies.contains(&"writer".to_string()))
+        .map(|a| (a.path, a.capability, a.allowed))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![
+            ("secret/data/a".to_string(), "create", true),
+            ("secret/data/a".to_string(), "update", false),
+        ]
+    );
+}
