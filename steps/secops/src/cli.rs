@@ -276,7 +276,8 @@ pub struct OutputArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReferenceArgs {
-    /// One reference (JSON) from read-bootstrap's references.json, e.g. Argo's {{item}}.
+    /// One reference (JSON) from read-bootstrap's references.json, e.g. Argo's {{item}}, or a
+    /// JSON list of them (a batch: one process, one Vault login, worst exit code).
     #[arg(long, value_name = "JSON", conflicts_with = "reference_file")]
     pub reference: Option<String>,
     /// A file holding one reference.
@@ -285,7 +286,8 @@ pub struct ReferenceArgs {
 }
 
 impl ReferenceArgs {
-    pub fn reference(&self) -> Result<crate::reference::SecretRef> {
+    /// One reference or, for a batch, a JSON list of them.
+    pub fn references(&self) -> Result<crate::reference::References> {
         let text = match (&self.reference, &self.reference_file) {
             (Some(s), _) => s.clone(),
             (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| {
@@ -298,7 +300,7 @@ impl ReferenceArgs {
                 ))
             }
         };
-        crate::reference::SecretRef::parse(&text)
+        crate::reference::SecretRef::parse_many(&text)
     }
 }
 

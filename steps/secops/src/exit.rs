@@ -1,9 +1,10 @@
 //! Exit codes: part of the contract with Argo's retryStrategy and with operators (README table).
 
 /// How a step ended. The numeric values are stable and documented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Exit {
     /// Done; a no-op counts as done.
+    #[default]
     Done = 0,
     /// A bug or an unexpected state of our own.
     Internal = 1,

@@ -5,6 +5,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::paths::VaultPath;
 
+/// What a step was asked to act on: one reference, or a batch (given as a list).
+#[derive(Debug, Clone)]
+pub struct References {
+    pub items: Vec<SecretRef>,
+    pub batch: bool,
+}
+
 /// One bootstrap Secret to hand over, as read-bootstrap saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -41,6 +48,32 @@ impl SecretRef {
             }
         }
         Ok(r)
+    }
+
+    /// One reference (a JSON object) or a batch (a JSON array of them, even of one).
+    pub fn parse_many(json: &str) -> Result<References> {
+        let t = json.trim();
+        if !t.starts_with('[') {
+            return Ok(References {
+                items: vec![Self::parse(t)?],
+                batch: false,
+            });
+        }
+        let items: Vec<serde_json::Value> = serde_json::from_str(t).map_err(|e| {
+            Error::Usage(format!(
+                "--reference is not a JSON list of references ({e})"
+            ))
+        })?;
+        if items.is_empty() {
+            return Err(Error::Usage("--reference is an empty list".into()));
+        }
+        Ok(References {
+            items: items
+                .iter()
+                .map(|v| Self::parse(&v.to_string()))
+                .collect::<Result<_>>()?,
+            batch: true,
+        })
     }
 
     pub fn object(&self) -> String {

@@ -16,7 +16,7 @@ use crate::handover::{mark_consumed, read_bootstrap, write_vault};
 use crate::kube::Kube;
 use crate::outputs::Outputs;
 use crate::paths::{PathPolicy, VaultPath};
-use crate::reference::SecretRef;
+use crate::reference::{References, SecretRef};
 use crate::vault::Vault;
 
 /// Version and the git revision it was built from.
@@ -48,6 +48,9 @@ pub struct ReadBootstrapArgs {
     /// Extra label selector, ANDed with secops.io/class=bootstrap.
     #[arg(long)]
     pub selector: Option<String>,
+    /// References per batch in batches.json (for the one-pod-per-batch template).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_size: u64,
     #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
@@ -70,6 +73,7 @@ pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) 
         single: nonempty(a.namespace).zip(nonempty(a.name)),
         selector: nonempty(a.selector),
         paths: a.paths.policy()?,
+        batch_size: a.batch_size as usize,
     };
     if cfg.single.is_some() && cfg.selector.is_some() {
         return Err(Error::Usage(
@@ -102,9 +106,9 @@ pub struct HandoverArgs {
     pub outputs: OutputArgs,
 }
 
-/// Validated config for one reference, before any connection is made.
+/// Validated config for one reference or a batch, before any connection is made.
 struct Handover {
-    reference: SecretRef,
+    references: References,
     vault: VaultTarget,
     paths: PathPolicy,
     audit: Auditor,
@@ -116,7 +120,7 @@ impl HandoverArgs {
     /// Checks every flag first, so bad input exits 2 before anything is contacted.
     fn validate(self, step: &'static str, vault_token: Option<String>) -> Result<Handover> {
         Ok(Handover {
-            reference: self.reference.reference()?,
+            references: self.reference.references()?,
             vault: self.vault.config(vault_token)?,
             paths: self.paths.policy()?,
             audit: Auditor {
@@ -148,16 +152,58 @@ pub struct WriteVaultArgs {
 
 pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Result<Exit> {
     let h = a.handover.validate("write-vault", vault_token)?;
-    let cfg = write_vault::Config {
-        reference: h.reference.clone(),
+    let config = |reference: &SecretRef| write_vault::Config {
+        reference: reference.clone(),
         vault: h.vault.clone(),
         paths: h.paths.clone(),
         workflow: h.audit.workflow.clone(),
     };
     let (kube, vault) = h.connect().await?;
-    let res = write_vault::run(&cfg, &kube, &vault, &h.audit, &h.outputs).await;
+    let res = match (h.references.batch, h.references.items.as_slice()) {
+        (false, [one]) => write_vault::run(&config(one), &kube, &vault, &h.audit, &h.outputs).await,
+        (_, many) => {
+            let mut batch = Batch::default();
+            for r in many {
+                let res = write_vault::handle(&config(r), &kube, &vault, &h.audit).await;
+                batch.add(r, res);
+            }
+            batch.finish(&h.outputs)
+        }
+    };
     vault.close().await;
     res
+}
+
+/// Per-item results of a batch: one failure never stops the others; the exit code is the
+/// worst outcome.
+#[derive(Default)]
+struct Batch {
+    items: Vec<serde_json::Value>,
+    exit: Exit,
+}
+
+impl Batch {
+    fn add<T: serde::Serialize>(&mut self, r: &SecretRef, res: Result<T>) {
+        let item = match res {
+            Ok(v) => serde_json::json!({ "namespace": r.namespace, "name": r.name, "result": v }),
+            Err(e) => {
+                eprintln!("{}: error: {e}", r.object());
+                self.exit = self.exit.worst(e.exit());
+                serde_json::json!({
+                    "namespace": r.namespace,
+                    "name": r.name,
+                    "outcome": e.outcome(),
+                    "error": e.to_string(),
+                })
+            }
+        };
+        self.items.push(item);
+    }
+
+    fn finish(self, outputs: &Outputs) -> Result<Exit> {
+        outputs.write_json("result.json", &self.items)?;
+        Ok(self.exit)
+    }
 }
 
 /// Acknowledges a handover by reading Vault back, then marks the bootstrap Secret consumed.
@@ -176,8 +222,13 @@ pub struct MarkConsumedArgs {
 
 pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> Result<Exit> {
     let h = a.handover.validate("mark-consumed", vault_token)?;
-    let cfg = mark_consumed::Config {
-        reference: h.reference.clone(),
+    if h.references.batch && a.vault_version.is_some_and(|v| v > 0) {
+        return Err(Error::Usage(
+            "--vault-version names one version; a batch acknowledges each path's latest".into(),
+        ));
+    }
+    let config = |reference: &SecretRef| mark_consumed::Config {
+        reference: reference.clone(),
         vault_version: a.vault_version.filter(|v| *v > 0),
         mode: a.mode,
         vault: h.vault.clone(),
@@ -185,7 +236,19 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
         workflow: h.audit.workflow.clone(),
     };
     let (kube, vault) = h.connect().await?;
-    let res = mark_consumed::run(&cfg, &kube, &vault, &h.audit, &h.outputs).await;
+    let res = match (h.references.batch, h.references.items.as_slice()) {
+        (false, [one]) => {
+            mark_consumed::run(&config(one), &kube, &vault, &h.audit, &h.outputs).await
+        }
+        (_, many) => {
+            let mut batch = Batch::default();
+            for r in many {
+                let res = mark_consumed::handle(&config(r), &kube, &vault, &h.audit).await;
+                batch.add(r, res);
+            }
+            batch.finish(&h.outputs)
+        }
+    };
     vault.close().await;
     res
 }

@@ -75,6 +75,7 @@ pub struct MarkResult {
     pub version: u64,
 }
 
+/// One reference: acknowledge, mark, report, and write the output parameters.
 pub async fn run(
     cfg: &Config,
     kube: &Kube,
@@ -82,6 +83,27 @@ pub async fn run(
     audit: &Auditor,
     outputs: &Outputs,
 ) -> Result<Exit> {
+    let res = handle(cfg, kube, vault, audit).await?;
+    outputs.write("outcome", outcome_name(&res.outcome))?;
+    outputs.write_json("result.json", &res)?;
+    Ok(Exit::Done)
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Consumed => "consumed",
+        Outcome::ConsumedVaultDiffers => "consumed-vault-differs",
+        Outcome::Unchanged => "unchanged",
+    }
+}
+
+/// Marks one reference and reports it (audit event, Kubernetes Event); no output files.
+pub async fn handle(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+) -> Result<MarkResult> {
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
     let res = match mark(cfg, kube, vault).await {
@@ -92,11 +114,7 @@ pub async fn run(
             return Err(e);
         }
     };
-    let outcome = match res.outcome {
-        Outcome::Consumed => "consumed",
-        Outcome::ConsumedVaultDiffers => "consumed-vault-differs",
-        Outcome::Unchanged => "unchanged",
-    };
+    let outcome = outcome_name(&res.outcome);
     let reason = (res.outcome == Outcome::ConsumedVaultDiffers)
         .then(|| "Vault holds different data than this re-created bootstrap Secret; Vault is authoritative and was not changed".to_owned());
     audit.emit(
@@ -131,9 +149,7 @@ pub async fn run(
         )
         .await;
     }
-    outputs.write("outcome", outcome)?;
-    outputs.write_json("result.json", &res)?;
-    Ok(Exit::Done)
+    Ok(res)
 }
 
 async fn mark(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<MarkResult> {

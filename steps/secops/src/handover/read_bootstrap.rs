@@ -23,6 +23,8 @@ pub struct Config {
     /// Extra label selector ANDed with `secops.io/class=bootstrap`.
     pub selector: Option<String>,
     pub paths: PathPolicy,
+    /// References per item of `batches.json` (the batch template's fan-out).
+    pub batch_size: usize,
 }
 
 /// A Secret that was not turned into a reference, and why.
@@ -245,6 +247,8 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
     }
 
     outputs.write_json("references.json", &ok)?;
+    let batches: Vec<&[SecretRef]> = ok.chunks(cfg.batch_size.max(1)).collect();
+    outputs.write_json("batches.json", &batches)?;
     outputs.write("count", &ok.len().to_string())?;
     outputs.write_json("refused.json", &refused)?;
     outputs.write_json("skipped.json", &skipped)?;

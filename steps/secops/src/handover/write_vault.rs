@@ -54,6 +54,7 @@ pub struct WriteResult {
     pub version: u64,
 }
 
+/// One reference: write, audit, record an Event, and write the output parameters.
 pub async fn run(
     cfg: &Config,
     kube: &Kube,
@@ -61,6 +62,30 @@ pub async fn run(
     audit: &Auditor,
     outputs: &Outputs,
 ) -> Result<Exit> {
+    let result = handle(cfg, kube, vault, audit).await?;
+    outputs.write("vault-mount", &result.mount)?;
+    outputs.write("vault-path", &result.path)?;
+    outputs.write("vault-version", &result.version.to_string())?;
+    outputs.write("outcome", outcome_name(&result.outcome))?;
+    outputs.write_json("result.json", &result)?;
+    Ok(Exit::Done)
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Written => "written",
+        Outcome::Unchanged => "unchanged",
+        Outcome::AlreadyHeld => "already-held",
+    }
+}
+
+/// Writes one reference and reports it (audit event, Kubernetes Event); no output files.
+pub async fn handle(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+) -> Result<WriteResult> {
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
     let result = match write(cfg, kube, vault).await {
@@ -80,10 +105,7 @@ pub async fn run(
                 .to_owned(),
         ),
     };
-    let outcome = serde_json::to_value(&result.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let outcome = outcome_name(&result.outcome).to_owned();
     audit.emit(&audit.event(
         "write",
         outcome.clone(),
@@ -105,12 +127,7 @@ pub async fn run(
         &message,
     )
     .await;
-    outputs.write("vault-mount", &result.mount)?;
-    outputs.write("vault-path", &result.path)?;
-    outputs.write("vault-version", &result.version.to_string())?;
-    outputs.write("outcome", &outcome)?;
-    outputs.write_json("result.json", &result)?;
-    Ok(Exit::Done)
+    Ok(result)
 }
 
 async fn write(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<WriteResult> {

@@ -264,3 +264,69 @@ async fn single_secret_mode_selects_exactly_one() {
     assert_eq!(refs[0]["keys"], json!(["k"]));
     assert_eq!(rb.output("count"), "1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_hands_over_every_item_and_one_failure_blocks_no_other() {
+    let env = Env::start().await;
+    for i in 0..5 {
+        env.seed(SeedSecret::bootstrap("bulk", &format!("s{i}")).kv("k", format!("v{i}")))
+            .await;
+    }
+    // s3's path already holds someone else's data: that item must fail alone.
+    env.vault_root(
+        "POST",
+        "secret/data/bulk/s3",
+        Some(json!({"data": {"k": "other"}})),
+    )
+    .await;
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "bulk", "--batch-size", "2"])
+        .run()
+        .await;
+    rb.assert_code(0);
+    let batches: Vec<serde_json::Value> = serde_json::from_str(rb.output("batches.json")).unwrap();
+    assert_eq!(
+        batches
+            .iter()
+            .map(|b| b.as_array().unwrap().len())
+            .collect::<Vec<_>>(),
+        vec![2, 2, 1]
+    );
+    for batch in &batches {
+        let b = batch.to_string();
+        let has_s3 = b.contains("\"s3\"");
+        let wv = env.write_vault(&b).await;
+        wv.assert_code(if has_s3 { 3 } else { 0 });
+        let results: Vec<serde_json::Value> =
+            serde_json::from_str(wv.output("result.json")).unwrap();
+        assert_eq!(results.len(), batch.as_array().unwrap().len());
+        let mc = env.mark_consumed(&b, None, "delete").await;
+        mc.assert_code(if has_s3 { 3 } else { 0 });
+    }
+    for i in [0, 1, 2, 4] {
+        let path = format!("bulk/s{i}");
+        assert_eq!(env.vault_versions(&path).await, 1);
+        assert_eq!(
+            env.vault_bytes(&path).await["k"],
+            format!("v{i}").as_bytes()
+        );
+        assert!(
+            env.secret("bulk", &format!("s{i}")).await.is_none(),
+            "s{i} consumed"
+        );
+    }
+    assert_eq!(env.vault_bytes("bulk/s3").await["k"], b"other");
+    assert!(
+        env.secret("bulk", "s3").await.is_some(),
+        "the failed item stays authoritative"
+    );
+    // One login per batch process, not one per item.
+    let logins = env
+        .vault
+        .requests()
+        .iter()
+        .filter(|(_, p)| p.contains("/auth/kubernetes/login"))
+        .count();
+    assert_eq!(logins, 6, "write-vault and mark-consumed once per batch");
+}

@@ -1,0 +1,8 @@
+# The batch pod: write-vault's and mark-consumed's rights together (create-only data writes,
+# reads for judging and acknowledging, provenance PATCH).
+path "secret/data/*" {
+  capabilities = ["create", "read"]
+}
+path "secret/metadata/*" {
+  capabilities = ["patch"]
+}
