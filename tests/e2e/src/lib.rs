@@ -2,6 +2,7 @@
 //! against loopback servers: the Kubernetes API (kube-server), Vault KV v2 and Kubernetes
 //! auth (vault-emulator) and RustyVault (a real, independent Vault API server: KV v1, AppRole).
 
+pub mod argo;
 pub mod rvault;
 
 use std::collections::BTreeMap;

@@ -73,6 +73,12 @@ impl Config {
             }
         }
         let id = &self.rotation_id;
+        if id.contains("{{") {
+            return Err(Error::Usage(format!(
+                "the rotation id {id:?} is an unresolved Argo expression; pass the template's \
+                 input parameter, not a workflow global"
+            )));
+        }
         if id.is_empty() || id.len() > 200 || id.chars().any(|c| c.is_control()) {
             return Err(Error::Usage(
                 "the rotation id (--rotation-id, else --workflow-uid) must be 1-200 printable characters"

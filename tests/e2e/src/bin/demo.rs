@@ -1,7 +1,10 @@
 //! `make demo`: the handover on this machine, end to end. Starts the loopback Kubernetes API
-//! and Vault servers, seeds bootstrap Secrets, runs the three step binaries as processes (as
-//! Argo would), prints the audit trail and the final state on both sides, and stops.
+//! and Vault servers, installs templates/vault, seeds bootstrap Secrets and submits
+//! templates/workflows/secret-handover.yaml through the e2e Argo runner, so the step binaries
+//! start exactly as the YAML wires them. Prints every node with its audit trail, then the
+//! final state on both sides, and stops.
 
+use e2e::argo::{install_vault_config, workflow_file, NodeKind, Runner, WorkflowRun};
 use e2e::{annotation, label, secret_bytes, Env, SeedSecret};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -45,63 +48,40 @@ async fn main() {
         println!("   {}/{} ({})", s.namespace, s.name, s.type_);
     }
 
-    println!("\n== read-bootstrap --namespaces payments,search");
-    let rb = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "payments,search"])
-        .run()
-        .await;
-    print!("{}", rb.stdout);
-    println!(
-        "   exit {}; references.json: {}",
-        rb.code,
-        rb.output("references.json")
-    );
+    install_vault_config(&env)
+        .await
+        .expect("Vault policies and roles");
+    println!("\n== Vault: policies and Kubernetes auth roles installed from templates/vault");
 
-    for (i, r) in rb.references().iter().enumerate() {
-        let mode = ["delete", "inert", "ignore"][i % 3];
-        println!("\n== write-vault --reference '{r}'");
-        let wv = env
-            .step("write-vault")
-            .args(["--reference".to_string(), r.to_string()])
-            .run()
-            .await;
-        print!("{}", wv.stdout);
+    let runner = Runner::new(&env);
+    let url = env.vault.url();
+    for (namespaces, mode) in [("payments", "inert"), ("search", "delete")] {
         println!(
-            "   exit {}; vault-path={} vault-version={}",
-            wv.code,
-            wv.output("vault-path"),
-            wv.output("vault-version")
+            "\n== argo submit --from workflowtemplate/secret-handover -p namespaces={namespaces} -p consume-mode={mode}"
         );
-        println!("== mark-consumed --mode {mode}");
-        let mc = env
-            .step("mark-consumed")
-            .args([
-                "--reference".to_string(),
-                r.to_string(),
-                "--vault-version".into(),
-                wv.output("vault-version").into(),
-                "--mode".into(),
-                mode.into(),
-            ])
-            .run()
-            .await;
-        print!("{}", mc.stdout);
-        println!("   exit {}", mc.code);
+        let run = runner
+            .submit(
+                workflow_file("secret-handover.yaml"),
+                &[
+                    ("vault-addr", &url),
+                    ("namespaces", namespaces),
+                    ("consume-mode", mode),
+                ],
+            )
+            .await
+            .expect("submit secret-handover");
+        print_run(&run);
     }
 
-    println!("\n== re-running the whole chain (idempotent: nothing to do)");
-    let again = env
-        .step("read-bootstrap")
-        .args(["--namespaces", "payments,search"])
-        .run()
-        .await;
-    println!(
-        "   read-bootstrap exit {}: {} references, skipped {}",
-        again.code,
-        again.references().len(),
-        again.output("skipped.json")
-    );
+    println!("\n== submitting again over both namespaces (idempotent: nothing to do)");
+    let again = runner
+        .submit(
+            workflow_file("secret-handover.yaml"),
+            &[("vault-addr", &url), ("namespaces", "payments,search")],
+        )
+        .await
+        .expect("submit secret-handover");
+    print_run(&again);
 
     println!("\n== final state: Kubernetes");
     for s in &seeds {
@@ -153,4 +133,34 @@ async fn main() {
     }
     println!("\n== stopping the servers");
     env.kube.shutdown().await;
+}
+
+/// Each node of a run: the step, its template, and for pods the exit codes (one per attempt),
+/// the output parameters and the audit events the step printed.
+fn print_run(run: &WorkflowRun) {
+    println!("   workflow {} (uid {}): {}", run.name, run.uid, run.phase);
+    for n in &run.nodes {
+        let message = if n.message.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", n.message)
+        };
+        if n.kind != NodeKind::Pod {
+            println!(
+                "   - {} [{}] {}{message}",
+                n.display_name, n.template, n.phase
+            );
+            continue;
+        }
+        println!(
+            "   - {} [{}] {} exit {:?}{message}",
+            n.display_name, n.template, n.phase, n.exit_codes
+        );
+        for (k, v) in &n.outputs {
+            println!("       output {k} = {v}");
+        }
+        for line in n.stdout.lines() {
+            println!("       audit {line}");
+        }
+    }
 }

@@ -3,8 +3,10 @@
 mod fixtures;
 mod handover;
 mod leaks;
+mod least_privilege;
 mod push;
 mod refusals;
 mod rotate;
 mod rustyvault;
+mod templates;
 mod vault_outage;
