@@ -267,6 +267,39 @@ impl WorkflowArgs {
     }
 }
 
+/// Which Secrets a discovering step acts on (read-bootstrap, push-secret).
+#[derive(Debug, Clone, Args)]
+pub struct SelectionArgs {
+    /// Namespaces Secrets may be read from (comma-separated); discovery lists each.
+    #[arg(
+        long,
+        env = "SECOPS_NAMESPACES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub namespaces: Vec<String>,
+    /// One Secret in this namespace (with --name) instead of selecting by label.
+    #[arg(long, requires = "name")]
+    pub namespace: Option<String>,
+    /// Name of the one Secret (with --namespace).
+    #[arg(long, requires = "namespace")]
+    pub name: Option<String>,
+    /// Extra label selector, ANDed with the step's class label (secops.io/class=...).
+    #[arg(long)]
+    pub selector: Option<String>,
+}
+
+impl SelectionArgs {
+    pub fn selection(&self) -> Result<crate::selection::Selection> {
+        crate::selection::Selection::new(
+            &self.namespaces,
+            self.namespace.clone(),
+            self.name.clone(),
+            self.selector.clone(),
+        )
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
     /// Directory for Argo output parameter files (an emptyDir in the pod).

@@ -19,6 +19,7 @@ pub mod reference;
 pub mod rotation;
 pub mod run;
 pub mod secret;
+pub mod selection;
 pub mod steps;
 pub mod vault;
 pub mod vocab;

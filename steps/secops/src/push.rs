@@ -5,8 +5,6 @@
 //! never writes over a Vault secret it did not create from the same source uid; never
 //! modifies the source Secret.
 
-use std::collections::BTreeSet;
-
 use serde::Serialize;
 
 use crate::audit::{Auditor, Target, Workflow};
@@ -17,6 +15,7 @@ use crate::handover::source_of;
 use crate::kube::{BootstrapSecret, Kube, ObjectIdentity};
 use crate::outputs::Outputs;
 use crate::paths::{annotation_hint, PathPolicy, VaultPath};
+use crate::selection::Selection;
 use crate::vault::kv::CasWrite;
 use crate::vault::{Kv2Read, Provenance, Vault};
 use crate::vocab::*;
@@ -28,9 +27,7 @@ pub const OWNER_PUSH: &str = "push-secret";
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub namespaces: BTreeSet<String>,
-    pub single: Option<(String, String)>,
-    pub selector: Option<String>,
+    pub selection: Selection,
     /// Default prefix `internal`: `internal/{namespace}/{name}`.
     pub paths: PathPolicy,
     pub vault: VaultTarget,
@@ -62,29 +59,8 @@ pub async fn run(
     audit: &Auditor,
     outputs: &Outputs,
 ) -> Result<Exit> {
-    let sources = match &cfg.single {
-        Some((ns, name)) => match kube.get_secret(ns, name).await? {
-            Some(s) => vec![s],
-            None => {
-                return Err(Error::precondition(
-                    format!("Secret {ns}/{name}"),
-                    "not found",
-                    "check the name; the operator may not have created it yet",
-                ))
-            }
-        },
-        None => {
-            let selector = match &cfg.selector {
-                Some(s) if !s.trim().is_empty() => format!("{},{}", internal_selector(), s.trim()),
-                _ => internal_selector(),
-            };
-            let mut all = Vec::new();
-            for ns in &cfg.namespaces {
-                all.extend(kube.list_secrets(ns, &selector).await?);
-            }
-            all
-        }
-    };
+    cfg.selection.validate()?;
+    let sources = cfg.selection.fetch(kube, &internal_selector()).await?;
     let mut exit = Exit::Done;
     let mut results = Vec::new();
     for s in &sources {
@@ -170,7 +146,7 @@ pub async fn run(
             .count()
             .to_string(),
     )?;
-    if cfg.single.is_some() {
+    if cfg.selection.single.is_some() {
         if let Some(e) = results.first().and_then(|r| r.error.clone()) {
             return Err(match exit {
                 Exit::Transient => Error::Transient(e),
@@ -209,16 +185,7 @@ async fn push_one(
         ));
     }
     let data = s.data.to_vault();
-    let prov = Provenance {
-        owner: Some(OWNER_PUSH.to_owned()),
-        source: format!("{}/{}", s.namespace, s.name),
-        source_uid: s.uid.clone(),
-        source_resource_version: s.resource_version.clone(),
-        source_type: s.type_.clone(),
-        handover_at: jiff::Timestamp::now().to_string(),
-        workflow: cfg.workflow.label(),
-        base64_keys: data.base64_keys.clone(),
-    };
+    let prov = Provenance::of(s, Some(OWNER_PUSH), &cfg.workflow, &data);
     let patch = prov.to_metadata_patch()?;
     let (cas, first) = match vault.kv2_read(mount, path, None).await? {
         Kv2Read::Missing => (0, true),

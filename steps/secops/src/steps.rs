@@ -1,12 +1,11 @@
 //! Each step's flags and entry point: flags -> typed config -> handover logic.
 
-use std::collections::BTreeSet;
-
 use clap::{Args, Parser};
 
 use crate::audit::Auditor;
 use crate::cli::{
-    KubeArgs, OutputArgs, PathArgs, ReferenceArgs, VaultArgs, VaultTarget, WorkflowArgs,
+    KubeArgs, OutputArgs, PathArgs, ReferenceArgs, SelectionArgs, VaultArgs, VaultTarget,
+    WorkflowArgs,
 };
 use std::path::PathBuf;
 
@@ -31,23 +30,8 @@ pub const VERSION: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(name = "read-bootstrap", version = VERSION)]
 pub struct ReadBootstrapArgs {
-    /// Namespaces bootstrap Secrets may be read from (comma-separated); discovery lists each.
-    #[arg(
-        long,
-        env = "SECOPS_NAMESPACES",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub namespaces: Vec<String>,
-    /// Select one Secret in this namespace (with --name) instead of discovery.
-    #[arg(long, requires = "name")]
-    pub namespace: Option<String>,
-    /// Name of the one Secret to select (with --namespace).
-    #[arg(long, requires = "namespace")]
-    pub name: Option<String>,
-    /// Extra label selector, ANDed with secops.io/class=bootstrap.
-    #[arg(long)]
-    pub selector: Option<String>,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
     /// References per batch in batches.json (for the one-pod-per-batch template).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch_size: u64,
@@ -63,24 +47,10 @@ pub struct ReadBootstrapArgs {
 
 pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) -> Result<Exit> {
     let cfg = read_bootstrap::Config {
-        namespaces: a
-            .namespaces
-            .iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect::<BTreeSet<_>>(),
-        // Empty values count as absent, so a template can always pass the flags.
-        single: nonempty(a.namespace).zip(nonempty(a.name)),
-        selector: nonempty(a.selector),
+        selection: a.selection.selection()?,
         paths: a.paths.policy()?,
         batch_size: a.batch_size as usize,
     };
-    if cfg.single.is_some() && cfg.selector.is_some() {
-        return Err(Error::Usage(
-            "--selector selects among many; it cannot be combined with --name".into(),
-        ));
-    }
-    cfg.validate()?;
     let audit = Auditor {
         step: "read-bootstrap",
         workflow: a.workflow.workflow()?,
@@ -336,7 +306,8 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
     let cfg = crate::rotation::Config {
         paths,
         keys: a.keys,
-        rotation_id: nonempty(a.rotation_id).unwrap_or_else(|| workflow.uid.clone()),
+        rotation_id: crate::selection::nonempty(a.rotation_id)
+            .unwrap_or_else(|| workflow.uid.clone()),
         retention: crate::rotation::retention::Retention {
             keep_versions: a.keep_versions,
             keep_for: a.keep_for,
@@ -367,23 +338,8 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
 #[derive(Debug, Parser)]
 #[command(name = "push-secret", version = VERSION)]
 pub struct PushSecretArgs {
-    /// Namespaces source Secrets may be read from (comma-separated).
-    #[arg(
-        long,
-        env = "SECOPS_NAMESPACES",
-        value_delimiter = ',',
-        required = true
-    )]
-    pub namespaces: Vec<String>,
-    /// One Secret in this namespace (with --name) instead of selecting by label.
-    #[arg(long, requires = "name")]
-    pub namespace: Option<String>,
-    /// Name of the one Secret to publish (with --namespace).
-    #[arg(long, requires = "namespace")]
-    pub name: Option<String>,
-    /// Extra label selector, ANDed with secops.io/class=internal.
-    #[arg(long)]
-    pub selector: Option<String>,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
     /// Prefix under the KV mount: secrets go to {prefix}/{namespace}/{name}.
     #[arg(
         long,
@@ -403,27 +359,7 @@ pub struct PushSecretArgs {
 }
 
 pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Result<Exit> {
-    let namespaces: BTreeSet<String> = a
-        .namespaces
-        .iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    validate_namespaces(namespaces.iter())?;
-    let single = nonempty(a.namespace).zip(nonempty(a.name));
-    let selector = nonempty(a.selector);
-    if single.is_some() && selector.is_some() {
-        return Err(Error::Usage(
-            "--selector selects among many; it cannot be combined with --name".into(),
-        ));
-    }
-    if let Some((ns, _)) = &single {
-        if !namespaces.contains(ns) {
-            return Err(Error::Usage(format!(
-                "namespace {ns:?} is not among the allowed --namespaces"
-            )));
-        }
-    }
+    let selection = a.selection.selection()?;
     let paths = PathArgs {
         path_prefix: Some(a.path_prefix.clone()),
     }
@@ -435,9 +371,7 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
         ));
     }
     let cfg = crate::push::Config {
-        namespaces,
-        single,
-        selector,
+        selection,
         paths,
         vault: vault_target,
         workflow: a.workflow.workflow()?,
@@ -458,7 +392,7 @@ fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> Result<()> {
     let mut any = false;
     for n in ns {
         any = true;
-        if !read_bootstrap::is_dns_label(n) {
+        if !crate::selection::is_dns_label(n) {
             return Err(Error::Usage(format!("{n:?} is not a namespace name")));
         }
     }
@@ -466,8 +400,4 @@ fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> Result<()> {
         return Err(Error::Usage("give at least one namespace".into()));
     }
     Ok(())
-}
-
-fn nonempty(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.trim().is_empty())
 }

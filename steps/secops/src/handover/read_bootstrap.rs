@@ -1,6 +1,6 @@
 //! read-bootstrap: find the bootstrap Secrets to hand over and emit references. Read-only.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -12,16 +12,12 @@ use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
 use crate::reference::SecretRef;
+use crate::selection::Selection;
 use crate::vocab::*;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The namespaces this run may touch; discovery lists each of them.
-    pub namespaces: BTreeSet<String>,
-    /// One Secret by namespace and name instead of discovery.
-    pub single: Option<(String, String)>,
-    /// Extra label selector ANDed with `secops.io/class=bootstrap`.
-    pub selector: Option<String>,
+    pub selection: Selection,
     pub paths: PathPolicy,
     /// References per item of `batches.json` (the batch template's fan-out).
     pub batch_size: usize,
@@ -33,64 +29,6 @@ pub struct Refusal {
     pub namespace: String,
     pub name: String,
     pub reason: String,
-}
-
-impl Config {
-    pub fn validate(&self) -> Result<()> {
-        if self.namespaces.is_empty() {
-            return Err(Error::Usage(
-                "--namespaces is required: the namespaces bootstrap Secrets may be read from"
-                    .into(),
-            ));
-        }
-        for ns in &self.namespaces {
-            if !is_dns_label(ns) {
-                return Err(Error::Usage(format!(
-                    "--namespaces: {ns:?} is not a namespace name"
-                )));
-            }
-        }
-        if let Some((ns, name)) = &self.single {
-            if !self.namespaces.contains(ns) {
-                return Err(Error::Usage(format!(
-                    "namespace {ns:?} is not among the allowed --namespaces; add it there if bootstrap \
-                     Secrets may live in it"
-                )));
-            }
-            if name.is_empty()
-                || name.len() > 253
-                || name.chars().any(|c| c.is_control() || c == '/')
-            {
-                return Err(Error::Usage(format!(
-                    "--name {:?} is not a Secret name",
-                    name.escape_debug().to_string()
-                )));
-            }
-        }
-        if let Some(sel) = &self.selector {
-            if sel.chars().any(char::is_control) {
-                return Err(Error::Usage("--selector has control characters".into()));
-            }
-        }
-        Ok(())
-    }
-
-    fn list_selector(&self) -> String {
-        match &self.selector {
-            Some(s) if !s.trim().is_empty() => format!("{},{}", bootstrap_selector(), s.trim()),
-            _ => bootstrap_selector(),
-        }
-    }
-}
-
-/// A Kubernetes namespace name (RFC 1123 label).
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 enum Verdict {
@@ -145,26 +83,8 @@ fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
 }
 
 pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) -> Result<Exit> {
-    cfg.validate()?;
-    let mut candidates = Vec::new();
-    match &cfg.single {
-        Some((ns, name)) => match kube.get_secret(ns, name).await? {
-            Some(s) => candidates.push(s),
-            None => {
-                return Err(Error::precondition(
-                    format!("Secret {ns}/{name}"),
-                    "not found",
-                    "check the name; GitOps may not have delivered it yet",
-                ))
-            }
-        },
-        None => {
-            let selector = cfg.list_selector();
-            for ns in &cfg.namespaces {
-                candidates.extend(kube.list_secrets(ns, &selector).await?);
-            }
-        }
-    }
+    cfg.selection.validate()?;
+    let candidates = cfg.selection.fetch(kube, &bootstrap_selector()).await?;
 
     let mut selected: Vec<SecretRef> = Vec::new();
     let mut refused: Vec<Refusal> = Vec::new();
@@ -259,7 +179,7 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
         "discovery done"
     );
 
-    match (cfg.single.is_some(), single_error) {
+    match (cfg.selection.single.is_some(), single_error) {
         (true, Some(e)) => Err(e),
         (false, Some(_)) => Ok(Exit::Precondition),
         (_, None) => Ok(Exit::Done),

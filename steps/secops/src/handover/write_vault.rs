@@ -195,16 +195,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<WriteResult> 
 }
 
 fn provenance(cfg: &Config, s: &BootstrapSecret, data: &VaultData) -> Provenance {
-    Provenance {
-        owner: None,
-        source: format!("{}/{}", s.namespace, s.name),
-        source_uid: s.uid.clone(),
-        source_resource_version: s.resource_version.clone(),
-        source_type: s.type_.clone(),
-        handover_at: jiff::Timestamp::now().to_string(),
-        workflow: cfg.workflow.label(),
-        base64_keys: data.base64_keys.clone(),
-    }
+    Provenance::of(s, None, &cfg.workflow, data)
 }
 
 async fn write_kv2(

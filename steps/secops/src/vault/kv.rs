@@ -34,6 +34,26 @@ pub struct Provenance {
 }
 
 impl Provenance {
+    /// Where `data` came from: this Secret, now, by this workflow; `owner` names the step that
+    /// keeps ownership (push-secret), `None` for a handover.
+    pub fn of(
+        s: &crate::kube::BootstrapSecret,
+        owner: Option<&str>,
+        workflow: &crate::audit::Workflow,
+        data: &VaultData,
+    ) -> Self {
+        Provenance {
+            owner: owner.map(str::to_owned),
+            source: format!("{}/{}", s.namespace, s.name),
+            source_uid: s.uid.clone(),
+            source_resource_version: s.resource_version.clone(),
+            source_type: s.type_.clone(),
+            handover_at: jiff::Timestamp::now().to_string(),
+            workflow: workflow.label(),
+            base64_keys: data.base64_keys.clone(),
+        }
+    }
+
     /// The metadata PATCH body: our keys set, stale base64 chunks removed, others untouched.
     pub fn to_metadata_patch(&self) -> Result<BTreeMap<String, Option<String>>> {
         let mut m: BTreeMap<String, Option<String>> = BTreeMap::new();
