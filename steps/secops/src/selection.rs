@@ -144,7 +144,7 @@ mod tests {
             (v(&["apps"]), Some(("kube-system", "x")), None),
             (v(&["apps"]), Some(("apps", "a/b")), None),
             (v(&["apps"]), Some(("apps", "x")), Some("a=b")),
-            (v(&["apps"]), None, Some("a=\n")),
+            (v(&["apps"]), None, Some("a=\u{1}b")),
         ] {
             let (n, m) = one
                 .map(|(a, b): (&str, &str)| (Some(a.to_owned()), Some(b.to_owned())))
