@@ -1135,6 +1135,10 @@ impl Exec<'_> {
                 token.display().to_string(),
             );
         }
+        // The test Vault's CA, standing in for roots the image trusts (Vault is on TLS).
+        let ca = dir.join("vault-ca.pem");
+        std::fs::write(&ca, &crate::vault_pki().ca_pem)?;
+        env.insert("VAULT_CACERT".into(), ca.display().to_string());
         env.extend(pod.env.iter().cloned());
         Ok(env)
     }

@@ -57,6 +57,16 @@ pub fn role_of(step: &str) -> &'static str {
     }
 }
 
+/// The test CA every `Env` Vault's certificate (vault.test, localhost, 127.0.0.1) is signed
+/// by: one per test process. Steps get it as VAULT_CACERT, as a pod would from a mount.
+pub fn vault_pki() -> &'static vault_emulator::TestPki {
+    static PKI: std::sync::OnceLock<vault_emulator::TestPki> = std::sync::OnceLock::new();
+    PKI.get_or_init(|| {
+        let names = ["vault.test", "localhost", "127.0.0.1"];
+        vault_emulator::TestPki::generate("secops test Vault CA", &names).expect("test PKI")
+    })
+}
+
 /// Where the step binaries are: SECOPS_BIN_DIR, else the cargo target dir of this test.
 pub fn bin(name: &str) -> PathBuf {
     if let Ok(dir) = std::env::var("SECOPS_BIN_DIR") {
@@ -182,6 +192,7 @@ impl<'a> Step<'a> {
         if self.vault && self.name != "read-bootstrap" {
             let role = role_of(self.name);
             cmd.env("VAULT_ADDR", self.env.vault.url())
+                .env("VAULT_CACERT", self.env.dir.path().join("vault-ca.pem"))
                 .env("SECOPS_VAULT_AUTH", "kubernetes")
                 .env("SECOPS_VAULT_ROLE", role)
                 .arg("--service-account-token-file")
@@ -221,8 +232,10 @@ impl Env {
         let kubeconfig = dir.path().join("kubeconfig");
         kube.write_kubeconfig(&kubeconfig, "default")
             .expect("kubeconfig");
+        std::fs::write(dir.path().join("vault-ca.pem"), &vault_pki().ca_pem).unwrap();
         let vault = vault_emulator::start(vault_emulator::Options {
             listen: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(vault_pki().server.clone()),
             ..Default::default()
         })
         .await
@@ -445,7 +458,11 @@ pub async fn vault_call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let client = reqwest::Client::new();
+    let ca = reqwest::Certificate::from_pem(vault_pki().ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
     let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = client
         .request(m, format!("{base}/v1/{path}"))

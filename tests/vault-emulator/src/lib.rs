@@ -17,6 +17,7 @@ mod kubernetes;
 mod kv2;
 mod kv2_http;
 mod password;
+pub mod pki;
 mod random;
 mod reply;
 mod server;
@@ -27,6 +28,7 @@ mod token;
 use anyhow::{bail, Context as _};
 pub use api::Access;
 pub use fault::Fault;
+pub use pki::{TestPki, TlsIdentity};
 use server::Shared;
 use state::State;
 use std::net::SocketAddr;
@@ -34,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// How to start the emulator.
 #[derive(Debug, Clone)]
@@ -48,6 +51,8 @@ pub struct Options {
     pub kubernetes_auth_mount: String,
     /// The single unseal key `sys/unseal` accepts, hex or base64.
     pub unseal_key: String,
+    /// Serve HTTPS with this identity (see [`TestPki`]); plain HTTP when `None`.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for Options {
@@ -59,6 +64,7 @@ impl Default for Options {
             kv2_mounts: vec!["secret".to_string()],
             kubernetes_auth_mount: "kubernetes".to_string(),
             unseal_key: key,
+            tls: None,
         }
     }
 }
@@ -100,6 +106,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Handle> {
     if opts.root_token.is_empty() {
         bail!("the root token must not be empty");
     }
+    let tls = match &opts.tls {
+        Some(identity) => Some(tokio_rustls::TlsAcceptor::from(identity.server_config()?)),
+        None => None,
+    };
     let listener = TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
@@ -112,9 +122,10 @@ pub async fn start(opts: Options) -> anyhow::Result<Handle> {
         jiff::Timestamp::now(),
     );
     let shared: Shared = Arc::new(Mutex::new(state));
-    let running = Running::spawn(listener, shared.clone());
+    let running = Running::spawn(listener, shared.clone(), tls.clone());
     Ok(Handle {
         addr,
+        tls,
         root_token: opts.root_token,
         shared,
         running: Mutex::new(Some(running)),
@@ -127,9 +138,9 @@ struct Running {
 }
 
 impl Running {
-    fn spawn(listener: TcpListener, shared: Shared) -> Self {
+    fn spawn(listener: TcpListener, shared: Shared, tls: Option<TlsAcceptor>) -> Self {
         let (stop, watcher) = watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, shared, watcher));
+        let task = tokio::spawn(server::serve(listener, shared, watcher, tls));
         Self { stop, task }
     }
 
@@ -142,6 +153,7 @@ impl Running {
 /// A running emulator. Dropping it stops the server without waiting.
 pub struct Handle {
     addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
     root_token: String,
     shared: Shared,
     running: Mutex<Option<Running>>,
@@ -156,9 +168,10 @@ impl Handle {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, for `VAULT_ADDR`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS), for `VAULT_ADDR`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn root_token(&self) -> &str {
@@ -247,7 +260,7 @@ impl Handle {
         let listener = TcpListener::bind(self.addr)
             .await
             .with_context(|| format!("binding {} again", self.addr))?;
-        let running = Running::spawn(listener, self.shared.clone());
+        let running = Running::spawn(listener, self.shared.clone(), self.tls.clone());
         let previous = self
             .running
             .lock()

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 #[derive(Parser, Debug)]
 #[command(
     name = "vault-emulator",
-    about = "Test-only Vault API emulator on loopback HTTP"
+    about = "Test-only Vault API emulator on loopback HTTP or HTTPS"
 )]
 struct Args {
     /// Address to listen on; port 0 picks a free port.
@@ -28,18 +28,33 @@ struct Args {
     /// The unseal key `sys/unseal` accepts (hex or base64); random when not given.
     #[arg(long, env = "VAULT_EMULATOR_UNSEAL_KEY")]
     unseal_key: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key-file), as Vault's
+    /// `tls_cert_file`.
+    #[arg(long, requires = "tls_key_file")]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert-file.
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let defaults = vault_emulator::Options::default();
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => Some(vault_emulator::TlsIdentity {
+            cert_chain_pem: std::fs::read_to_string(cert)?,
+            key_pem: std::fs::read_to_string(key)?,
+        }),
+        _ => None,
+    };
     let handle = vault_emulator::start(vault_emulator::Options {
         listen: args.listen,
         root_token: args.root_token,
         kv2_mounts: args.kv2_mounts,
         kubernetes_auth_mount: args.kubernetes_auth_mount,
         unseal_key: args.unseal_key.unwrap_or(defaults.unseal_key),
+        tls,
     })
     .await?;
     let mut stdout = std::io::stdout();

@@ -1,4 +1,4 @@
-//! Plain HTTP/1.1 on loopback, like `vault server -dev` without TLS. Stopping drops
+//! HTTP/1.1 on loopback, like `vault server -dev`, plain or over TLS. Stopping drops
 //! the listener and every open connection at once, so clients see what they would
 //! see if Vault died: refused connections and reset keep-alive connections.
 
@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 /// Vault's default `max_request_size`.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -28,13 +29,18 @@ pub type Shared = Arc<Mutex<State>>;
 
 /// Accepts connections until `stop` changes or its sender is dropped, then aborts
 /// every connection and returns, dropping the listener.
-pub async fn serve(listener: TcpListener, shared: Shared, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    connections.spawn(connection(stream, shared.clone()));
+                    connections.spawn(connection(stream, shared.clone(), tls.clone()));
                 }
             }
             _ = stop.changed() => break,
@@ -47,14 +53,27 @@ pub async fn serve(listener: TcpListener, shared: Shared, mut stop: watch::Recei
     while connections.join_next().await.is_some() {}
 }
 
-async fn connection(stream: TcpStream, shared: Shared) {
+async fn connection(stream: TcpStream, shared: Shared, tls: Option<TlsAcceptor>) {
+    match tls {
+        None => http(TokioIo::new(stream), shared).await,
+        // A client that does not trust the certificate aborts the handshake; so do we.
+        Some(acceptor) => {
+            if let Ok(stream) = acceptor.accept(stream).await {
+                http(TokioIo::new(stream), shared).await
+            }
+        }
+    }
+}
+
+async fn http<I>(io: I, shared: Shared)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
     let service = service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(respond(&shared, req).await) }
     });
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    let _ = http1::Builder::new().serve_connection(io, service).await;
 }
 
 /// `X-Vault-Token`, else an `Authorization: Bearer` token (http/handler.go `requestAuth`).

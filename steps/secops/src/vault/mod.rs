@@ -39,6 +39,8 @@ pub struct Vault {
     token: SecretString,
     /// True when we obtained the token by login (then we revoke it); false for VAULT_TOKEN.
     owns_token: bool,
+    /// What a TLS failure names: the address and the trust in force.
+    tls_context: String,
 }
 
 /// A response whose body has not been interpreted yet. Bodies may hold secret values, so
@@ -94,6 +96,7 @@ impl Vault {
             namespace: cfg.namespace.clone(),
             token: SecretString::from(String::new()),
             owns_token: false,
+            tls_context: tls_context(cfg),
         };
         let (token, owns) = auth::login(&v, &cfg.auth).await?;
         v.token = token;
@@ -147,9 +150,10 @@ impl Vault {
             req = req.header("Content-Type", content_type).body(bytes);
         }
         let what = format!("{method} /v1/{path}");
-        let resp = req.send().await.map_err(|e| transport_error(&what, &e))?;
+        let failed = |e: reqwest::Error| transport_error(&what, &e, &self.tls_context);
+        let resp = req.send().await.map_err(failed)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| transport_error(&what, &e))?;
+        let body = resp.bytes().await.map_err(failed)?;
         Ok(Response { status, body })
     }
 
@@ -170,6 +174,7 @@ impl Vault {
             namespace: None,
             token: SecretString::from(String::new()),
             owns_token: false,
+            tls_context: String::new(),
         }
     }
 }
@@ -200,7 +205,16 @@ pub(crate) fn status_error(what: &str, object: &str, status: u16, text: &str) ->
     }
 }
 
-fn transport_error(what: &str, e: &reqwest::Error) -> Error {
+fn transport_error(what: &str, e: &reqwest::Error, tls_context: &str) -> Error {
+    // A certificate that is not trusted or names another host is a configuration error (or
+    // an attack): retrying cannot help, so it fails closed with exit 2 and says what to fix.
+    if let Some(tls) = rustls_error(e) {
+        return Error::Usage(format!(
+            "TLS to Vault failed for {what}: {tls}; {tls_context}: set VAULT_CACERT to the PEM \
+             bundle of the CA that signs Vault's certificate and make VAULT_ADDR use a host \
+             name that certificate names"
+        ));
+    }
     // Never print the URL's query or any body: reqwest's Display holds only the URL.
     if e.is_connect() {
         Error::Unavailable(format!("Vault is unreachable for {what}: {e}"))
@@ -209,6 +223,53 @@ fn transport_error(what: &str, e: &reqwest::Error) -> Error {
     } else {
         Error::Transient(format!("Vault request {what} failed: {e}"))
     }
+}
+
+/// The rustls error somewhere in a request error's causes. `io::Error::source` skips the
+/// error it wraps (and io errors nest), so an `io::Error` is followed into what it wraps.
+fn rustls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        cause = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// How a TLS failure describes the connection: the address and whom it trusts.
+fn tls_context(cfg: &VaultConfig) -> String {
+    let host = cfg.addr.host_str().unwrap_or_default();
+    match &cfg.cacert {
+        Some(path) => format!(
+            "VAULT_ADDR {} (host {host}) checked against VAULT_CACERT {}",
+            cfg.addr,
+            path.display()
+        ),
+        None => format!(
+            "VAULT_ADDR {} (host {host}) checked against the built-in public roots (VAULT_CACERT is not set)",
+            cfg.addr
+        ),
+    }
+}
+
+/// The Mozilla root store compiled into the binary: a scratch image has no /etc/ssl, so
+/// reqwest's platform verifier would find no roots there.
+fn builtin_roots() -> Result<Vec<reqwest::Certificate>> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|der| {
+            reqwest::Certificate::from_der(der.as_ref())
+                .map_err(|e| Error::Internal(format!("a built-in root certificate: {e}")))
+        })
+        .collect()
 }
 
 fn build_http(cfg: &VaultConfig) -> Result<reqwest::Client> {
@@ -228,7 +289,15 @@ fn build_http(cfg: &VaultConfig) -> Result<reqwest::Client> {
                     path.display()
                 ))
             })?;
+            if certs.is_empty() {
+                return Err(Error::Usage(format!(
+                    "VAULT_CACERT {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
             b = b.tls_certs_only(certs);
+        } else {
+            b = b.tls_certs_only(builtin_roots()?);
         }
         if cfg.skip_verify {
             tracing::warn!(

@@ -9,4 +9,5 @@ mod refusals;
 mod rotate;
 mod rustyvault;
 mod templates;
+mod tls;
 mod vault_outage;
