@@ -7,24 +7,41 @@ REGISTRY ?= ghcr.io/secops
 TAG ?= 0.1.0
 REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BUILDAH ?= buildah --storage-driver vfs
+IMAGE_BUDGET := 8388608
 
-.PHONY: all build images push bins test fmt fmt-check lint unit demo clean
+.PHONY: all build images push image-test deny bins test fmt fmt-check lint unit demo clean
 
 all: build
 
-## build: static (musl) release binaries of every step, with their sizes
-##   needs: rustup target add x86_64-unknown-linux-musl; apt-get install musl-tools
+## build: static (musl) release binaries of every step, with their sizes; each embeds its
+##   dependency list (cargo auditable) for scanners
+##   needs: rustup target add x86_64-unknown-linux-musl; apt-get install musl-tools; cargo install cargo-auditable
 build:
-	SECOPS_GIT_REVISION=$(REVISION) $(CARGO) build --release --locked --target $(MUSL) $(addprefix -p ,$(STEPS))
+	SECOPS_GIT_REVISION=$(REVISION) $(CARGO) auditable build --release --locked --target $(MUSL) $(addprefix -p ,$(STEPS))
 	@for s in $(STEPS); do printf '%-16s %8d bytes\n' $$s $$(stat -c %s target/$(MUSL)/release/$$s); done
 
-## images: one FROM-scratch image per step, tagged $(REGISTRY)/<step>:$(TAG) (needs buildah)
+## images: one FROM-scratch image per step, tagged $(REGISTRY)/<step>:$(TAG) (needs buildah);
+##   prints each image's size against the 8 MiB budget (fails if over) and writes its SBOM
+##   (CycloneDX, from the binary's embedded dependency list) to target/images/<step>.cdx.json
 images: build
 	@for s in $(STEPS); do \
 	  $(BUILDAH) bud -q --build-arg VERSION=$(TAG) --build-arg REVISION=$(REVISION) \
 	    -f images/$$s/Containerfile -t $(REGISTRY)/$$s:$(TAG) . >/dev/null || exit 1; \
-	  printf '%-16s %s\n' $$s "$$($(BUILDAH) images --format '{{.Size}}' $(REGISTRY)/$$s:$(TAG))"; \
+	  BUILDAH="$(BUILDAH)" IMAGE_BUDGET=$(IMAGE_BUDGET) images/report.sh $$s $(REGISTRY)/$$s:$(TAG) \
+	    target/$(MUSL)/release/$$s || exit 1; \
 	done
+
+## image-test: every image's config and root filesystem, and its binary run in a chroot of
+##   it against loopback test servers over TLS (see images/image-test.sh; root, buildah)
+image-test: images
+	$(CARGO) build --locked -q -p e2e --bin test-servers
+	BUILDAH="$(BUILDAH)" REGISTRY=$(REGISTRY) TAG=$(TAG) REVISION=$(REVISION) STEPS="$(STEPS)" \
+	  images/image-test.sh
+
+## deny: licenses, bans and sources of every dependency (deny.toml; advisories need GitHub)
+deny:
+	$(CARGO) fetch --locked -q
+	$(CARGO) deny --offline --locked check licenses bans sources
 
 ## push: push the images (not run here: no registry is reachable)
 push:
