@@ -26,6 +26,7 @@ read -r -a BUILDAH <<<"${BUILDAH:-buildah --storage-driver vfs}"
 SERVERS=${SERVERS:-target/debug/test-servers}
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 USERSPEC=65532:65532
+CHROOT=$(command -v chroot)
 
 work=$(mktemp -d /tmp/image-test.XXXXXX)
 servers_pid=
@@ -60,8 +61,10 @@ for s in $STEPS; do
   fmt() { "${BUILDAH[@]}" inspect --type image --format "$1" "$img"; }
   user=$(fmt '{{.OCIv1.Config.User}}')
   [ "$user" = "$USERSPEC" ] || fail "$img: User is '$user', want $USERSPEC"
-  entry=$(fmt '{{json .OCIv1.Config.Entrypoint}}')
-  [ "$entry" = "[\"/$s\"]" ] || fail "$img: Entrypoint is $entry, want [\"/$s\"]"
+  entry=$(fmt '{{range .OCIv1.Config.Entrypoint}}<{{.}}>{{end}}')
+  [ "$entry" = "</$s>" ] || fail "$img: Entrypoint is $entry, want </$s>"
+  cmd=$(fmt '{{range .OCIv1.Config.Cmd}}<{{.}}>{{end}}')
+  [ -z "$cmd" ] || fail "$img: Cmd is $cmd, want none (templates pass args)"
   for kv in "title=$s" "version=$TAG" "revision=$REVISION" \
             "source=https://github.com/secops/secret-lifecycle" "licenses=Apache-2.0"; do
     got=$(fmt "{{index .OCIv1.Config.Labels \"org.opencontainers.image.${kv%%=*}\"}}")
@@ -125,7 +128,7 @@ run() {
   done
   shift
   set +e
-  env -i "${envs[@]}" chroot --userspec="$USERSPEC" "$work/$s" "/$s" "$@" \
+  env -i "${envs[@]}" "$CHROOT" --userspec="$USERSPEC" "$work/$s" "/$s" "$@" \
     >"$work/$s.out" 2>"$work/$s.err"
   code=$?
   set -e
@@ -150,22 +153,21 @@ pod "$work/read-bootstrap" ""
 run read-bootstrap -- --namespaces apps
 expect read-bootstrap 0 "lists bootstrap Secrets over TLS (in-cluster config, kube.test via /etc/hosts)"
 [ "$(output read-bootstrap count)" = 1 ] || fail "read-bootstrap found $(output read-bootstrap count) Secrets, want 1"
-output read-bootstrap references.json >"$work/references.json"
-grep -q '"name":"db"' "$work/references.json" || fail "references.json: $(cat "$work/references.json")"
+# The one item, as Argo's withParam passes it to the next steps.
+ref=$(output read-bootstrap references.json | sed 's/^\[//; s/\]$//')
+grep -q '"name":"db"' <<<"$ref" || fail "references.json: $(output read-bootstrap references.json)"
 
 pod "$work/write-vault" secops-write-vault
-cp "$work/references.json" "$work/write-vault/tmp/references.json"
-run write-vault unset:VAULT_CACERT -- --reference-file /tmp/references.json
+run write-vault unset:VAULT_CACERT -- --reference "$ref"
 expect write-vault 2 "without VAULT_CACERT the test CA is not trusted: fails closed"
 grep -q "TLS to Vault failed" "$work/write-vault.err" || fail "write-vault: $(cat "$work/write-vault.err")"
 pod "$work/write-vault" secops-write-vault
-run write-vault -- --reference-file /tmp/references.json
+run write-vault -- --reference "$ref"
 expect write-vault 0 "writes the Secret to Vault over TLS (vault.test, VAULT_CACERT)"
 [ "$(output write-vault vault-version)" = 1 ] || fail "write-vault: vault-version $(output write-vault vault-version)"
 
 pod "$work/mark-consumed" secops-mark-consumed
-cp "$work/references.json" "$work/mark-consumed/tmp/references.json"
-run mark-consumed -- --reference-file /tmp/references.json --mode ignore
+run mark-consumed -- --reference "$ref" --vault-version "$(output write-vault vault-version)" --mode ignore
 expect mark-consumed 0 "reads the version back from Vault and marks the Secret consumed"
 
 pod "$work/rotate" secops-rotate
