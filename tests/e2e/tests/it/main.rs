@@ -2,6 +2,7 @@
 
 mod chain;
 mod crash;
+mod faults;
 mod fixtures;
 mod handover;
 mod leaks;
