@@ -185,10 +185,11 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Resu
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         if cfg.mode == Mode::Delete {
-            // Marked by a run that stopped before deleting: finish the job.
+            // Marked by a run that stopped before deleting (or is deleting right now):
+            // finish the job. The consumption itself was that run's, so this one reports
+            // `unchanged`, and a race has one winner.
             kube.delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
                 .await?;
-            return Ok(result(Outcome::Consumed, version));
         }
         return Ok(result(Outcome::Unchanged, version));
     }

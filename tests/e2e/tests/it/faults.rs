@@ -82,10 +82,22 @@ fn repeats(env: &Env, since: Instant, server: Server) -> usize {
     most
 }
 
+/// The step said it retried, and (unless the first attempt is still hanging on the server)
+/// the server saw the request twice.
+fn assert_retried(env: &Env, since: Instant, server: Server, run: &StepRun, hang: bool) {
+    assert!(
+        run.stderr.contains("transient failure; retrying"),
+        "{}",
+        run.stderr
+    );
+    assert!(hang || repeats(env, since, server) >= 2, "a retry inside the run");
+}
+
 /// A Vault fault on write-vault: persistent ends with `code`, nothing written; the same
 /// failure once is retried and the write succeeds.
 async fn vault_fault(failure: Failure, code: i32, envs: &[(&str, &str)]) {
     let c = case().await;
+    let hang = matches!(failure, Failure::Hang(_));
     c.env.vault.set_fault(Some(Fault::Always(failure.clone())));
     let run = c.write_vault(envs).await;
     c.env.vault.set_fault(None);
@@ -100,7 +112,7 @@ async fn vault_fault(failure: Failure, code: i32, envs: &[(&str, &str)]) {
     let run = c.write_vault(envs).await;
     c.env.vault.set_fault(None);
     run.assert_code(0);
-    assert!(repeats(&c.env, t, Server::Vault) >= 2, "a retry inside the run");
+    assert_retried(&c.env, t, Server::Vault, &run, hang);
     c.assert_handed_over().await;
 }
 
@@ -108,6 +120,7 @@ async fn vault_fault(failure: Failure, code: i32, envs: &[(&str, &str)]) {
 /// and the Secret unconsumed; once, it is retried and the Secret is consumed.
 async fn kube_fault(method: Option<&str>, failure: KubeFailure, code: i32, envs: &[(&str, &str)]) {
     let c = case().await;
+    let hang = matches!(failure, KubeFailure::Hang(_));
     c.write_vault(&[]).await.assert_code(0);
     c.env
         .kube
@@ -128,7 +141,7 @@ async fn kube_fault(method: Option<&str>, failure: KubeFailure, code: i32, envs:
     let run = c.mark_consumed(envs).await;
     c.env.kube.set_fault(None);
     run.assert_code(0);
-    assert!(repeats(&c.env, t, Server::Kube) >= 2, "a retry inside the run");
+    assert_retried(&c.env, t, Server::Kube, &run, hang);
     let s = c.env.secret("apps", "db").await.unwrap();
     assert_eq!(label(&s, "secops.io/state"), Some("consumed"));
 }
@@ -325,4 +338,98 @@ async fn kube_409_on_the_guarded_patch_exits_4_unconsumed_and_the_rerun_consumes
     assert_eq!(patches, 1, "a conflict is not retried blindly: the object must be re-read");
     c.assert_untouched(1).await;
     c.mark_consumed(&[]).await.assert_code(0);
+}
+
+/// 20% of the requests to each server fail (500, 502, 503, 429, reset, or served with the
+/// answer lost), with a fixed seed. Re-running the batched chain until read-bootstrap finds
+/// nothing completes all 500 handovers with every invariant intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_500_handovers_at_a_20_percent_fault_rate_completes_through_reruns() {
+    const N: usize = 500;
+    let env = Env::start().await;
+    let seeds: Vec<SeedSecret> = (0..N)
+        .map(|i| {
+            SeedSecret::bootstrap("bulk", &format!("s{i:03}"))
+                .kv("password", format!("batch-canary-{i}"))
+                .kv("blob", [0u8, 0xff, i as u8])
+        })
+        .collect();
+    for s in &seeds {
+        env.seed(s.clone()).await;
+    }
+    let failures = [500, 502, 503, 429];
+    env.vault.set_fault(Some(Fault::Random {
+        percent: 20,
+        seed: 2026,
+        failures: failures
+            .iter()
+            .map(|s| Failure::Status(*s))
+            .chain([Failure::Reset, Failure::LostResponse])
+            .collect(),
+    }));
+    env.kube.set_fault(Some(KubeFault::Random {
+        percent: 20,
+        seed: 1129,
+        failures: failures
+            .iter()
+            .map(|s| KubeFailure::Status(*s))
+            .chain([KubeFailure::Reset, KubeFailure::LostResponse])
+            .collect(),
+    }));
+    let refs_file = env.dir.path().join("refs.json");
+    let mut events = Vec::new();
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 12, "not done after {} rounds", rounds - 1);
+        let rb = env
+            .step("read-bootstrap")
+            .args(["--namespaces", "bulk"])
+            .run()
+            .await;
+        events.extend(rb.audit());
+        if rb.code != 0 {
+            continue;
+        }
+        let refs = rb.references();
+        if refs.is_empty() {
+            break;
+        }
+        std::fs::write(&refs_file, serde_json::to_string(&refs).unwrap()).unwrap();
+        let file = refs_file.to_string_lossy().into_owned();
+        let wv = env
+            .step("write-vault")
+            .args(["--reference-file", &file])
+            .run()
+            .await;
+        events.extend(wv.audit());
+        let mc = env
+            .step("mark-consumed")
+            .args(["--reference-file", &file, "--mode", "delete"])
+            .run()
+            .await;
+        events.extend(mc.audit());
+        // Between rounds (faults paused): nothing consumed before Vault holds its data.
+        let (vf, kf) = (env.vault.fault(), env.kube.fault());
+        env.vault.set_fault(None);
+        env.kube.set_fault(None);
+        for s in &seeds {
+            crate::chain::check_never_consumed_before_vault(&env, s, &format!("bulk/{}", s.name))
+                .await;
+        }
+        env.vault.set_fault(vf);
+        env.kube.set_fault(kf);
+    }
+    env.vault.set_fault(None);
+    env.kube.set_fault(None);
+    for s in &seeds {
+        let path = format!("bulk/{}", s.name);
+        crate::chain::check_handed_over(&env, s, &path, "delete", &events).await;
+    }
+    let injected = env
+        .vault
+        .requests()
+        .len()
+        .min(usize::MAX);
+    println!("500 handovers done in {rounds} rounds ({injected} Vault requests in all)");
 }

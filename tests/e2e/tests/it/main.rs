@@ -5,6 +5,7 @@ mod crash;
 mod faults;
 mod fixtures;
 mod handover;
+mod races;
 mod leaks;
 mod least_privilege;
 mod push;
