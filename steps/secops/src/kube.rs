@@ -421,6 +421,10 @@ fn map_err(e: kube::Error, verb: &str, object: &str) -> Error {
                     "the Kubernetes API rejected our credentials",
                     "check the kubeconfig or the service-account token",
                 ),
+                // A patch only follows a read: the object was deleted since (re-run).
+                404 if verb == "patch" => {
+                    Error::Transient(format!("{msg}: it was deleted since it was read"))
+                }
                 404 => Error::precondition(object, "not found", "check the name and namespace"),
                 400 | 422 => Error::precondition(
                     object,

@@ -152,7 +152,7 @@ impl Vault {
     ) -> Result<Response> {
         let body = body.map(|(ct, b)| (ct, bytes::Bytes::from(b)));
         let r = self.retrying(&method, path, &body).await?;
-        if r.status == 403 && self.relogin(path).await {
+        if r.status == 403 && token_rejected(&r) && self.relogin(path).await {
             return self.retrying(&method, path, &body).await;
         }
         Ok(r)
@@ -307,6 +307,14 @@ impl std::fmt::Display for RetryableAnswer {
             RetryableAnswer::Transport(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// A 403 for the token itself (missing, expired, revoked), not for a policy: Vault answers
+/// those with a bare `permission denied` (or, in newer versions, `invalid token`), while an
+/// ACL denial comes wrapped in a multierror ("1 error occurred: * permission denied").
+fn token_rejected(r: &Response) -> bool {
+    let text = r.error_text();
+    text.trim() == "permission denied" || text.contains("invalid token")
 }
 
 /// Statuses that may clear up on their own: timeouts, throttling, server errors, and 503
