@@ -257,9 +257,11 @@ impl Kube {
             Api::namespaced_with(self.client.clone(), ns, &external_secret_resource());
         let lp = ListParams::default();
         let list = self
-            .retrying("list", &format!("ExternalSecrets in namespace {ns}"), || {
-                api.list(&lp)
-            })
+            .retrying(
+                "list",
+                &format!("ExternalSecrets in namespace {ns}"),
+                || api.list(&lp),
+            )
             .await?;
         Ok(list
             .items
@@ -403,7 +405,9 @@ fn map_err(e: kube::Error, verb: &str, object: &str) -> Error {
             match s.code {
                 // The object was replaced (uid precondition) or a create found one: re-running
                 // will not change that, a human must look.
-                409 if s.reason == "AlreadyExists" || s.message.contains("Precondition failed: UID") => {
+                409 if s.reason == "AlreadyExists"
+                    || s.message.contains("Precondition failed: UID") =>
+                {
                     Error::precondition(
                         object,
                         format!("{verb} refused: {} (409 {})", s.message, s.reason),
@@ -439,5 +443,62 @@ fn map_err(e: kube::Error, verb: &str, object: &str) -> Error {
             Error::Transient(format!("{verb} {object}: Kubernetes API unreachable: {e}"))
         }
         other => Error::Internal(format!("{verb} {object}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Exit;
+
+    fn api(v: serde_json::Value) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(v).unwrap()))
+    }
+
+    #[test]
+    fn conflicts_are_transient_unless_the_object_was_replaced() {
+        let stale = api(serde_json::json!({"code": 409, "reason": "Conflict",
+            "message": "Operation cannot be fulfilled on secrets \"db\": the object has been modified"}));
+        assert_eq!(
+            map_err(stale, "patch", "Secret a/db").exit(),
+            Exit::Transient
+        );
+        let replaced = api(serde_json::json!({"code": 409, "reason": "Conflict",
+            "message": "Operation cannot be fulfilled on secrets \"db\": Precondition failed: UID in precondition: a, UID in object meta: b"}));
+        assert_eq!(
+            map_err(replaced, "delete", "Secret a/db").exit(),
+            Exit::Precondition
+        );
+        let exists =
+            api(serde_json::json!({"code": 409, "reason": "AlreadyExists", "message": "x"}));
+        assert_eq!(
+            map_err(exists, "create", "Secret a/db").exit(),
+            Exit::Precondition
+        );
+        let gone = api(serde_json::json!({"code": 404, "reason": "NotFound", "message": "x"}));
+        assert_eq!(
+            map_err(gone, "patch", "Secret a/db").exit(),
+            Exit::Transient
+        );
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried_with_the_servers_hint() {
+        let throttled = api(serde_json::json!({"code": 429, "reason": "TooManyRequests",
+            "message": "x", "details": {"retryAfterSeconds": 3}}));
+        match classify(throttled) {
+            Failed::Retryable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(std::time::Duration::from_secs(3)))
+            }
+            Failed::Final(_) => panic!("429 is retried"),
+        }
+        for code in [500, 502, 503, 504] {
+            let e = api(serde_json::json!({"code": code, "message": "x"}));
+            assert!(matches!(classify(e), Failed::Retryable { .. }), "{code}");
+        }
+        for code in [400, 403, 404, 409, 422] {
+            let e = api(serde_json::json!({"code": code, "message": "x"}));
+            assert!(matches!(classify(e), Failed::Final(_)), "{code}");
+        }
     }
 }

@@ -28,10 +28,16 @@ pub enum Failure {
 pub enum Fault {
     Always(Failure),
     /// The next `count` requests fail; then the fault clears itself.
-    Next { count: u32, failure: Failure },
+    Next {
+        count: u32,
+        failure: Failure,
+    },
     /// The client is killed after `ok` served requests: the next one is served with its
     /// response lost when `served`, else reset unserved; every later one is reset.
-    KillAfter { ok: u32, served: bool },
+    KillAfter {
+        ok: u32,
+        served: bool,
+    },
     /// Each request fails with probability `percent`/100, the failure picked from
     /// `failures`; `seed` makes it repeatable (it advances as the generator's state).
     Random {
@@ -156,7 +162,10 @@ mod tests {
         let Some(Action::Reply(reply, None)) = r.apply("PATCH") else {
             panic!("expected a reply")
         };
-        assert_eq!((reply.code, reply.body["reason"].as_str()), (409, Some("Conflict")));
+        assert_eq!(
+            (reply.code, reply.body["reason"].as_str()),
+            (409, Some("Conflict"))
+        );
         assert_eq!(r.apply("PATCH"), None);
         assert_eq!(r.fault, None);
     }
@@ -176,7 +185,10 @@ mod tests {
     #[test]
     fn kill_after_loses_one_answer_then_resets() {
         let mut r = Rule {
-            fault: Some(Fault::KillAfter { ok: 1, served: true }),
+            fault: Some(Fault::KillAfter {
+                ok: 1,
+                served: true,
+            }),
             method: None,
         };
         assert_eq!(r.apply("GET"), None);

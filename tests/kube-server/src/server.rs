@@ -2,6 +2,7 @@
 //! need no certificates. Each request runs in its own task so a client that hangs up
 //! cannot cancel a write half-way through the front layer.
 
+use crate::fault::Action;
 use crate::front::{Front, Request};
 use crate::status::Reply;
 use bytes::Bytes;
@@ -10,7 +11,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use crate::fault::Action;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -113,7 +113,10 @@ async fn respond(
     (!lost).then_some(res)
 }
 
-async fn serve_request(front: Arc<Front>, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn serve_request(
+    front: Arc<Front>,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let reply = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => {

@@ -390,3 +390,36 @@ fn build_http(cfg: &VaultConfig) -> Result<reqwest::Client> {
     b.build()
         .map_err(|e| Error::Usage(format!("cannot configure the Vault HTTP client: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            body: bytes::Bytes::from(body.to_owned()),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_rejected_token_is_told_from_a_policy_denial() {
+        assert!(token_rejected(&answer(
+            403,
+            r#"{"errors":["permission denied"]}"#
+        )));
+        assert!(token_rejected(&answer(
+            403,
+            r#"{"errors":["invalid token"]}"#
+        )));
+        let acl = r#"{"errors":["1 error occurred:\n\t* permission denied\n\n"]}"#;
+        assert!(!token_rejected(&answer(403, acl)));
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(s), "{s}");
+        }
+        for s in [400, 403, 404, 409, 412] {
+            assert!(!is_retryable_status(s), "{s}");
+        }
+    }
+}

@@ -34,7 +34,13 @@ pub async fn chain(env: &Env, ns: &str, mode: &str, envs: Envs<'_>) -> Vec<StepR
     };
     let mut runs = vec![rb];
     for r in refs {
-        let wv = step(env, "write-vault", vec!["--reference".into(), r.clone()], envs).await;
+        let wv = step(
+            env,
+            "write-vault",
+            vec!["--reference".into(), r.clone()],
+            envs,
+        )
+        .await;
         let version = (wv.code == 0).then(|| wv.output("vault-version").to_owned());
         runs.push(wv);
         if let Some(v) = version {
@@ -139,7 +145,10 @@ pub fn audit_events(runs: &[StepRun]) -> Vec<Value> {
 pub async fn check_never_consumed_before_vault(env: &Env, seed: &SeedSecret, path: &str) {
     let what = format!("{}/{}", seed.namespace, seed.name);
     let versions = env.vault_versions(path).await;
-    assert!(versions <= 1, "{what}: {versions} Vault versions for one handover");
+    assert!(
+        versions <= 1,
+        "{what}: {versions} Vault versions for one handover"
+    );
     let live = env.secret(&seed.namespace, &seed.name).await;
     let consumed = match &live {
         None => true,
@@ -173,13 +182,19 @@ pub async fn check_handed_over(
     check_never_consumed_before_vault(env, seed, path).await;
     assert_eq!(env.vault_versions(path).await, 1, "{what}: one version");
     let meta = env.vault_custom_metadata(path).await;
-    assert_eq!(meta["secops.io/source"], what, "{what}: provenance recorded");
+    assert_eq!(
+        meta["secops.io/source"], what,
+        "{what}: provenance recorded"
+    );
     let live = env.secret(&seed.namespace, &seed.name).await;
     match (mode, &live) {
         ("delete", None) => {}
         ("inert", Some(s)) => {
             assert_eq!(label(s, "secops.io/state"), Some("consumed"), "{what}");
-            assert!(secret_bytes(s).values().all(Vec::is_empty), "{what}: blanked");
+            assert!(
+                secret_bytes(s).values().all(Vec::is_empty),
+                "{what}: blanked"
+            );
         }
         ("ignore", Some(s)) => {
             assert_eq!(label(s, "secops.io/state"), Some("consumed"), "{what}");
@@ -196,15 +211,23 @@ pub fn check_audit(events: &[Value], what: &str, mode: &str) {
     let mine: Vec<&Value> = events
         .iter()
         .filter(|e| {
-            e["source"]["namespace"].as_str().zip(e["source"]["name"].as_str())
+            e["source"]["namespace"]
+                .as_str()
+                .zip(e["source"]["name"].as_str())
                 == what.split_once('/')
         })
         .collect();
     let outcome = |e: &Value| e["outcome"].as_str().unwrap_or_default().to_owned();
     let writes: Vec<_> = mine.iter().filter(|e| e["action"] == "write").collect();
     let written = writes.iter().filter(|e| outcome(e) == "written").count();
-    assert!(written <= 1, "{what}: {written} `written` events for one version");
-    for e in writes.iter().filter(|e| ["written", "unchanged"].contains(&outcome(e).as_str())) {
+    assert!(
+        written <= 1,
+        "{what}: {written} `written` events for one version"
+    );
+    for e in writes
+        .iter()
+        .filter(|e| ["written", "unchanged"].contains(&outcome(e).as_str()))
+    {
         assert_eq!(e["target"]["version"], 1, "{what}: {e}");
     }
     let consumed: Vec<_> = mine
@@ -220,7 +243,10 @@ pub fn check_audit(events: &[Value], what: &str, mode: &str) {
                 && outcome(e) == "skipped"
                 && e["reason"] == "already consumed")
     });
-    assert!(recorded, "{what}: no event records the consumption: {mine:?}");
+    assert!(
+        recorded,
+        "{what}: no event records the consumption: {mine:?}"
+    );
     for e in &consumed {
         assert_eq!(e["reason"], format!("mode {mode}"), "{what}: {e}");
         assert_eq!(e["target"]["version"], 1, "{what}: {e}");

@@ -150,7 +150,10 @@ async fn push_secret_survives_a_kill_at_every_request_boundary() {
             );
             // The source is never touched.
             let live = env.secret(&ns, "broker").await.expect("source kept");
-            assert_eq!(live.metadata.resource_version, created.metadata.resource_version);
+            assert_eq!(
+                live.metadata.resource_version,
+                created.metadata.resource_version
+            );
             assert_eq!(secret_bytes(&live), s.bytes());
             // Audit: at most one `pushed`, every success names version 1.
             let events = audit_events(&runs);

@@ -34,7 +34,10 @@ async fn case() -> Case {
 
 impl Case {
     async fn write_vault(&self, envs: &[(&str, &str)]) -> StepRun {
-        let mut s = self.env.step("write-vault").args(["--reference", &self.reference]);
+        let mut s = self
+            .env
+            .step("write-vault")
+            .args(["--reference", &self.reference]);
         for (k, v) in envs {
             s = s.env(k, *v);
         }
@@ -90,7 +93,10 @@ fn assert_retried(env: &Env, since: Instant, server: Server, run: &StepRun, hang
         "{}",
         run.stderr
     );
-    assert!(hang || repeats(env, since, server) >= 2, "a retry inside the run");
+    assert!(
+        hang || repeats(env, since, server) >= 2,
+        "a retry inside the run"
+    );
 }
 
 /// A Vault fault on write-vault: persistent ends with `code`, nothing written; the same
@@ -105,10 +111,9 @@ async fn vault_fault(failure: Failure, code: i32, envs: &[(&str, &str)]) {
     c.assert_untouched(0).await;
 
     let t = Instant::now();
-    c.env.vault.set_fault(Some(Fault::Next {
-        count: 1,
-        failure,
-    }));
+    c.env
+        .vault
+        .set_fault(Some(Fault::Next { count: 1, failure }));
     let run = c.write_vault(envs).await;
     c.env.vault.set_fault(None);
     run.assert_code(0);
@@ -131,13 +136,9 @@ async fn kube_fault(method: Option<&str>, failure: KubeFailure, code: i32, envs:
     c.assert_untouched(1).await;
 
     let t = Instant::now();
-    c.env.kube.set_fault_for(
-        method,
-        Some(KubeFault::Next {
-            count: 1,
-            failure,
-        }),
-    );
+    c.env
+        .kube
+        .set_fault_for(method, Some(KubeFault::Next { count: 1, failure }));
     let run = c.mark_consumed(envs).await;
     c.env.kube.set_fault(None);
     run.assert_code(0);
@@ -170,7 +171,12 @@ async fn vault_503_is_retried_then_exit_5() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_timeout_is_retried_then_exit_4() {
-    vault_fault(Failure::Hang(Duration::from_secs(3)), 4, SHORT_VAULT_TIMEOUT).await;
+    vault_fault(
+        Failure::Hang(Duration::from_secs(3)),
+        4,
+        SHORT_VAULT_TIMEOUT,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,14 +190,18 @@ async fn vault_429_honours_retry_after_then_exit_4() {
     // A Retry-After beyond --retry-max-delay is not slept through: exit 4 at once.
     let c = case().await;
     let t = Instant::now();
-    c.env.vault.set_fault(Some(Fault::Always(Failure::Throttle {
-        retry_after: 600,
-    })));
+    c.env
+        .vault
+        .set_fault(Some(Fault::Always(Failure::Throttle { retry_after: 600 })));
     let run = c.write_vault(&[]).await;
     c.env.vault.set_fault(None);
     run.assert_code(4);
     assert_eq!(repeats(&c.env, t, Server::Vault), 1, "no retry");
-    assert!(run.stderr.contains("longer than --retry-max-delay"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("longer than --retry-max-delay"),
+        "{}",
+        run.stderr
+    );
     c.assert_untouched(0).await;
 }
 
@@ -232,7 +242,9 @@ async fn vault_sealed_mid_run_exits_5_with_nothing_written() {
 async fn an_expired_login_token_is_replaced_mid_run_and_a_static_one_exits_3() {
     let c = case().await;
     // The Kubernetes-auth login token is revoked after login: the step logs in again.
-    c.env.vault.set_fault(Some(Fault::RevokeTokensAfter { ok: 1 }));
+    c.env
+        .vault
+        .set_fault(Some(Fault::RevokeTokensAfter { ok: 1 }));
     let run = c.write_vault(&[]).await;
     c.env.vault.set_fault(None);
     run.assert_code(0);
@@ -250,7 +262,9 @@ async fn an_expired_login_token_is_replaced_mid_run_and_a_static_one_exits_3() {
         .await;
     assert_eq!(st, 200, "{body}");
     let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
-    c.env.vault.set_fault(Some(Fault::RevokeTokensAfter { ok: 0 }));
+    c.env
+        .vault
+        .set_fault(Some(Fault::RevokeTokensAfter { ok: 0 }));
     let run = c
         .env
         .step("mark-consumed")
@@ -274,7 +288,9 @@ async fn a_slow_vault_and_a_slow_kubernetes_api_within_the_timeout_succeed() {
         .set_fault(Some(Fault::Delay(Duration::from_millis(300))));
     c.env
         .kube
-        .set_fault(Some(KubeFault::Always(KubeFailure::Hang(Duration::from_millis(300)))));
+        .set_fault(Some(KubeFault::Always(KubeFailure::Hang(
+            Duration::from_millis(300),
+        ))));
     let wv = c.write_vault(&[]).await;
     let mc = c.mark_consumed(&[]).await;
     c.env.vault.set_fault(None);
@@ -325,9 +341,10 @@ async fn kube_409_on_the_guarded_patch_exits_4_unconsumed_and_the_rerun_consumes
     let c = case().await;
     c.write_vault(&[]).await.assert_code(0);
     let t = Instant::now();
-    c.env
-        .kube
-        .set_fault_for(Some("PATCH"), Some(KubeFault::Always(KubeFailure::Status(409))));
+    c.env.kube.set_fault_for(
+        Some("PATCH"),
+        Some(KubeFault::Always(KubeFailure::Status(409))),
+    );
     let run = c.mark_consumed(&[]).await;
     c.env.kube.set_fault(None);
     run.assert_code(4);
@@ -335,7 +352,10 @@ async fn kube_409_on_the_guarded_patch_exits_4_unconsumed_and_the_rerun_consumes
         .iter()
         .filter(|(s, m, _)| *s == Server::Kube && m == "PATCH")
         .count();
-    assert_eq!(patches, 1, "a conflict is not retried blindly: the object must be re-read");
+    assert_eq!(
+        patches, 1,
+        "a conflict is not retried blindly: the object must be re-read"
+    );
     c.assert_untouched(1).await;
     c.mark_consumed(&[]).await.assert_code(0);
 }
@@ -411,14 +431,20 @@ async fn a_batch_of_500_handovers_at_a_20_percent_fault_rate_completes_through_r
                 .unwrap()
                 .iter()
                 .filter(|i| i.get("result").is_some())
-                .map(|i| (i["namespace"].as_str().unwrap().into(), i["name"].as_str().unwrap().into()))
+                .map(|i| {
+                    (
+                        i["namespace"].as_str().unwrap().into(),
+                        i["name"].as_str().unwrap().into(),
+                    )
+                })
                 .collect(),
             None => Vec::new(),
         };
         let refs: Vec<&serde_json::Value> = refs
             .iter()
             .filter(|r| {
-                done.iter().any(|(ns, n)| r["namespace"] == ns.as_str() && r["name"] == n.as_str())
+                done.iter()
+                    .any(|(ns, n)| r["namespace"] == ns.as_str() && r["name"] == n.as_str())
             })
             .collect();
         if refs.is_empty() {

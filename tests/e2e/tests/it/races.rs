@@ -13,9 +13,10 @@ use crate::chain::{audit_events, chain, check_handed_over};
 const REPETITIONS: usize = 4;
 
 fn slow_vault(env: &Env) {
-    env.vault.set_fault(Some(vault_emulator::Fault::Delay(Duration::from_millis(
-        120,
-    ))));
+    env.vault
+        .set_fault(Some(vault_emulator::Fault::Delay(Duration::from_millis(
+            120,
+        ))));
 }
 
 async fn race_handover(mode: &str) {
@@ -45,8 +46,16 @@ async fn race_handover(mode: &str) {
                 .filter(|e| e["action"] == action && e["outcome"] == outcome)
                 .count()
         };
-        assert_eq!(count("write", "written"), 1, "{ns}: one writer wins: {events:?}");
-        assert_eq!(count("consume", "consumed"), 1, "{ns}: one marker wins: {events:?}");
+        assert_eq!(
+            count("write", "written"),
+            1,
+            "{ns}: one writer wins: {events:?}"
+        );
+        assert_eq!(
+            count("consume", "consumed"),
+            1,
+            "{ns}: one marker wins: {events:?}"
+        );
         check_handed_over(&env, &seed, &format!("{ns}/db"), mode, &events).await;
     }
     println!("{REPETITIONS} handover races ({mode}): one winner each");
@@ -103,8 +112,18 @@ async fn race_rotation(same_id: bool) {
             .into_iter()
             .filter(|r| r.code == 0 && outcome(r) == json!("rotated"))
             .collect();
-        assert_eq!(rotated.len(), 1, "{path}: one winner; a: {} b: {}", a.stderr, b.stderr);
-        let winner_id = if std::ptr::eq(rotated[0], &a) { &id_a } else { &id_b };
+        assert_eq!(
+            rotated.len(),
+            1,
+            "{path}: one winner; a: {} b: {}",
+            a.stderr,
+            b.stderr
+        );
+        let winner_id = if std::ptr::eq(rotated[0], &a) {
+            &id_a
+        } else {
+            &id_b
+        };
         for r in [&a, &b] {
             if std::ptr::eq(r, rotated[0]) {
                 continue;
@@ -119,14 +138,25 @@ async fn race_rotation(same_id: bool) {
                 c => panic!("{path}: loser exited {c}: {}", r.stderr),
             }
         }
-        assert_eq!(env.vault_versions(&path).await, 2, "{path}: exactly one new version");
+        assert_eq!(
+            env.vault_versions(&path).await,
+            2,
+            "{path}: exactly one new version"
+        );
         let meta = env.vault_custom_metadata(&path).await;
         assert_eq!(&meta["secops.io/rotation-id"], winner_id, "{path}");
         assert_eq!(meta["secops.io/rotation-versions"], "1->2", "{path}");
-        assert!(!meta.contains_key("secops.io/rotation-pending"), "{path}: no intent left");
+        assert!(
+            !meta.contains_key("secops.io/rotation-pending"),
+            "{path}: no intent left"
+        );
         let bytes = env.vault_bytes(&path).await;
         assert_eq!(bytes["user"], b"u", "{path}: other keys kept");
-        assert_eq!(bytes["password"].len(), 24, "{path}: the winner's value stands");
+        assert_eq!(
+            bytes["password"].len(),
+            24,
+            "{path}: the winner's value stands"
+        );
     }
     println!(
         "{REPETITIONS} rotation races ({} ids): one winner each",
