@@ -12,6 +12,7 @@ use crate::audit::Workflow;
 use crate::error::{Error, Result};
 use crate::kube::KubeConfig;
 use crate::paths::{PathPolicy, VaultPath};
+use crate::retry::RetryPolicy;
 use crate::vault::{VaultAuth, VaultConfig};
 
 pub const SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -25,6 +26,12 @@ pub struct KubeArgs {
     /// Record a Kubernetes Event on each Secret acted on.
     #[arg(long, env = "SECOPS_KUBE_EVENTS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub kube_events: bool,
+    /// Per-request timeout for the Kubernetes API, in seconds.
+    #[arg(long, env = "SECOPS_KUBE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECONDS")]
+    pub kube_timeout: u64,
+    /// Every step has Kubernetes flags, so the retry budget (for both APIs) lives here.
+    #[command(flatten)]
+    pub retry: RetryArgs,
 }
 
 impl KubeArgs {
@@ -33,6 +40,34 @@ impl KubeArgs {
             kubeconfig: self.kubeconfig.clone(),
             events: self.kube_events,
             component: format!("secops/{step}"),
+            timeout: Duration::from_secs(self.kube_timeout),
+            retry: self.retry.policy(),
+        }
+    }
+}
+
+/// Retries inside the run, for requests that are safe to repeat (see ARCHITECTURE.md).
+#[derive(Debug, Clone, Args)]
+pub struct RetryArgs {
+    /// Attempts per request, the first included (1: no retry inside the run).
+    #[arg(long, env = "SECOPS_RETRY_ATTEMPTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20), value_name = "N")]
+    pub retry_attempts: u32,
+    /// First backoff wait; doubles per attempt, with jitter (e.g. 250ms).
+    #[arg(long, env = "SECOPS_RETRY_BASE_DELAY", default_value = "250ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_base_delay: Duration,
+    /// Longest single wait, a server's Retry-After included; a longer Retry-After ends the
+    /// run with exit 4 (Argo retries later).
+    #[arg(long, env = "SECOPS_RETRY_MAX_DELAY", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_max_delay: Duration,
+}
+
+impl RetryArgs {
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.retry_attempts,
+            base_delay: self.retry_base_delay,
+            // A cap below the base would make every wait the cap: keep the order sane.
+            max_delay: self.retry_max_delay.max(self.retry_base_delay),
         }
     }
 }
@@ -131,6 +166,14 @@ pub struct VaultTarget {
     pub kv_version: KvVersion,
 }
 
+impl VaultTarget {
+    /// The retry budget comes from [`KubeArgs`] (every step has those flags).
+    pub fn with_retry(mut self, retry: &RetryArgs) -> Self {
+        self.client.retry = retry.policy();
+        self
+    }
+}
+
 impl VaultArgs {
     /// `vault_token_env` is VAULT_TOKEN, read by the binary's edge and passed in.
     pub fn config(&self, vault_token_env: Option<String>) -> Result<VaultTarget> {
@@ -201,6 +244,7 @@ impl VaultArgs {
                 skip_verify: self.vault_skip_verify,
                 auth,
                 timeout: Duration::from_secs(self.vault_timeout.max(1)),
+                retry: RetryPolicy::default(),
             },
             mount,
             kv_version: self.kv_version,

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 
 use crate::error::{Error, Result};
+use crate::retry::{Failed, RetryPolicy};
 use crate::secret::{SecretBytes, SecretData};
 
 /// How to reach the Kubernetes API: kubectl's conventions (`--kubeconfig`, `KUBECONFIG`,
@@ -22,6 +23,10 @@ pub struct KubeConfig {
     pub events: bool,
     /// Reported as the Event's component, e.g. `secops/write-vault`.
     pub component: String,
+    /// Per-request read timeout (a hung API server ends the attempt).
+    pub timeout: std::time::Duration,
+    /// Retries inside the run; replaces kube's own default retry layer.
+    pub retry: RetryPolicy,
 }
 
 /// A Secret as the steps need it: identity, metadata, and values that cannot print.
@@ -140,6 +145,11 @@ impl Kube {
                 ))
             })?,
         };
+        let mut config = config;
+        // kube's default layer retries 429/503/504 up to 15 times with waits up to 1000 s, for
+        // every method, events included; our own bounded policy replaces it (see `retrying`).
+        config.default_retry = false;
+        config.read_timeout = Some(cfg.timeout);
         let client = kube::Client::try_from(config)
             .map_err(|e| Error::Usage(format!("cannot build a Kubernetes client: {e}")))?;
         Ok(Kube { client, cfg })
@@ -149,23 +159,43 @@ impl Kube {
         Api::namespaced(self.client.clone(), ns)
     }
 
+    /// Runs one request that is safe to repeat (a read, a resourceVersion-guarded patch, a
+    /// precondition-guarded delete, an idempotent merge patch) within the retry budget.
+    async fn retrying<T, F, Fut>(&self, verb: &str, object: &str, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, kube::Error>>,
+    {
+        let what = format!("{verb} {object}");
+        self.cfg
+            .retry
+            .run(&what, || {
+                let attempt = f();
+                async move { attempt.await.map_err(classify) }
+            })
+            .await
+            .map_err(|e| map_err(e, verb, object))
+    }
+
     /// `None` when the Secret does not exist.
     pub async fn get_secret(&self, ns: &str, name: &str) -> Result<Option<BootstrapSecret>> {
-        match self.secrets(ns).get_opt(name).await {
-            Ok(Some(s)) => BootstrapSecret::from_k8s(s).map(Some),
-            Ok(None) => Ok(None),
-            Err(e) => Err(map_err(e, "get", &format!("Secret {ns}/{name}"))),
+        let api = self.secrets(ns);
+        let object = format!("Secret {ns}/{name}");
+        match self.retrying("get", &object, || api.get_opt(name)).await? {
+            Some(s) => BootstrapSecret::from_k8s(s).map(Some),
+            None => Ok(None),
         }
     }
 
     /// One LIST per namespace.
     pub async fn list_secrets(&self, ns: &str, selector: &str) -> Result<Vec<BootstrapSecret>> {
         let lp = ListParams::default().labels(selector);
+        let api = self.secrets(ns);
         let list = self
-            .secrets(ns)
-            .list(&lp)
-            .await
-            .map_err(|e| map_err(e, "list", &format!("Secrets in namespace {ns}")))?;
+            .retrying("list", &format!("Secrets in namespace {ns}"), || {
+                api.list(&lp)
+            })
+            .await?;
         list.items
             .into_iter()
             .map(BootstrapSecret::from_k8s)
@@ -182,11 +212,16 @@ impl Kube {
         mut patch: serde_json::Value,
     ) -> Result<String> {
         patch["metadata"]["resourceVersion"] = resource_version.into();
+        let api = self.secrets(ns);
+        let pp = PatchParams::default();
+        let patch = Patch::Merge(&patch);
+        // Guarded by resourceVersion: a repeat of a patch that landed is a 409, never a
+        // second change.
         let s = self
-            .secrets(ns)
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| map_err(e, "patch", &format!("Secret {ns}/{name}")))?;
+            .retrying("patch", &format!("Secret {ns}/{name}"), || {
+                api.patch(name, &pp, &patch)
+            })
+            .await?;
         drop(s.data);
         Ok(s.metadata.resource_version.unwrap_or_default())
     }
@@ -201,21 +236,33 @@ impl Kube {
             }),
             ..DeleteParams::default()
         };
-        match self.secrets(ns).delete(name, &dp).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(map_err(e, "delete", &format!("Secret {ns}/{name}"))),
-        }
+        let api = self.secrets(ns);
+        let object = format!("Secret {ns}/{name}");
+        // Guarded by uid and resourceVersion: a repeat of a delete that landed is a 404.
+        let deleted = self
+            .retrying("delete", &object, || async {
+                match api.delete(name, &dp).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        Ok(deleted)
     }
 
     /// One LIST of ExternalSecrets in a namespace.
     pub async fn list_external_secrets(&self, ns: &str) -> Result<Vec<ExternalSecretInfo>> {
         let api: Api<kube::api::DynamicObject> =
             Api::namespaced_with(self.client.clone(), ns, &external_secret_resource());
-        let list = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| map_err(e, "list", &format!("ExternalSecrets in namespace {ns}")))?;
+        let lp = ListParams::default();
+        let list = self
+            .retrying(
+                "list",
+                &format!("ExternalSecrets in namespace {ns}"),
+                || api.list(&lp),
+            )
+            .await?;
         Ok(list
             .items
             .into_iter()
@@ -262,9 +309,13 @@ impl Kube {
         let api: Api<kube::api::DynamicObject> =
             Api::namespaced_with(self.client.clone(), ns, &external_secret_resource());
         let patch = serde_json::json!({ "metadata": { "annotations": { FORCE_SYNC: value } } });
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| map_err(e, "patch", &format!("ExternalSecret {ns}/{name}")))?;
+        let pp = PatchParams::default();
+        let patch = Patch::Merge(&patch);
+        // Setting one annotation to one value: repeating it changes nothing more.
+        self.retrying("patch", &format!("ExternalSecret {ns}/{name}"), || {
+            api.patch(name, &pp, &patch)
+        })
+        .await?;
         Ok(())
     }
 
@@ -319,12 +370,50 @@ impl Kube {
     }
 }
 
+/// Whether another attempt may succeed: timeouts, throttling (with the Status'
+/// `retryAfterSeconds`, which the apiserver sends along with Retry-After), server errors and
+/// transport failures. Conflicts are not retried: the object must be read again first.
+fn classify(e: kube::Error) -> Failed<kube::Error> {
+    match &e {
+        kube::Error::Api(s) if matches!(s.code, 408 | 429 | 500 | 502 | 503 | 504) => {
+            let retry_after = s
+                .details
+                .as_ref()
+                .map(|d| d.retry_after_seconds)
+                .filter(|s| *s > 0)
+                .map(|s| std::time::Duration::from_secs(s.into()));
+            Failed::Retryable {
+                error: e,
+                retry_after,
+            }
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
+            Failed::Retryable {
+                error: e,
+                retry_after: None,
+            }
+        }
+        _ => Failed::Final(e),
+    }
+}
+
 /// Maps an API failure to an exit-code class with the next step for the operator.
 fn map_err(e: kube::Error, verb: &str, object: &str) -> Error {
     match e {
         kube::Error::Api(s) => {
             let msg = format!("{verb} {object}: {} ({})", s.message, s.code);
             match s.code {
+                // The object was replaced (uid precondition) or a create found one: re-running
+                // will not change that, a human must look.
+                409 if s.reason == "AlreadyExists"
+                    || s.message.contains("Precondition failed: UID") =>
+                {
+                    Error::precondition(
+                        object,
+                        format!("{verb} refused: {} (409 {})", s.message, s.reason),
+                        "the object was replaced or already exists; inspect it before re-running",
+                    )
+                }
                 409 => Error::Transient(format!("{msg}: it changed since it was read")),
                 403 => Error::precondition(
                     object,
@@ -336,6 +425,10 @@ fn map_err(e: kube::Error, verb: &str, object: &str) -> Error {
                     "the Kubernetes API rejected our credentials",
                     "check the kubeconfig or the service-account token",
                 ),
+                // A patch only follows a read: the object was deleted since (re-run).
+                404 if verb == "patch" => {
+                    Error::Transient(format!("{msg}: it was deleted since it was read"))
+                }
                 404 => Error::precondition(object, "not found", "check the name and namespace"),
                 400 | 422 => Error::precondition(
                     object,
@@ -350,5 +443,62 @@ fn map_err(e: kube::Error, verb: &str, object: &str) -> Error {
             Error::Transient(format!("{verb} {object}: Kubernetes API unreachable: {e}"))
         }
         other => Error::Internal(format!("{verb} {object}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::Exit;
+
+    fn api(v: serde_json::Value) -> kube::Error {
+        kube::Error::Api(Box::new(serde_json::from_value(v).unwrap()))
+    }
+
+    #[test]
+    fn conflicts_are_transient_unless_the_object_was_replaced() {
+        let stale = api(serde_json::json!({"code": 409, "reason": "Conflict",
+            "message": "Operation cannot be fulfilled on secrets \"db\": the object has been modified"}));
+        assert_eq!(
+            map_err(stale, "patch", "Secret a/db").exit(),
+            Exit::Transient
+        );
+        let replaced = api(serde_json::json!({"code": 409, "reason": "Conflict",
+            "message": "Operation cannot be fulfilled on secrets \"db\": Precondition failed: UID in precondition: a, UID in object meta: b"}));
+        assert_eq!(
+            map_err(replaced, "delete", "Secret a/db").exit(),
+            Exit::Precondition
+        );
+        let exists =
+            api(serde_json::json!({"code": 409, "reason": "AlreadyExists", "message": "x"}));
+        assert_eq!(
+            map_err(exists, "create", "Secret a/db").exit(),
+            Exit::Precondition
+        );
+        let gone = api(serde_json::json!({"code": 404, "reason": "NotFound", "message": "x"}));
+        assert_eq!(
+            map_err(gone, "patch", "Secret a/db").exit(),
+            Exit::Transient
+        );
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried_with_the_servers_hint() {
+        let throttled = api(serde_json::json!({"code": 429, "reason": "TooManyRequests",
+            "message": "x", "details": {"retryAfterSeconds": 3}}));
+        match classify(throttled) {
+            Failed::Retryable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(std::time::Duration::from_secs(3)))
+            }
+            Failed::Final(_) => panic!("429 is retried"),
+        }
+        for code in [500, 502, 503, 504] {
+            let e = api(serde_json::json!({"code": code, "message": "x"}));
+            assert!(matches!(classify(e), Failed::Retryable { .. }), "{code}");
+        }
+        for code in [400, 403, 404, 409, 422] {
+            let e = api(serde_json::json!({"code": code, "message": "x"}));
+            assert!(matches!(classify(e), Failed::Final(_)), "{code}");
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod outputs;
 pub mod paths;
 pub mod push;
 pub mod reference;
+pub mod retry;
 pub mod rotation;
 pub mod run;
 pub mod secret;

@@ -231,9 +231,33 @@ async fn push_one(
             vault.kv2_patch_metadata(mount, path, &patch).await?;
             Ok(("pushed", version))
         }
-        CasWrite::Mismatch => Err(Error::Transient(format!(
-            "{object} changed while publishing; nothing was written"
-        ))),
+        CasWrite::Mismatch => {
+            // Either a concurrent writer, or our own retried write whose first answer was
+            // lost: if Vault now holds exactly this content with no other owner, it is done.
+            if let Kv2Read::Present {
+                version,
+                data: current,
+                foreign_shape: false,
+                custom_metadata,
+            } = vault.kv2_read(mount, path, None).await?
+            {
+                let ours = match Provenance::from_metadata(&custom_metadata) {
+                    None => true,
+                    Some(p) => {
+                        p.owner.as_deref() == Some(OWNER_PUSH)
+                            && p.source == prov.source
+                            && p.source_uid == prov.source_uid
+                    }
+                };
+                if ours && version == cas + 1 && current.same_values(&data) {
+                    vault.kv2_patch_metadata(mount, path, &patch).await?;
+                    return Ok(("unchanged", version));
+                }
+            }
+            Err(Error::Transient(format!(
+                "{object} changed while publishing; nothing was written"
+            )))
+        }
         CasWrite::Denied { reason } => Err(Error::precondition(
             object,
             format!("Vault denied the write (HTTP 403: {reason})"),

@@ -91,7 +91,7 @@ impl HandoverArgs {
     fn validate(self, step: &'static str, vault_token: Option<String>) -> Result<Handover> {
         Ok(Handover {
             references: self.reference.references()?,
-            vault: self.vault.config(vault_token)?,
+            vault: self.vault.config(vault_token)?.with_retry(&self.kube.retry),
             paths: self.paths.policy()?,
             audit: Auditor {
                 step,
@@ -284,7 +284,7 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
         .map(|p| VaultPath::parse(p).map_err(|e| Error::Usage(format!("path {p:?}: {e}"))))
         .collect::<Result<Vec<_>>>()?;
     let workflow = a.workflow.workflow()?;
-    let vault_target = a.vault.config(vault_token)?;
+    let vault_target = a.vault.config(vault_token)?.with_retry(&a.kube.retry);
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
         return Err(Error::Usage(
             "rotate needs KV version 2 (versions and check-and-set); --kv-version 1 is not supported".into(),
@@ -364,7 +364,7 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
         path_prefix: Some(a.path_prefix.clone()),
     }
     .policy()?;
-    let vault_target = a.vault.config(vault_token)?;
+    let vault_target = a.vault.config(vault_token)?.with_retry(&a.kube.retry);
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
         return Err(Error::Usage(
             "push-secret needs KV version 2 (check-and-set, metadata)".into(),

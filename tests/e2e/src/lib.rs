@@ -179,6 +179,9 @@ impl<'a> Step<'a> {
         let mut cmd = tokio::process::Command::new(bin(self.name));
         cmd.env_clear()
             .env("SECOPS_LOG", "info")
+            // Retries inside the run stay on, with short waits so faulted tests stay quick.
+            .env("SECOPS_RETRY_BASE_DELAY", "5ms")
+            .env("SECOPS_RETRY_MAX_DELAY", "2s")
             .arg("--kubeconfig")
             .arg(&self.env.kubeconfig)
             .arg("--outputs-dir")

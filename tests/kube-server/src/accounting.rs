@@ -29,6 +29,7 @@ pub struct ApiAccess {
 #[derive(Default)]
 struct Inner {
     log: Vec<(String, String)>,
+    log_at: Vec<std::time::Instant>,
     counts: BTreeMap<RequestKey, u64>,
     accesses: Vec<ApiAccess>,
 }
@@ -40,6 +41,7 @@ impl Accounting {
         inner
             .log
             .push((method.to_string(), path_and_query.to_string()));
+        inner.log_at.push(std::time::Instant::now());
         if let Some((plural, ns)) = resource {
             let key = (method.to_string(), plural.to_string(), ns.to_string());
             *inner.counts.entry(key).or_default() += 1;
@@ -62,6 +64,16 @@ impl Accounting {
         self.lock().log.clone()
     }
 
+    pub fn log_at(&self) -> Vec<(std::time::Instant, String, String)> {
+        let inner = self.lock();
+        inner
+            .log_at
+            .iter()
+            .zip(&inner.log)
+            .map(|(t, (m, p))| (*t, m.clone(), p.clone()))
+            .collect()
+    }
+
     pub fn counts(&self) -> BTreeMap<RequestKey, u64> {
         self.lock().counts.clone()
     }
@@ -69,6 +81,7 @@ impl Accounting {
     pub fn reset(&self) {
         let mut inner = self.lock();
         inner.log.clear();
+        inner.log_at.clear();
         inner.counts.clear();
         inner.accesses.clear();
     }

@@ -62,6 +62,8 @@ pub struct Front {
     serial: tokio::sync::Mutex<()>,
     forbidden: RwLock<BTreeSet<String>>,
     pub accounting: Accounting,
+    /// Test-only; see `fault`.
+    pub fault: std::sync::Mutex<crate::fault::Rule>,
 }
 
 impl Front {
@@ -72,6 +74,7 @@ impl Front {
             serial: tokio::sync::Mutex::new(()),
             forbidden: RwLock::new(forbidden.iter().cloned().collect()),
             accounting: Accounting::default(),
+            fault: Default::default(),
         }
     }
 

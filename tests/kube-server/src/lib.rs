@@ -8,6 +8,7 @@
 mod accounting;
 mod backend;
 mod discovery;
+mod fault;
 mod front;
 mod kubeconfig;
 mod names;
@@ -20,6 +21,7 @@ mod server;
 mod status;
 
 pub use accounting::{ApiAccess, RequestKey};
+pub use fault::{Failure, Fault};
 pub use kubeconfig::TOKEN;
 pub use status::USER;
 
@@ -135,6 +137,35 @@ impl Handle {
     /// `(method, path+query)` of every request, in arrival order; never bodies.
     pub fn requests(&self) -> Vec<(String, String)> {
         self.front.accounting.log()
+    }
+
+    /// [`Handle::requests`] with each request's arrival time, to merge with another
+    /// server's log into the order a client made them.
+    pub fn requests_at(&self) -> Vec<(std::time::Instant, String, String)> {
+        self.front.accounting.log_at()
+    }
+
+    /// Test-only fault injection for every request (see `Fault`); `None` clears it.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.set_fault_for(None, fault)
+    }
+
+    /// A fault for requests of one HTTP method only (`Some("PATCH")`); others pass.
+    pub fn set_fault_for(&self, method: Option<&str>, fault: Option<Fault>) {
+        *self.front.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault::Rule {
+            fault,
+            method: method.map(str::to_owned),
+        };
+    }
+
+    /// The fault in force (a counting fault shows what is left).
+    pub fn fault(&self) -> Option<Fault> {
+        self.front
+            .fault
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fault
+            .clone()
     }
 
     /// Resource requests counted by `(method, resource, namespace)`; namespace is

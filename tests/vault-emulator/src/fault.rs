@@ -5,6 +5,22 @@
 
 use std::time::Duration;
 
+/// How one request fails under the newer faults (`Always`, `Next`, `Random`, `KillAfter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Answers this status with `{"errors":["injected"]}`; not served.
+    Status(u16),
+    /// 429 with a `Retry-After` header of this many seconds; not served.
+    Throttle { retry_after: u32 },
+    /// The socket is closed without a response; not served.
+    Reset,
+    /// Served, then the socket is closed before the response: the client cannot tell
+    /// whether the request landed.
+    LostResponse,
+    /// Served after this delay (beyond the client's timeout, the client gives up first).
+    Hang(Duration),
+}
+
 /// A fault applied to every request whose path is not under `/v1/sys/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -19,6 +35,25 @@ pub enum Fault {
     /// The next `ok` such requests are served; every one after answers `status`. A client
     /// stopped this way is in the state of one killed between request `ok` and `ok + 1`.
     FailAfter { ok: u32, status: u16 },
+    /// Every such request fails this way.
+    Always(Failure),
+    /// The next `count` such requests fail this way; after that the fault clears itself.
+    Next { count: u32, failure: Failure },
+    /// The client is killed after `ok` served requests: the next one is served with its
+    /// response lost when `served`, else reset unserved; every later one is reset.
+    KillAfter { ok: u32, served: bool },
+    /// Each such request fails with probability `percent`/100, the failure picked from
+    /// `failures`; `seed` makes the sequence repeatable (it advances as the generator's state).
+    Random {
+        percent: u8,
+        seed: u64,
+        failures: Vec<Failure>,
+    },
+    /// After `ok` served requests Vault seals itself (until `Handle::unseal`); then clears.
+    SealAfter { ok: u32 },
+    /// After `ok` served requests every non-root token is revoked, as if the client's token
+    /// expired mid-run; then clears.
+    RevokeTokensAfter { ok: u32 },
 }
 
 /// The message of an injected error.
@@ -29,6 +64,35 @@ pub const INJECTED: &str = "injected";
 pub enum Action {
     Fail(u16),
     Delay(Duration),
+    /// 429 with `Retry-After`.
+    Throttle(u32),
+    /// Close without a response, unserved.
+    Reset,
+    /// Serve, then close without a response.
+    Lost,
+    /// Seal, then serve (the request meets a sealed Vault).
+    Seal,
+    /// Revoke every non-root token, then serve.
+    RevokeTokens,
+}
+
+fn action_of(f: &Failure) -> Action {
+    match f {
+        Failure::Status(s) => Action::Fail(*s),
+        Failure::Throttle { retry_after } => Action::Throttle(*retry_after),
+        Failure::Reset => Action::Reset,
+        Failure::LostResponse => Action::Lost,
+        Failure::Hang(d) => Action::Delay(*d),
+    }
+}
+
+/// splitmix64: a tiny, repeatable generator for `Fault::Random`.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Whether a raw request path (still percent-encoded) is exempt.
@@ -62,6 +126,50 @@ pub fn apply(fault: &mut Option<Fault>, path: &str) -> Option<Action> {
                 *fault = None;
             }
             action
+        }
+        Some(Fault::Always(f)) => Some(action_of(f)),
+        Some(Fault::Next { count, failure }) => {
+            let action = (*count > 0).then(|| action_of(failure));
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                *fault = None;
+            }
+            action
+        }
+        Some(Fault::KillAfter { ok, served }) => {
+            if *ok > 0 {
+                *ok -= 1;
+                None
+            } else if *served {
+                *served = false;
+                Some(Action::Lost)
+            } else {
+                Some(Action::Reset)
+            }
+        }
+        Some(Fault::Random {
+            percent,
+            seed,
+            failures,
+        }) => {
+            let roll = next_random(seed);
+            if failures.is_empty() || roll % 100 >= u64::from(*percent) {
+                return None;
+            }
+            let pick = (next_random(seed) % failures.len() as u64) as usize;
+            Some(action_of(&failures[pick]))
+        }
+        Some(Fault::SealAfter { ok }) | Some(Fault::RevokeTokensAfter { ok }) if *ok > 0 => {
+            *ok -= 1;
+            None
+        }
+        Some(Fault::SealAfter { .. }) => {
+            *fault = None;
+            Some(Action::Seal)
+        }
+        Some(Fault::RevokeTokensAfter { .. }) => {
+            *fault = None;
+            Some(Action::RevokeTokens)
         }
     }
 }
@@ -118,6 +226,47 @@ mod tests {
                 Some(Action::Fail(503))
             );
         }
+    }
+
+    #[test]
+    fn kill_after_serves_then_loses_one_answer_then_resets_all() {
+        let mut fault = Some(Fault::KillAfter {
+            ok: 1,
+            served: true,
+        });
+        assert_eq!(apply(&mut fault, "/v1/secret/data/a"), None);
+        assert_eq!(apply(&mut fault, "/v1/secret/data/a"), Some(Action::Lost));
+        for _ in 0..3 {
+            assert_eq!(apply(&mut fault, "/v1/secret/data/a"), Some(Action::Reset));
+        }
+    }
+
+    #[test]
+    fn random_faults_repeat_for_a_seed_and_follow_the_rate() {
+        let run = |seed| {
+            let mut fault = Some(Fault::Random {
+                percent: 20,
+                seed,
+                failures: vec![Failure::Status(500), Failure::Reset],
+            });
+            (0..2000)
+                .map(|_| apply(&mut fault, "/v1/secret/data/a"))
+                .collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        let failed = a.iter().filter(|x| x.is_some()).count();
+        assert!((300..500).contains(&failed), "{failed} of 2000 at 20%");
+        assert!(a.contains(&Some(Action::Reset)) && a.contains(&Some(Action::Fail(500))));
+    }
+
+    #[test]
+    fn seal_after_fires_once_then_clears() {
+        let mut fault = Some(Fault::SealAfter { ok: 1 });
+        assert_eq!(apply(&mut fault, "/v1/secret/data/a"), None);
+        assert_eq!(apply(&mut fault, "/v1/secret/data/a"), Some(Action::Seal));
+        assert_eq!(fault, None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod token;
 
 use anyhow::{bail, Context as _};
 pub use api::Access;
-pub use fault::Fault;
+pub use fault::{Failure, Fault};
 pub use pki::{TestPki, TlsIdentity};
 use server::Shared;
 use state::State;
@@ -218,6 +218,12 @@ impl Handle {
     /// `(method, path?query)` of every request in arrival order; never bodies.
     pub fn requests(&self) -> Vec<(String, String)> {
         self.state().requests()
+    }
+
+    /// [`Handle::requests`] with each request's arrival time, to merge with another
+    /// server's log into the order a client made them.
+    pub fn requests_at(&self) -> Vec<(std::time::Instant, String, String)> {
+        self.state().requests_at()
     }
 
     /// Every ACL decision for a non-root token, in order: the evidence least-privilege

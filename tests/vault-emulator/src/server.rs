@@ -15,7 +15,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -53,6 +52,18 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
+/// An injected connection drop: hyper closes the socket without writing a response.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected connection drop")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
 async fn connection(stream: TcpStream, shared: Shared, tls: Option<TlsAcceptor>) {
     match tls {
         None => http(TokioIo::new(stream), shared).await,
@@ -71,7 +82,7 @@ where
 {
     let service = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(respond(&shared, req).await) }
+        async move { respond(&shared, req).await.ok_or(Dropped) }
     });
     let _ = http1::Builder::new().serve_connection(io, service).await;
 }
@@ -88,7 +99,11 @@ fn token(headers: &HeaderMap) -> Option<String> {
         .map(|t| t.trim().to_string())
 }
 
-async fn respond(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+/// `None`: drop the connection without a response (an injected fault).
+async fn respond(
+    shared: &Shared,
+    req: hyper::Request<Incoming>,
+) -> Option<hyper::Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
     let body = Limited::new(body, MAX_BODY)
         .collect()
@@ -112,15 +127,22 @@ async fn respond(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respo
         .unwrap_or_else(PoisonError::into_inner)
         .fault_action(&request.method, &request.path, request.query.as_deref());
     match action {
-        Some(Action::Fail(status)) => return to_response(Reply::error(status, INJECTED)),
+        Some(Action::Fail(status)) => return Some(to_response(Reply::error(status, INJECTED))),
+        Some(Action::Throttle(secs)) => {
+            let mut res = to_response(Reply::error(429, INJECTED));
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+            return Some(res);
+        }
+        Some(Action::Reset) => return None,
         Some(Action::Delay(delay)) => tokio::time::sleep(delay).await,
-        None => {}
+        Some(Action::Lost | Action::Seal | Action::RevokeTokens) | None => {}
     }
     let reply = {
         let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
         api::handle(&mut state, request, Timestamp::now())
     };
-    to_response(reply)
+    (action != Some(Action::Lost)).then(|| to_response(reply))
 }
 
 /// Go's `json.Encoder` ends every body with a newline; so does this.

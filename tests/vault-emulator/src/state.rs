@@ -29,6 +29,8 @@ pub struct State {
     /// Test-only; see `fault`.
     pub fault: Option<Fault>,
     log: Vec<(String, String)>,
+    /// When each `log` entry arrived, to merge with another server's log.
+    log_at: Vec<std::time::Instant>,
     accesses: Vec<crate::api::Access>,
 }
 
@@ -55,6 +57,7 @@ impl State {
             cluster_id: ids::uuid(),
             fault: None,
             log: Vec::new(),
+            log_at: Vec::new(),
             accesses: Vec::new(),
         }
     }
@@ -66,6 +69,7 @@ impl State {
             None => path.to_string(),
         };
         self.log.push((method.to_string(), target));
+        self.log_at.push(std::time::Instant::now());
     }
 
     /// The injected fault a request meets, if any. A request failed by it is logged
@@ -77,8 +81,13 @@ impl State {
         query: Option<&str>,
     ) -> Option<Action> {
         let action = fault::apply(&mut self.fault, path);
-        if matches!(action, Some(Action::Fail(_))) {
-            self.record(method, path, query);
+        match action {
+            Some(Action::Fail(_) | Action::Throttle(_) | Action::Reset) => {
+                self.record(method, path, query)
+            }
+            Some(Action::Seal) => self.sealed = true,
+            Some(Action::RevokeTokens) => self.tokens.revoke_all_but_root(),
+            _ => {}
         }
         action
     }
@@ -93,6 +102,14 @@ impl State {
 
     pub fn requests(&self) -> Vec<(String, String)> {
         self.log.clone()
+    }
+
+    pub fn requests_at(&self) -> Vec<(std::time::Instant, String, String)> {
+        self.log_at
+            .iter()
+            .zip(&self.log)
+            .map(|(t, (m, p))| (*t, m.clone(), p.clone()))
+            .collect()
     }
 
     pub fn request_count(&self) -> u64 {

@@ -130,6 +130,11 @@ impl TokenStore {
         self.tokens.insert(entry.id.clone(), entry);
     }
 
+    /// Revokes every token but root ones (test-only: a token expiring mid-run).
+    pub fn revoke_all_but_root(&mut self) {
+        self.tokens.retain(|_, t| t.is_root());
+    }
+
     /// Revokes a token and, recursively, its children.
     pub fn revoke(&mut self, id: &str) {
         let mut pending = vec![id.to_string()];

@@ -106,7 +106,7 @@ pub async fn handle(
 ) -> Result<MarkResult> {
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
-    let res = match mark(cfg, kube, vault).await {
+    let res = match mark(cfg, kube, vault, audit).await {
         Ok(res) => res,
         Err(e) => {
             let t = target(mount, &r.path, cfg.vault_version);
@@ -152,7 +152,7 @@ pub async fn handle(
     Ok(res)
 }
 
-async fn mark(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<MarkResult> {
+async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Result<MarkResult> {
     let r = &cfg.reference;
     let result = |outcome, version| MarkResult {
         outcome,
@@ -185,10 +185,11 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<MarkResult> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         if cfg.mode == Mode::Delete {
-            // Marked by a run that stopped before deleting: finish the job.
+            // Marked by a run that stopped before deleting (or is deleting right now):
+            // finish the job. The consumption itself was that run's, so this one reports
+            // `unchanged`, and a race has one winner.
             kube.delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
                 .await?;
-            return Ok(result(Outcome::Consumed, version));
         }
         return Ok(result(Outcome::Unchanged, version));
     }
@@ -235,6 +236,15 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<MarkResult> {
         .patch_secret(&s.namespace, &s.name, &s.resource_version, patch)
         .await?;
     if cfg.mode == Mode::Delete {
+        // Recorded before the irreversible delete, so a run killed between the two still
+        // leaves an audit trail that matches what happened.
+        audit.emit(&audit.event(
+            "consume",
+            "marked",
+            Some(source_of_ref(r)),
+            Some(target(&cfg.vault.mount, &r.path, Some(version))),
+            Some("mode delete; deleting the marked Secret".into()),
+        ));
         kube.delete_secret(&s.namespace, &s.name, &s.uid, &new_rv)
             .await?;
     }

@@ -45,7 +45,9 @@ fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
             "only explicitly labeled bootstrap Secrets are handed over; label it if it is one",
         ));
     }
-    if is_consumed(s) {
+    // A delete-mode handover stopped between marking and deleting is selected again, so
+    // the chain finishes the delete (write-vault reports it unchanged).
+    if is_consumed(s) && s.annotation(ANN_CONSUMED_MODE) != Some("delete") {
         return Verdict::Skipped("already consumed".into());
     }
     if s.has_owner_references {

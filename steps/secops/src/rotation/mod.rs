@@ -324,6 +324,22 @@ async fn rotate_one(
                 v
             }
             CasWrite::Mismatch => {
+                // A retried write whose first answer was lost meets its own version here:
+                // the fingerprint tells ours from a concurrent writer's.
+                if let Kv2Read::Present {
+                    version: latest,
+                    data: latest_data,
+                    ..
+                } = vault.kv2_read(mount, path, None).await?
+                {
+                    if let Some((_, landed)) =
+                        interrupted(cfg, vault, path, Some(p), latest, &latest_data).await?
+                    {
+                        finish(cfg, vault, path, &custom, version, landed).await?;
+                        result.old_version = Some(version);
+                        return finish_path(cfg, vault, kube, path, result, landed).await;
+                    }
+                }
                 let clear = BTreeMap::from([(META_ROTATION_PENDING.to_owned(), None)]);
                 let _ = vault.kv2_patch_metadata(mount, path, &clear).await;
                 return Err(Error::Transient(format!(
@@ -340,6 +356,19 @@ async fn rotate_one(
             }
         }
     };
+    finish_path(cfg, vault, kube, path, result, new_version).await
+}
+
+/// After the new version exists: revocation and consumer refresh.
+async fn finish_path(
+    cfg: &Config,
+    vault: &Vault,
+    kube: Option<&Kube>,
+    path: &VaultPath,
+    mut result: PathResult,
+    new_version: u64,
+) -> Result<PathResult> {
+    let mount = &cfg.vault.mount;
     result.new_version = Some(new_version);
 
     if let Some(meta) = vault.kv2_metadata(mount, path).await? {

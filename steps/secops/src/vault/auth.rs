@@ -74,7 +74,7 @@ pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<(SecretString, 
     let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?;
     drop(body);
     let r = v
-        .call(
+        .call_retrying(
             reqwest::Method::POST,
             &format!("auth/{mount}/login"),
             Some(("application/json", bytes)),

@@ -445,8 +445,9 @@ impl Vault {
         let body = serde_json::to_vec(&data.as_request_body())
             .map_err(|e| Error::Internal(e.to_string()))?;
         let what = format!("write of {mount}/{path}");
+        // KV v1 has no check-and-set: an overwrite is never repeated blindly.
         let r = self
-            .call(
+            .call_once(
                 Method::POST,
                 &format!("{mount}/{path}"),
                 Some(("application/json", body)),

@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::retry::{parse_retry_after, Failed, RetryPolicy};
 
 pub use auth::VaultAuth;
 pub use kv::{Kv2Read, Provenance};
@@ -29,6 +30,8 @@ pub struct VaultConfig {
     pub skip_verify: bool,
     pub auth: VaultAuth,
     pub timeout: Duration,
+    /// Retries inside the run for requests safe to repeat.
+    pub retry: RetryPolicy,
 }
 
 /// A logged-in client. Call [`Vault::close`] when done so a login token is revoked.
@@ -36,11 +39,15 @@ pub struct Vault {
     http: reqwest::Client,
     base: String,
     namespace: Option<String>,
-    token: SecretString,
+    /// Replaced when a login token expires or is revoked mid-run (we log in again).
+    token: std::sync::RwLock<SecretString>,
     /// True when we obtained the token by login (then we revoke it); false for VAULT_TOKEN.
     owns_token: bool,
     /// What a TLS failure names: the address and the trust in force.
     tls_context: String,
+    /// How we logged in, to log in again once if the token stops working mid-run.
+    auth: Option<VaultAuth>,
+    retry: RetryPolicy,
 }
 
 /// A response whose body has not been interpreted yet. Bodies may hold secret values, so
@@ -48,6 +55,7 @@ pub struct Vault {
 pub(crate) struct Response {
     pub status: u16,
     body: bytes::Bytes,
+    retry_after: Option<Duration>,
 }
 
 impl Response {
@@ -94,14 +102,21 @@ impl Vault {
             http,
             base,
             namespace: cfg.namespace.clone(),
-            token: SecretString::from(String::new()),
+            token: std::sync::RwLock::new(SecretString::from(String::new())),
             owns_token: false,
             tls_context: tls_context(cfg),
+            auth: None,
+            retry: cfg.retry,
         };
         let (token, owns) = auth::login(&v, &cfg.auth).await?;
-        v.token = token;
+        v.set_token(token);
         v.owns_token = owns;
+        v.auth = owns.then(|| cfg.auth.clone());
         Ok(v)
+    }
+
+    fn set_token(&self, token: SecretString) {
+        *self.token.write().unwrap_or_else(|e| e.into_inner()) = token;
     }
 
     /// Revokes a token we logged in for. Best effort: the step's work is done either way.
@@ -110,7 +125,7 @@ impl Vault {
             return;
         }
         match self
-            .call(reqwest::Method::POST, "auth/token/revoke-self", None)
+            .call_once(reqwest::Method::POST, "auth/token/revoke-self", None)
             .await
         {
             Ok(r) if r.status == 204 || r.status == 200 => {
@@ -127,21 +142,114 @@ impl Vault {
         }
     }
 
-    /// One HTTP call. Transport failures are classified here; statuses by the caller.
+    /// One HTTP call that is safe to repeat (a read, a `cas` write, a merge patch, a
+    /// version delete, a login): transport failures and 408/429/5xx are retried within the
+    /// retry budget, and a login token that stopped working (403) is replaced by logging in
+    /// again, once. Transport failures are classified here; statuses by the caller, which
+    /// gets the last answer when the budget is spent.
     pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response> {
+        let body = body.map(|(ct, b)| (ct, bytes::Bytes::from(b)));
+        let r = self.retrying(&method, path, &body).await?;
+        if r.status == 403 && token_rejected(&r) && self.relogin(path).await {
+            return self.retrying(&method, path, &body).await;
+        }
+        Ok(r)
+    }
+
+    /// [`Vault::call`] without the second login (the login itself goes through here).
+    pub(crate) async fn call_retrying(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Response> {
+        let body = body.map(|(ct, b)| (ct, bytes::Bytes::from(b)));
+        self.retrying(&method, path, &body).await
+    }
+
+    async fn retrying(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+        body: &Option<(&str, bytes::Bytes)>,
+    ) -> Result<Response> {
+        let what = format!("{method} /v1/{path}");
+        let attempt = || async {
+            match self.send(method.clone(), path, body.clone()).await {
+                Ok(r) if is_retryable_status(r.status) => Err(Failed::Retryable {
+                    retry_after: r.retry_after,
+                    error: RetryableAnswer::Status(r),
+                }),
+                Ok(r) => Ok(r),
+                Err(e @ (Error::Transient(_) | Error::Unavailable(_))) => Err(Failed::Retryable {
+                    error: RetryableAnswer::Transport(e),
+                    retry_after: None,
+                }),
+                Err(e) => Err(Failed::Final(RetryableAnswer::Transport(e))),
+            }
+        };
+        match self.retry.run(&what, attempt).await {
+            Ok(r) | Err(RetryableAnswer::Status(r)) => Ok(r),
+            Err(RetryableAnswer::Transport(e)) => Err(e),
+        }
+    }
+
+    /// One HTTP call that must not be repeated blindly (a KV v1 overwrite, revoke-self).
+    pub(crate) async fn call_once(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Response> {
+        let body = body.map(|(ct, b)| (ct, bytes::Bytes::from(b)));
+        self.send(method, path, body).await
+    }
+
+    /// After a 403 with a token we logged in for: log in again (the token may have expired
+    /// or been revoked mid-run). True when a new token is in place; a genuine denial then
+    /// simply gets its 403 again.
+    async fn relogin(&self, path: &str) -> bool {
+        let Some(auth) = self.auth.as_ref().filter(|_| self.owns_token) else {
+            return false;
+        };
+        match auth::login(self, auth).await {
+            Ok((token, _)) => {
+                tracing::info!(
+                    path,
+                    "Vault denied the request; logged in again in case the token expired"
+                );
+                self.set_token(token);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not log in to Vault again");
+                false
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, bytes::Bytes)>,
+    ) -> Result<Response> {
         let url = format!("{}{}", self.base, path);
         let mut req = self
             .http
             .request(method.clone(), &url)
             .header("X-Vault-Request", "true");
-        let token = self.token.expose_secret();
-        if !token.is_empty() {
-            req = req.header("X-Vault-Token", token);
+        {
+            let token = self.token.read().unwrap_or_else(|e| e.into_inner());
+            let token = token.expose_secret();
+            if !token.is_empty() {
+                req = req.header("X-Vault-Token", token);
+            }
         }
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns);
@@ -153,8 +261,17 @@ impl Vault {
         let failed = |e: reqwest::Error| transport_error(&what, &e, &self.tls_context);
         let resp = req.send().await.map_err(failed)?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let body = resp.bytes().await.map_err(failed)?;
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            body,
+            retry_after,
+        })
     }
 
     /// Classifies a status that the caller did not expect.
@@ -172,11 +289,43 @@ impl Vault {
             http: reqwest::Client::new(),
             base: "http://127.0.0.1:9/v1/".into(),
             namespace: None,
-            token: SecretString::from(String::new()),
+            token: std::sync::RwLock::new(SecretString::from(String::new())),
             owns_token: false,
             tls_context: String::new(),
+            auth: None,
+            retry: RetryPolicy::default(),
         }
     }
+}
+
+/// What a retried call ends with when its budget is spent: the last answer (classified by
+/// the caller) or the last transport error.
+enum RetryableAnswer {
+    Status(Response),
+    Transport(Error),
+}
+
+impl std::fmt::Display for RetryableAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RetryableAnswer::Status(r) => write!(f, "HTTP {}: {}", r.status, r.error_text()),
+            RetryableAnswer::Transport(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A 403 for the token itself (missing, expired, revoked), not for a policy: Vault answers
+/// those with a bare `permission denied` (or, in newer versions, `invalid token`), while an
+/// ACL denial comes wrapped in a multierror ("1 error occurred: * permission denied").
+fn token_rejected(r: &Response) -> bool {
+    let text = r.error_text();
+    text.trim() == "permission denied" || text.contains("invalid token")
+}
+
+/// Statuses that may clear up on their own: timeouts, throttling, server errors, and 503
+/// (sealed or standby: an unseal or a failover may happen within the budget).
+fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// The exit-code class of a Vault status no caller handled.
@@ -309,4 +458,37 @@ fn build_http(cfg: &VaultConfig) -> Result<reqwest::Client> {
     }
     b.build()
         .map_err(|e| Error::Usage(format!("cannot configure the Vault HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            body: bytes::Bytes::from(body.to_owned()),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_rejected_token_is_told_from_a_policy_denial() {
+        assert!(token_rejected(&answer(
+            403,
+            r#"{"errors":["permission denied"]}"#
+        )));
+        assert!(token_rejected(&answer(
+            403,
+            r#"{"errors":["invalid token"]}"#
+        )));
+        let acl = r#"{"errors":["1 error occurred:\n\t* permission denied\n\n"]}"#;
+        assert!(!token_rejected(&answer(403, acl)));
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(s), "{s}");
+        }
+        for s in [400, 403, 404, 409, 412] {
+            assert!(!is_retryable_status(s), "{s}");
+        }
+    }
 }

@@ -1,10 +1,14 @@
 //! End-to-end tests: the step binaries as processes over HTTP. One test binary (fast links).
 
+mod chain;
+mod crash;
+mod faults;
 mod fixtures;
 mod handover;
 mod leaks;
 mod least_privilege;
 mod push;
+mod races;
 mod refusals;
 mod rotate;
 mod rustyvault;

@@ -423,9 +423,10 @@ async fn retry_strategy_retries_transient_and_unavailable_exits_only() {
     env.vault.unseal();
     assert_eq!(env.vault_versions("apps/db").await, 0);
 
-    // One failed Vault request: the retried pod completes the handover.
+    // Vault fails for longer than a pod's own retry budget (4 attempts by default): the
+    // retried pod completes the handover.
     env.vault.set_fault(Some(vault_emulator::Fault::FailNext {
-        count: 1,
+        count: 4,
         status: 503,
     }));
     let run = hand_over_apps(&env).await;
