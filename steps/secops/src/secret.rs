@@ -276,9 +276,15 @@ mod tests {
             format!("{:?}", v.values),
         ] {
             assert!(!shown.contains("CANARY"), "{shown}");
-            assert!(!shown.contains("/0MA"), "base64 of the binary value: {shown}");
+            assert!(
+                !shown.contains("/0MA"),
+                "base64 of the binary value: {shown}"
+            );
         }
-        assert_eq!(format!("{:?}", d.get("password").unwrap()), "[REDACTED 9 bytes]");
+        assert_eq!(
+            format!("{:?}", d.get("password").unwrap()),
+            "[REDACTED 9 bytes]"
+        );
     }
 
     #[test]
@@ -298,8 +304,7 @@ mod tests {
         let mut s = String::with_capacity(64);
         s.push_str("CANARY-string");
         assert_eq!(secret_string(s).expose_secret(), "CANARY-string");
-        let body = json_exact(&data(&[("k", &[b'x'; 1000])]).to_vault().as_request_body())
-            .unwrap();
+        let body = json_exact(&data(&[("k", &[b'x'; 1000])]).to_vault().as_request_body()).unwrap();
         assert_eq!(body.capacity(), body.len(), "allocated once, never grown");
         assert_eq!(body.len(), r#"{"k":""}"#.len() + 1000);
     }

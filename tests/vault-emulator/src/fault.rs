@@ -19,6 +19,14 @@ pub enum Fault {
     /// The next `ok` such requests are served; every one after answers `status`. A client
     /// stopped this way is in the state of one killed between request `ok` and `ok + 1`.
     FailAfter { ok: u32, status: u16 },
+    /// Requests whose raw path starts with `path_prefix` are not served and answer
+    /// `status` with `body` as it is, labelled JSON: garbage, truncated or wrongly shaped
+    /// answers from a broken proxy or a server that is not Vault. Other requests are served.
+    Garbage {
+        path_prefix: String,
+        status: u16,
+        body: &'static str,
+    },
 }
 
 /// The message of an injected error.
@@ -29,6 +37,8 @@ pub const INJECTED: &str = "injected";
 pub enum Action {
     Fail(u16),
     Delay(Duration),
+    /// Answer this status and raw body.
+    Raw(u16, &'static str),
 }
 
 /// Whether a raw request path (still percent-encoded) is exempt.
@@ -46,6 +56,13 @@ pub fn apply(fault: &mut Option<Fault>, path: &str) -> Option<Action> {
         None => None,
         Some(Fault::Status(status)) => Some(Action::Fail(*status)),
         Some(Fault::Delay(d)) => Some(Action::Delay(*d)),
+        Some(Fault::Garbage {
+            path_prefix,
+            status,
+            body,
+        }) => path
+            .starts_with(path_prefix.as_str())
+            .then_some(Action::Raw(*status, body)),
         Some(Fault::FailAfter { ok, status }) => {
             if *ok > 0 {
                 *ok -= 1;
@@ -118,6 +135,22 @@ mod tests {
                 Some(Action::Fail(503))
             );
         }
+    }
+
+    #[test]
+    fn garbage_hits_only_its_path_prefix() {
+        let mut fault = Some(Fault::Garbage {
+            path_prefix: "/v1/secret/data/apps/".into(),
+            status: 200,
+            body: "<html>",
+        });
+        assert_eq!(
+            apply(&mut fault, "/v1/secret/data/apps/db"),
+            Some(Action::Raw(200, "<html>"))
+        );
+        assert_eq!(apply(&mut fault, "/v1/secret/data/billing/db"), None);
+        assert_eq!(apply(&mut fault, "/v1/sys/health"), None);
+        assert!(fault.is_some(), "stays until cleared");
     }
 
     #[test]

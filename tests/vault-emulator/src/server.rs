@@ -95,6 +95,13 @@ async fn respond(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respo
     match action {
         Some(Action::Fail(status)) => return to_response(Reply::error(status, INJECTED)),
         Some(Action::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Action::Raw(status, body)) => {
+            let mut res = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return res;
+        }
         None => {}
     }
     let reply = {

@@ -77,7 +77,7 @@ impl State {
         query: Option<&str>,
     ) -> Option<Action> {
         let action = fault::apply(&mut self.fault, path);
-        if matches!(action, Some(Action::Fail(_))) {
+        if matches!(action, Some(Action::Fail(_) | Action::Raw(..))) {
             self.record(method, path, query);
         }
         action

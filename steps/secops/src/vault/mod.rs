@@ -209,9 +209,15 @@ mod wipe_tests {
         struct Want {
             data: std::collections::BTreeMap<String, String>,
         }
-        let e = r.parse::<Want>("read of secret/data/x").unwrap_err().to_string();
+        let e = r
+            .parse::<Want>("read of secret/data/x")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("CANARY"), "{e}");
-        assert!(e.contains("read of secret/data/x") && e.contains("HTTP 200"), "{e}");
+        assert!(
+            e.contains("read of secret/data/x") && e.contains("HTTP 200"),
+            "{e}"
+        );
     }
 }
 
