@@ -91,6 +91,9 @@ mod tests {
         let here = std::panic::Location::caller();
         let r = super::panic_report("write-vault", Some(here));
         assert!(r.starts_with("write-vault: error: internal error"), "{r}");
-        assert!(r.contains(&format!("{}:{}", here.file(), here.line())), "{r}");
+        assert!(
+            r.contains(&format!("{}:{}", here.file(), here.line())),
+            "{r}"
+        );
     }
 }

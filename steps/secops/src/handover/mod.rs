@@ -111,6 +111,13 @@ pub(crate) fn check_eligible(s: &BootstrapSecret) -> Result<()> {
             "remove the finalizers or the bootstrap label",
         ));
     }
+    if s.type_ == "kubernetes.io/service-account-token" {
+        return Err(Error::precondition(
+            s.object(),
+            "is a service-account token: Kubernetes' token controller owns it",
+            "remove the bootstrap label; tokens are never handed over",
+        ));
+    }
     if s.data.len() > crate::reference::MAX_KEYS {
         return Err(Error::precondition(
             s.object(),

@@ -425,6 +425,19 @@ corpus! {
     forged_reference_to_a_finalized_secret => case("write-vault").seed_raw(with_finalizer(canary_secret("s").build()))
         .reference(keep)
         .exits(3).says(["Secret apps/s", "has finalizers"]);
+    service_account_token => rb_one(
+            canary_secret("s")
+                .typed("kubernetes.io/service-account-token")
+                .annotate("kubernetes.io/service-account.name", "default"),
+        )
+        .exits(3).says(["Secret apps/s", "is a service-account token", "remove the bootstrap label"]);
+    forged_reference_to_a_service_account_token => wv_ref(
+            canary_secret("s")
+                .typed("kubernetes.io/service-account-token")
+                .annotate("kubernetes.io/service-account.name", "default"),
+            keep,
+        )
+        .exits(3).says(["Secret apps/s", "is a service-account token"]);
     secret_without_data => rb_one(SeedSecret::bootstrap(NS, "s"))
         .exits(3).says(["Secret apps/s", "has no data", "GitOps source"]);
     immutable_secret_cannot_be_made_inert => case("mark-consumed").seed(canary_secret("s").immutable()).pre_write()
