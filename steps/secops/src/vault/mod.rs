@@ -186,42 +186,6 @@ impl Vault {
 }
 
 #[cfg(test)]
-mod wipe_tests {
-    #[test]
-    fn a_body_we_own_is_wiped_and_a_shared_one_left_alone() {
-        let owned = bytes::Bytes::from(b"CANARY-value".to_vec());
-        let wiped = super::wipe(owned).expect("unique buffer");
-        assert_eq!(&wiped[..], &[0u8; 12][..]);
-        let shared = bytes::Bytes::from(b"CANARY-value".to_vec());
-        let other = shared.clone();
-        assert!(super::wipe(shared).is_none());
-        assert_eq!(&other[..], b"CANARY-value");
-    }
-
-    #[test]
-    fn a_malformed_answer_is_described_without_quoting_it() {
-        let r = super::Response {
-            status: 200,
-            body: bytes::Bytes::from_static(br#"{"data":"CANARY-in-the-wrong-place"}"#),
-        };
-        #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
-        struct Want {
-            data: std::collections::BTreeMap<String, String>,
-        }
-        let e = r
-            .parse::<Want>("read of secret/data/x")
-            .unwrap_err()
-            .to_string();
-        assert!(!e.contains("CANARY"), "{e}");
-        assert!(
-            e.contains("read of secret/data/x") && e.contains("HTTP 200"),
-            "{e}"
-        );
-    }
-}
-
-#[cfg(test)]
 impl Vault {
     /// A client that is never connected, for unit tests of code that only needs the type.
     pub(crate) fn offline_for_tests() -> Self {
@@ -302,4 +266,40 @@ fn build_http(cfg: &VaultConfig) -> Result<reqwest::Client> {
     }
     b.build()
         .map_err(|e| Error::Usage(format!("cannot configure the Vault HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod wipe_tests {
+    #[test]
+    fn a_body_we_own_is_wiped_and_a_shared_one_left_alone() {
+        let owned = bytes::Bytes::from(b"CANARY-value".to_vec());
+        let wiped = super::wipe(owned).expect("unique buffer");
+        assert_eq!(&wiped[..], &[0u8; 12][..]);
+        let shared = bytes::Bytes::from(b"CANARY-value".to_vec());
+        let other = shared.clone();
+        assert!(super::wipe(shared).is_none());
+        assert_eq!(&other[..], b"CANARY-value");
+    }
+
+    #[test]
+    fn a_malformed_answer_is_described_without_quoting_it() {
+        let r = super::Response {
+            status: 200,
+            body: bytes::Bytes::from_static(br#"{"data":"CANARY-in-the-wrong-place"}"#),
+        };
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Want {
+            data: std::collections::BTreeMap<String, String>,
+        }
+        let e = r
+            .parse::<Want>("read of secret/data/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("CANARY"), "{e}");
+        assert!(
+            e.contains("read of secret/data/x") && e.contains("HTTP 200"),
+            "{e}"
+        );
+    }
 }
