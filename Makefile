@@ -9,7 +9,7 @@ REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BUILDAH ?= buildah --storage-driver vfs
 IMAGE_BUDGET := 8388608
 
-.PHONY: all build images push image-test deny bins test fmt fmt-check lint unit demo clean
+.PHONY: all build images push image-test deny bins test fmt fmt-check lint unit demo clean fuzz
 
 all: build
 
@@ -68,6 +68,30 @@ lint:
 ## demo: build, start loopback servers, hand over seeded Secrets, show both sides, stop
 demo: bins
 	$(CARGO) run --locked -q -p e2e --bin demo
+
+## fuzz: every fuzz target for FUZZ_SECONDS each, starting from the corpus kept in
+##   fuzz/corpus/<target> (new finds go to a temporary directory; a crash lands in
+##   fuzz/artifacts/<target> and fails the run). Needs cargo-fuzz (cargo install cargo-fuzz --locked).
+##   cargo-fuzz passes nightly-only rustc flags: the nightly toolchain is used when installed,
+##   else stable with RUSTC_BOOTSTRAP=1.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= paths reference selection encoding
+FUZZ_SANITIZER ?= none
+FUZZ_CARGO := $(shell rustup run nightly cargo --version >/dev/null 2>&1 && echo 'cargo +nightly' || echo 'RUSTC_BOOTSTRAP=1 cargo')
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2; exit 1; }
+	cd fuzz && $(FUZZ_CARGO) fuzz build --sanitizer $(FUZZ_SANITIZER)
+	@set -e; cd fuzz; for t in $(FUZZ_TARGETS); do \
+	  new=$$(mktemp -d); \
+	  if ! $(FUZZ_CARGO) fuzz run --sanitizer $(FUZZ_SANITIZER) $$t $$new corpus/$$t -- \
+	      -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >$$new.log 2>&1; then \
+	    tail -n 40 $$new.log; echo "fuzz: $$t FAILED (input in fuzz/artifacts/$$t)" >&2; exit 1; \
+	  fi; \
+	  printf 'fuzz: %-10s %10s runs in %ss, %s new inputs\n' $$t \
+	    "$$(sed -n 's/^stat::number_of_executed_units: *//p' $$new.log)" $(FUZZ_SECONDS) \
+	    "$$(sed -n 's/^stat::new_units_added: *//p' $$new.log)"; \
+	  rm -rf $$new $$new.log; \
+	done
 
 clean:
 	$(CARGO) clean

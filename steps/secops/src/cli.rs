@@ -189,15 +189,16 @@ impl VaultArgs {
         let auth = match self.vault_auth {
             AuthMethod::Token => {
                 let token = match (&self.vault_token_file, vault_token_env) {
-                    (Some(f), _) => std::fs::read_to_string(f)
-                        .map_err(|e| {
+                    (Some(f), _) => {
+                        zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
                             Error::Usage(format!(
                                 "cannot read --vault-token-file {}: {e}",
                                 f.display()
                             ))
-                        })?
+                        })?)
                         .trim()
-                        .to_owned(),
+                        .to_owned()
+                    }
                     (None, Some(t)) => t,
                     (None, None) => {
                         return Err(Error::Usage(

@@ -64,16 +64,24 @@ pub async fn run(
     let mut exit = Exit::Done;
     let mut results = Vec::new();
     for s in &sources {
-        let path = cfg
-            .paths
-            .target(&s.namespace, &s.name, s.annotation(ANN_VAULT_PATH))
-            .map_err(|e| {
-                Error::precondition(
-                    s.object(),
-                    format!("target path refused: {e}"),
-                    annotation_hint(),
-                )
-            });
+        // A Secret fetched by name carries no selector: check the label here.
+        let path = if s.label(LABEL_CLASS) != Some(CLASS_INTERNAL) {
+            Err(Error::precondition(
+                s.object(),
+                format!("is not labeled {}", internal_selector()),
+                "only Secrets labeled for internal distribution are published; label it if it is one",
+            ))
+        } else {
+            cfg.paths
+                .target(&s.namespace, &s.name, s.annotation(ANN_VAULT_PATH))
+                .map_err(|e| {
+                    Error::precondition(
+                        s.object(),
+                        format!("target path refused: {e}"),
+                        annotation_hint(),
+                    )
+                })
+        };
         let res = match path {
             Ok(p) => push_one(cfg, vault, s, &p).await.map(|(o, v)| (p, o, v)),
             Err(e) => Err(e),

@@ -4,6 +4,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::paths::VaultPath;
+use crate::selection::is_dns_label;
+
+/// Most keys one Secret may have to be handed over. References carry the key names and Argo
+/// keeps every reference in the Workflow object (etcd's 1.5 MiB limit), so keep them small.
+pub const MAX_KEYS: usize = 512;
+/// Most references in one batch (the largest `--batch-size`).
+pub const MAX_BATCH: usize = 10_000;
+/// Largest `--reference` / `--reference-file` accepted (a full batch fits easily).
+pub const MAX_REFERENCE_BYTES: usize = 8 * 1024 * 1024;
+
+/// What to do about a reference that is not read-bootstrap's.
+const REFERENCE_HINT: &str =
+    "pass one item of read-bootstrap's references.json (or a list of them) unchanged";
 
 /// What a step was asked to act on: one reference, or a batch (given as a list).
 #[derive(Debug, Clone)]
@@ -43,15 +56,43 @@ impl SecretRef {
         ] {
             if v.is_empty() || v.len() > 253 || v.chars().any(|c| c.is_control()) {
                 return Err(Error::Usage(format!(
-                    "--reference field {field} is empty, too long or has control characters"
+                    "--reference field {field} is empty, too long or has control characters; \
+                     {REFERENCE_HINT}"
                 )));
             }
+        }
+        // They become URL path segments of the Kubernetes API: no traversal, no separators.
+        if !is_dns_label(&r.namespace) {
+            return Err(Error::Usage(format!(
+                "--reference namespace {:?} is not a namespace name; {REFERENCE_HINT}",
+                r.namespace.escape_debug().to_string()
+            )));
+        }
+        if !is_object_name(&r.name) {
+            return Err(Error::Usage(format!(
+                "--reference name {:?} is not a Secret name; {REFERENCE_HINT}",
+                r.name.escape_debug().to_string()
+            )));
+        }
+        if r.keys.len() > MAX_KEYS {
+            return Err(Error::Usage(format!(
+                "--reference for {} lists {} keys, more than the {MAX_KEYS} a handover takes; \
+                 {REFERENCE_HINT}",
+                r.object(),
+                r.keys.len()
+            )));
         }
         Ok(r)
     }
 
     /// One reference (a JSON object) or a batch (a JSON array of them, even of one).
     pub fn parse_many(json: &str) -> Result<References> {
+        if json.len() > MAX_REFERENCE_BYTES {
+            return Err(Error::Usage(format!(
+                "--reference is {} bytes, more than {MAX_REFERENCE_BYTES}; {REFERENCE_HINT}",
+                json.len()
+            )));
+        }
         let t = json.trim();
         if !t.starts_with('[') {
             return Ok(References {
@@ -65,7 +106,16 @@ impl SecretRef {
             ))
         })?;
         if items.is_empty() {
-            return Err(Error::Usage("--reference is an empty list".into()));
+            return Err(Error::Usage(format!(
+                "--reference is an empty list; {REFERENCE_HINT}"
+            )));
+        }
+        if items.len() > MAX_BATCH {
+            return Err(Error::Usage(format!(
+                "--reference lists {} references, more than {MAX_BATCH} in one batch; use \
+                 read-bootstrap's batches.json items",
+                items.len()
+            )));
         }
         Ok(References {
             items: items
@@ -79,6 +129,17 @@ impl SecretRef {
     pub fn object(&self) -> String {
         format!("Secret {}/{}", self.namespace, self.name)
     }
+}
+
+/// A Kubernetes object name as the API accepts it in a URL: a DNS subdomain
+/// (lowercase alphanumerics, `-`, `.`; at most 253), never `.` or `..`.
+pub fn is_object_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 #[cfg(test)]
@@ -110,5 +171,29 @@ mod tests {
             r#"{"namespace":"a","name":"b","uid":"","resourceVersion":"1","path":"a/b","keys":[]}"#;
         assert!(matches!(SecretRef::parse(empty_uid), Err(Error::Usage(_))));
         assert!(matches!(SecretRef::parse("not json"), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn names_that_would_move_the_api_url_are_refused() {
+        let with = |ns: &str, name: &str| {
+            serde_json::json!({"namespace": ns, "name": name, "uid": "u",
+                "resourceVersion": "1", "path": "a/b", "keys": []})
+            .to_string()
+        };
+        assert!(SecretRef::parse(&with("apps", "db.v1")).is_ok());
+        for (ns, name) in [
+            ("..", "db"),
+            ("apps", ".."),
+            ("apps", "a/b"),
+            ("apps", "%2e%2e"),
+            ("apps/x", "db"),
+            ("Apps", "db"),
+            ("apps", "db?watch=1"),
+        ] {
+            assert!(
+                matches!(SecretRef::parse(&with(ns, name)), Err(Error::Usage(_))),
+                "{ns} {name}"
+            );
+        }
     }
 }

@@ -27,6 +27,15 @@ where
         }
     };
     init_logging();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("{}", panic_report(step, info.location()));
+        std::process::exit(Exit::Internal.code().into());
+    }));
+    // Debug builds only: lets the end-to-end tests prove a panic's message is never printed.
+    #[cfg(debug_assertions)]
+    if let Some(m) = std::env::var_os("SECOPS_DEBUG_PANIC") {
+        panic!("{}", m.to_string_lossy());
+    }
     // One TLS provider for kube and Vault clients: ring, no C toolchain needed.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let vault_token = std::env::var("VAULT_TOKEN").ok().filter(|t| !t.is_empty());
@@ -50,6 +59,18 @@ where
     ExitCode::from(exit.code())
 }
 
+/// What a panic prints: where, never what. The payload could hold anything, a value
+/// included; the exit code is the documented 1 (a bug), not the runtime's 101 or an abort.
+fn panic_report(step: &str, at: Option<&std::panic::Location<'_>>) -> String {
+    let at = at
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    format!(
+        "{step}: error: internal error: the step panicked{at}; this is a bug, please report it \
+         (the panic message is withheld: it could contain a secret value)"
+    )
+}
+
 /// Human-readable logs on stderr (stdout carries only audit events). `SECOPS_LOG` sets the
 /// filter, e.g. `debug`.
 fn init_logging() {
@@ -61,4 +82,18 @@ fn init_logging() {
         .with_ansi(false)
         .with_target(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_panic_report_names_the_place_only() {
+        let here = std::panic::Location::caller();
+        let r = super::panic_report("write-vault", Some(here));
+        assert!(r.starts_with("write-vault: error: internal error"), "{r}");
+        assert!(
+            r.contains(&format!("{}:{}", here.file(), here.line())),
+            "{r}"
+        );
+    }
 }

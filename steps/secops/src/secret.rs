@@ -8,15 +8,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use base64::Engine as _;
-use secrecy::{ExposeSecret, SecretSlice, SecretString};
+use secrecy::{ExposeSecret, SecretBox, SecretSlice, SecretString};
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use zeroize::Zeroize as _;
 
 /// The bytes of one Secret key.
 pub struct SecretBytes(SecretSlice<u8>);
 
 impl SecretBytes {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        SecretBytes(SecretSlice::from(bytes))
+    /// Takes the buffer over. secrecy's `From<Vec>` shrinks a vector with spare capacity by
+    /// reallocating, which frees the old buffer unwiped; copy and wipe it ourselves instead.
+    pub fn new(mut bytes: Vec<u8>) -> Self {
+        if bytes.capacity() == bytes.len() {
+            return SecretBytes(SecretSlice::from(bytes));
+        }
+        let exact: Box<[u8]> = bytes.as_slice().into();
+        bytes.zeroize();
+        SecretBytes(SecretBox::new(exact))
     }
 
     pub fn len(&self) -> usize {
@@ -43,6 +51,37 @@ impl PartialEq for SecretBytes {
     fn eq(&self, other: &Self) -> bool {
         self.expose() == other.expose()
     }
+}
+
+/// A [`SecretString`] that owns exactly its bytes: a string with spare capacity is copied
+/// and wiped, so no unwiped copy is left behind by a shrinking reallocation.
+pub fn secret_string(mut s: String) -> SecretString {
+    if s.capacity() == s.len() {
+        return SecretString::from(s);
+    }
+    let exact: Box<str> = s.as_str().into();
+    s.zeroize();
+    SecretBox::new(exact)
+}
+
+/// JSON in a buffer allocated once at its final size: `serde_json::to_vec` grows its vector
+/// by reallocating, leaving unwiped copies of a request body holding values behind.
+pub fn json_exact<T: Serialize + ?Sized>(v: &T) -> serde_json::Result<Vec<u8>> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer(&mut n, v)?;
+    let mut out = Vec::with_capacity(n.0);
+    serde_json::to_writer(&mut out, v)?;
+    Ok(out)
 }
 
 /// A Kubernetes Secret's `data`: key name -> bytes. Key names are not secret.
@@ -94,7 +133,7 @@ impl SecretData {
                     base64::engine::general_purpose::STANDARD.encode(v.expose())
                 }
             };
-            values.insert(k.clone(), SecretString::from(s));
+            values.insert(k.clone(), secret_string(s));
         }
         VaultData {
             values,
@@ -193,6 +232,81 @@ mod tests {
         let shown = format!("{d:?} {:?} {:?}", d.get("password"), d.to_vault());
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("password"));
+    }
+
+    /// Compiles only when `T` does not implement the trait (an ambiguous impl otherwise).
+    macro_rules! assert_not_impl {
+        ($t:ty: $tr:path) => {{
+            trait AmbiguousIfImpl<A> {
+                fn some_item() {}
+            }
+            impl<T: ?Sized> AmbiguousIfImpl<()> for T {}
+            #[allow(dead_code)]
+            struct Invalid;
+            impl<T: ?Sized + $tr> AmbiguousIfImpl<Invalid> for T {}
+            let _ = <$t as AmbiguousIfImpl<_>>::some_item;
+        }};
+    }
+
+    #[test]
+    fn value_types_cannot_display_or_serialize() {
+        assert_not_impl!(SecretBytes: std::fmt::Display);
+        assert_not_impl!(SecretData: std::fmt::Display);
+        assert_not_impl!(VaultData: std::fmt::Display);
+        assert_not_impl!(SecretBytes: serde::Serialize);
+        assert_not_impl!(SecretData: serde::Serialize);
+        assert_not_impl!(VaultData: serde::Serialize);
+        assert_not_impl!(ExposedForVault<'static>: std::fmt::Debug);
+        assert_not_impl!(ExposedForVault<'static>: std::fmt::Display);
+        assert_not_impl!(SecretBytes: Clone);
+        assert_not_impl!(SecretData: Clone);
+    }
+
+    #[test]
+    fn every_debug_form_hides_values() {
+        let d = data(&[("password", b"CANARY-x1"), ("bin", &[0xff, b'C', 0x00])]);
+        let v = d.to_vault();
+        for shown in [
+            format!("{d:?}"),
+            format!("{d:#?}"),
+            format!("{:?}", d.get("password").unwrap()),
+            format!("{:#?}", d.get("password").unwrap()),
+            format!("{v:?}"),
+            format!("{v:#?}"),
+            format!("{:?}", v.values),
+        ] {
+            assert!(!shown.contains("CANARY"), "{shown}");
+            assert!(
+                !shown.contains("/0MA"),
+                "base64 of the binary value: {shown}"
+            );
+        }
+        assert_eq!(
+            format!("{:?}", d.get("password").unwrap()),
+            "[REDACTED 9 bytes]"
+        );
+    }
+
+    #[test]
+    fn holders_zeroize_on_drop() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<SecretSlice<u8>>();
+        zeroized_on_drop::<SecretString>();
+        zeroized_on_drop::<zeroize::Zeroizing<Vec<u8>>>();
+    }
+
+    #[test]
+    fn buffers_with_spare_capacity_are_copied_exactly() {
+        let mut v = Vec::with_capacity(64);
+        v.extend_from_slice(b"CANARY-bytes");
+        let b = SecretBytes::new(v);
+        assert_eq!(b.expose(), b"CANARY-bytes");
+        let mut s = String::with_capacity(64);
+        s.push_str("CANARY-string");
+        assert_eq!(secret_string(s).expose_secret(), "CANARY-string");
+        let body = json_exact(&data(&[("k", &[b'x'; 1000])]).to_vault().as_request_body()).unwrap();
+        assert_eq!(body.capacity(), body.len(), "allocated once, never grown");
+        assert_eq!(body.len(), r#"{"k":""}"#.len() + 1000);
     }
 
     #[test]

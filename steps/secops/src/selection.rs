@@ -72,9 +72,9 @@ impl Selection {
                      step may work in it"
                 )));
             }
-            if name.len() > 253 || name.chars().any(|c| c.is_control() || c == '/') {
+            if !crate::reference::is_object_name(name) {
                 return Err(Error::Usage(format!(
-                    "--name {:?} is not a Secret name",
+                    "--name {:?} is not a Secret name (lowercase letters, digits, '-', '.')",
                     name.escape_debug().to_string()
                 )));
             }
@@ -143,6 +143,8 @@ mod tests {
             (v(&["Apps"]), None, None),
             (v(&["apps"]), Some(("kube-system", "x")), None),
             (v(&["apps"]), Some(("apps", "a/b")), None),
+            (v(&["apps"]), Some(("apps", "..")), None),
+            (v(&["apps"]), Some(("apps", "%2e%2e")), None),
             (v(&["apps"]), Some(("apps", "x")), Some("a=b")),
             (v(&["apps"]), None, Some("a=\u{1}b")),
         ] {

@@ -54,6 +54,14 @@ pub enum Fault {
     /// After `ok` served requests every non-root token is revoked, as if the client's token
     /// expired mid-run; then clears.
     RevokeTokensAfter { ok: u32 },
+    /// Requests whose raw path starts with `path_prefix` are not served and answer
+    /// `status` with `body` as it is, labelled JSON: garbage, truncated or wrongly shaped
+    /// answers from a broken proxy or a server that is not Vault. Other requests are served.
+    Garbage {
+        path_prefix: String,
+        status: u16,
+        body: &'static str,
+    },
 }
 
 /// The message of an injected error.
@@ -74,6 +82,8 @@ pub enum Action {
     Seal,
     /// Revoke every non-root token, then serve.
     RevokeTokens,
+    /// Answer this status and raw body.
+    Raw(u16, &'static str),
 }
 
 fn action_of(f: &Failure) -> Action {
@@ -110,6 +120,13 @@ pub fn apply(fault: &mut Option<Fault>, path: &str) -> Option<Action> {
         None => None,
         Some(Fault::Status(status)) => Some(Action::Fail(*status)),
         Some(Fault::Delay(d)) => Some(Action::Delay(*d)),
+        Some(Fault::Garbage {
+            path_prefix,
+            status,
+            body,
+        }) => path
+            .starts_with(path_prefix.as_str())
+            .then_some(Action::Raw(*status, body)),
         Some(Fault::FailAfter { ok, status }) => {
             if *ok > 0 {
                 *ok -= 1;
@@ -267,6 +284,22 @@ mod tests {
         assert_eq!(apply(&mut fault, "/v1/secret/data/a"), None);
         assert_eq!(apply(&mut fault, "/v1/secret/data/a"), Some(Action::Seal));
         assert_eq!(fault, None);
+    }
+
+    #[test]
+    fn garbage_hits_only_its_path_prefix() {
+        let mut fault = Some(Fault::Garbage {
+            path_prefix: "/v1/secret/data/apps/".into(),
+            status: 200,
+            body: "<html>",
+        });
+        assert_eq!(
+            apply(&mut fault, "/v1/secret/data/apps/db"),
+            Some(Action::Raw(200, "<html>"))
+        );
+        assert_eq!(apply(&mut fault, "/v1/secret/data/billing/db"), None);
+        assert_eq!(apply(&mut fault, "/v1/sys/health"), None);
+        assert!(fault.is_some(), "stays until cleared");
     }
 
     #[test]

@@ -136,6 +136,13 @@ async fn respond(
         }
         Some(Action::Reset) => return None,
         Some(Action::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Action::Raw(status, body)) => {
+            let mut res = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return Some(res);
+        }
         Some(Action::Lost | Action::Seal | Action::RevokeTokens) | None => {}
     }
     let reply = {

@@ -82,7 +82,7 @@ impl State {
     ) -> Option<Action> {
         let action = fault::apply(&mut self.fault, path);
         match action {
-            Some(Action::Fail(_) | Action::Throttle(_) | Action::Reset) => {
+            Some(Action::Fail(_) | Action::Throttle(_) | Action::Reset | Action::Raw(..)) => {
                 self.record(method, path, query)
             }
             Some(Action::Seal) => self.sealed = true,

@@ -94,6 +94,44 @@ pub(crate) fn check_matches_reference(
     Ok(())
 }
 
+/// What read-bootstrap refuses about a Secret itself; write-vault checks the live Secret
+/// again, so a forged or stale reference cannot get around it.
+pub(crate) fn check_eligible(s: &BootstrapSecret) -> Result<()> {
+    if s.has_owner_references {
+        return Err(Error::precondition(
+            s.object(),
+            "has owner references: it is managed by a controller, not delivered from Git",
+            "remove the bootstrap label, or the owner references if it really is a bootstrap Secret",
+        ));
+    }
+    if s.has_finalizers {
+        return Err(Error::precondition(
+            s.object(),
+            "has finalizers: another controller manages its lifecycle",
+            "remove the finalizers or the bootstrap label",
+        ));
+    }
+    if s.type_ == "kubernetes.io/service-account-token" {
+        return Err(Error::precondition(
+            s.object(),
+            "is a service-account token: Kubernetes' token controller owns it",
+            "remove the bootstrap label; tokens are never handed over",
+        ));
+    }
+    if s.data.len() > crate::reference::MAX_KEYS {
+        return Err(Error::precondition(
+            s.object(),
+            format!(
+                "has {} keys, more than the {} one handover takes",
+                s.data.len(),
+                crate::reference::MAX_KEYS
+            ),
+            "split it into several bootstrap Secrets",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn is_consumed(s: &BootstrapSecret) -> bool {
     s.label(LABEL_STATE) == Some(STATE_CONSUMED)
 }

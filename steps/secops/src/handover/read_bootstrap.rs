@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{is_bootstrap, is_consumed, source_of, target_path};
+use super::{check_eligible, is_bootstrap, is_consumed, source_of, target_path};
 use crate::audit::Auditor;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -50,19 +50,8 @@ fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
     if is_consumed(s) && s.annotation(ANN_CONSUMED_MODE) != Some("delete") {
         return Verdict::Skipped("already consumed".into());
     }
-    if s.has_owner_references {
-        return Verdict::Refused(Error::precondition(
-            s.object(),
-            "has owner references: it is managed by a controller, not delivered from Git",
-            "remove the bootstrap label, or the owner references if it really is a bootstrap Secret",
-        ));
-    }
-    if s.has_finalizers {
-        return Verdict::Refused(Error::precondition(
-            s.object(),
-            "has finalizers: another controller manages its lifecycle",
-            "remove the finalizers or the bootstrap label",
-        ));
+    if let Err(e) = check_eligible(s) {
+        return Verdict::Refused(e);
     }
     if s.data.is_empty() {
         return Verdict::Refused(Error::precondition(

@@ -8,8 +8,8 @@
 use serde::Serialize;
 
 use super::{
-    check_matches_reference, identity, is_bootstrap, is_consumed, report_failure, source_of_ref,
-    target,
+    check_eligible, check_matches_reference, identity, is_bootstrap, is_consumed, report_failure,
+    source_of_ref, target,
 };
 use crate::audit::{Auditor, Workflow};
 use crate::cli::{KvVersion, VaultTarget};
@@ -178,6 +178,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<WriteResult> 
             "only explicitly labeled bootstrap Secrets are handed over",
         ));
     }
+    check_eligible(&s)?;
     if s.data.is_empty() {
         return Err(Error::precondition(
             s.object(),

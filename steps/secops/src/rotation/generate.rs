@@ -165,19 +165,26 @@ impl Generator {
                 String::from_utf8(out)
                     .map_err(|_| Error::Internal("password is not ASCII".into()))?
             }
-            Generator::Hex { bytes } => random_bytes(*bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            Generator::Hex { bytes } => {
+                // Sized up front: a growing string would leave unwiped copies behind.
+                let mut s = String::with_capacity(2 * bytes);
+                for b in random_bytes(*bytes).iter() {
+                    s.push(char::from(HEX[usize::from(b >> 4)]));
+                    s.push(char::from(HEX[usize::from(b & 0xf)]));
+                }
+                s
+            }
             Generator::Base64 { bytes } => {
                 base64::engine::general_purpose::STANDARD.encode(random_bytes(*bytes))
             }
             Generator::Uuid => uuid::Uuid::new_v4().to_string(),
             Generator::Policy { name } => return vault.generate_password(name).await,
         };
-        Ok(SecretString::from(v))
+        Ok(crate::secret::secret_string(v))
     }
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl fmt::Display for Generator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -54,7 +54,7 @@ pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<(SecretString, 
             jwt_file,
         } => {
             let jwt = read_secret_file(jwt_file, "service-account token")?;
-            let body = serde_json::json!({ "role": role, "jwt": jwt.expose_secret() });
+            let body = login_body(&[("role", role), ("jwt", jwt.expose_secret())])?;
             (mount, body, format!("Kubernetes login as role {role:?}"))
         }
         VaultAuth::AppRole {
@@ -64,15 +64,14 @@ pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<(SecretString, 
         } => {
             let role_id = read_secret_file(role_id_file, "AppRole role_id")?;
             let secret_id = read_secret_file(secret_id_file, "AppRole secret_id")?;
-            let body = serde_json::json!({
-                "role_id": role_id.expose_secret(),
-                "secret_id": secret_id.expose_secret(),
-            });
+            let body = login_body(&[
+                ("role_id", role_id.expose_secret()),
+                ("secret_id", secret_id.expose_secret()),
+            ])?;
             (mount, body, "AppRole login".to_string())
         }
     };
-    let bytes = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?;
-    drop(body);
+    let bytes = body;
     let r = v
         .call_retrying(
             reqwest::Method::POST,
@@ -97,13 +96,20 @@ pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<(SecretString, 
     }
 }
 
+/// The login request body, serialized straight from borrowed credentials: no intermediate
+/// `serde_json::Value` copy of them is left unwiped (`call` wipes the bytes once sent).
+fn login_body(fields: &[(&str, &str)]) -> Result<Vec<u8>> {
+    let map: std::collections::BTreeMap<&str, &str> = fields.iter().copied().collect();
+    crate::secret::json_exact(&map).map_err(|e| Error::Internal(e.to_string()))
+}
+
 fn read_secret_file(path: &PathBuf, what: &str) -> Result<SecretString> {
-    let s = std::fs::read_to_string(path).map_err(|e| {
+    let s = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         Error::Usage(format!(
             "cannot read the {what} file {}: {e}",
             path.display()
         ))
-    })?;
+    })?);
     let trimmed = s.trim();
     if trimmed.is_empty() {
         return Err(Error::Usage(format!(

@@ -182,7 +182,7 @@ impl<'de> Deserialize<'de> for MaybeString {
                 Ok(MaybeString(Some(SecretString::from(s.to_owned()))))
             }
             fn visit_string<E>(self, s: String) -> std::result::Result<MaybeString, E> {
-                Ok(MaybeString(Some(SecretString::from(s))))
+                Ok(MaybeString(Some(crate::secret::secret_string(s))))
             }
             fn visit_bool<E>(self, _: bool) -> std::result::Result<MaybeString, E> {
                 Ok(MaybeString(None))
@@ -354,7 +354,7 @@ impl Vault {
         struct Opts {
             cas: u64,
         }
-        let body = serde_json::to_vec(&Body {
+        let body = crate::secret::json_exact(&Body {
             data: data.as_request_body(),
             options: Opts { cas },
         })
@@ -442,7 +442,7 @@ impl Vault {
         path: &VaultPath,
         data: &VaultData,
     ) -> Result<()> {
-        let body = serde_json::to_vec(&data.as_request_body())
+        let body = crate::secret::json_exact(&data.as_request_body())
             .map_err(|e| Error::Internal(e.to_string()))?;
         let what = format!("write of {mount}/{path}");
         // KV v1 has no check-and-set: an overwrite is never repeated blindly.

@@ -1,9 +1,14 @@
 //! The non-negotiable: no secret value outside the two authorities. A canary value runs
 //! through every scenario and is searched for everywhere a value must never be.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use base64::Engine as _;
 use e2e::{Env, SeedSecret, StepRun};
 use serde_json::json;
+use vault_emulator::Fault;
 
 const CANARY: &str = "CANARY-7f3a9c-do-not-leak";
 
@@ -59,7 +64,7 @@ async fn the_canary_is_nowhere_but_in_the_two_authorities() {
             let run = env
                 .step($name)
                 .args(args.clone())
-                .env("SECOPS_LOG", "debug")
+                .env("SECOPS_LOG", "trace")
                 .run()
                 .await;
             runs.push((run, args));
@@ -184,6 +189,7 @@ async fn the_canary_is_nowhere_but_in_the_two_authorities() {
         "leak-inert/s",
         "leak-ignore/s",
         "leak-conflict/s",
+        "internal/leak-push/s",
     ] {
         let (_, meta) = env
             .vault_root("GET", &format!("secret/metadata/{path}"), None)
@@ -197,4 +203,145 @@ async fn the_canary_is_nowhere_but_in_the_two_authorities() {
     );
     assert!(env.vault_bytes("leak-ignore/s").await["binary"].starts_with(CANARY.as_bytes()));
     assert!(runs.len() >= 15, "covered {} step runs", runs.len());
+}
+
+/// `(pid, cmdline, environ)` of every process whose arguments mention `marker`.
+fn processes_mentioning(marker: &str) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            found.push((pid, cmdline, environ));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_steps_hold_no_value_in_their_arguments_or_environment() {
+    let env = Env::start().await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "s")
+            .kv("password", CANARY)
+            .kv("blob", [CANARY.as_bytes(), &[0xff]].concat()),
+    )
+    .await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "p")
+            .unlabeled()
+            .label("secops.io/class", "internal")
+            .kv("password", CANARY),
+    )
+    .await;
+    let r = env.only_reference("apps").await;
+    // Every Vault request waits, so each step is caught while it runs.
+    env.vault
+        .set_fault(Some(Fault::Delay(Duration::from_millis(400))));
+    let marker = env.kubeconfig.display().to_string();
+    let mut sampled = Vec::new();
+    let runs: [(&'static str, Vec<&str>); 4] = [
+        ("write-vault", vec!["--reference", r.as_str()]),
+        (
+            "mark-consumed",
+            vec!["--reference", r.as_str(), "--mode", "ignore"],
+        ),
+        (
+            "rotate",
+            vec![
+                "--path",
+                "apps/s",
+                "--key",
+                "password=password",
+                "--rotation-id",
+                "p1",
+            ],
+        ),
+        (
+            "push-secret",
+            vec!["--namespaces", "apps", "--namespace", "apps", "--name", "p"],
+        ),
+    ];
+    for (step, args) in runs {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (stop, marker) = (stop.clone(), marker.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    seen.extend(processes_mentioning(&marker));
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                seen
+            })
+        };
+        let run = env.step(step).args(args).run().await;
+        stop.store(true, Ordering::Relaxed);
+        let seen = sampler.join().unwrap();
+        run.assert_code(0);
+        assert!(!seen.is_empty(), "{step} was never seen running");
+        for (pid, cmdline, environ) in &seen {
+            let cmdline = String::from_utf8_lossy(cmdline);
+            let environ = String::from_utf8_lossy(environ);
+            assert!(cmdline.contains(step), "pid {pid} is {cmdline}");
+            assert_clean(&format!("/proc/{pid}/cmdline of {step}"), &cmdline);
+            assert_clean(&format!("/proc/{pid}/environ of {step}"), &environ);
+        }
+        sampled.push((step, seen.len()));
+    }
+    env.vault.set_fault(None);
+    // The values did reach Vault, so the search above could have found them.
+    assert_eq!(
+        env.vault_bytes("internal/apps/p").await["password"],
+        CANARY.as_bytes()
+    );
+    println!("sampled running steps: {sampled:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_prints_where_never_what_and_exits_1() {
+    let env = Env::start().await;
+    for step in [
+        "read-bootstrap",
+        "write-vault",
+        "mark-consumed",
+        "rotate",
+        "push-secret",
+    ] {
+        let run = env
+            .step(step)
+            .env("SECOPS_DEBUG_PANIC", format!("value {CANARY}"))
+            .args(minimal_args(step))
+            .run()
+            .await;
+        check_panic(step, &run);
+    }
+}
+
+fn minimal_args(step: &str) -> Vec<&'static str> {
+    match step {
+        "read-bootstrap" | "push-secret" => vec!["--namespaces", "apps"],
+        "write-vault" => vec!["--reference", "{}"],
+        "mark-consumed" => vec!["--reference", "{}", "--mode", "delete"],
+        _ => vec!["--path", "apps/s", "--key", "password=password"],
+    }
+}
+
+fn check_panic(step: &str, run: &StepRun) {
+    assert_eq!(run.code, 1, "{step}: {}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{step}: error: internal error: the step panicked at"
+        )),
+        "{step}: {}",
+        run.stderr
+    );
+    assert_clean(&format!("{step} panic"), &run.stderr);
+    assert_clean(&format!("{step} panic stdout"), &run.stdout);
 }

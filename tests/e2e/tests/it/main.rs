@@ -1,5 +1,6 @@
 //! End-to-end tests: the step binaries as processes over HTTP. One test binary (fast links).
 
+mod bad_input;
 mod chain;
 mod crash;
 mod faults;
