@@ -8,7 +8,7 @@ TAG ?= 0.1.0
 REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BUILDAH ?= buildah --storage-driver vfs
 
-.PHONY: all build images push bins test fmt fmt-check lint unit demo clean
+.PHONY: all build images push bins test fmt fmt-check lint unit demo bench clean
 
 all: build
 
@@ -51,6 +51,13 @@ lint:
 ## demo: build, start loopback servers, hand over seeded Secrets, show both sides, stop
 demo: bins
 	$(CARGO) run --locked -q -p e2e --bin demo
+
+## bench: release binaries against loopback servers (a separate process); prints the tables
+##   needs GNU time (/usr/bin/time), curl and jq (for the sh/curl/jq baseline)
+bench:
+	$(CARGO) build --release --locked $(addprefix -p ,$(STEPS))
+	$(CARGO) build --release --locked -p e2e --bin bench
+	target/release/bench
 
 clean:
 	$(CARGO) clean

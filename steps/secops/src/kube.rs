@@ -172,6 +172,53 @@ impl Kube {
             .collect()
     }
 
+    /// One page of a label-selected LIST (`limit`/`continue`), so a batch holds one page of
+    /// values at a time. Returns the Secrets and the continue token of the next page.
+    pub async fn list_secrets_page(
+        &self,
+        ns: &str,
+        selector: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> Result<(Vec<BootstrapSecret>, Option<String>)> {
+        let mut lp = ListParams::default().labels(selector).limit(limit);
+        if let Some(c) = continue_token {
+            lp = lp.continue_token(c);
+        }
+        let list = self
+            .secrets(ns)
+            .list(&lp)
+            .await
+            .map_err(|e| map_err(e, "list", &format!("Secrets in namespace {ns}")))?;
+        let next = list.metadata.continue_.filter(|c| !c.is_empty());
+        let items = list
+            .items
+            .into_iter()
+            .map(BootstrapSecret::from_k8s)
+            .collect::<Result<_>>()?;
+        Ok((items, next))
+    }
+
+    /// One Secret by name through LIST (`fieldSelector=metadata.name=`), for a batch whose
+    /// label-selected pages did not hold it: the same answer as a GET, with the `list` verb
+    /// the batch already has. `None` when it does not exist.
+    pub async fn find_secret(&self, ns: &str, name: &str) -> Result<Option<BootstrapSecret>> {
+        let lp = ListParams::default().fields(&format!("metadata.name={name}"));
+        let list = self
+            .secrets(ns)
+            .list(&lp)
+            .await
+            .map_err(|e| map_err(e, "list", &format!("Secret {ns}/{name}")))?;
+        match list
+            .items
+            .into_iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+        {
+            Some(s) => BootstrapSecret::from_k8s(s).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// JSON merge patch guarded by `metadata.resourceVersion`: a concurrent change is a 409.
     /// Returns the new resourceVersion.
     pub async fn patch_secret(

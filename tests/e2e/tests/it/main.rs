@@ -1,5 +1,6 @@
 //! End-to-end tests: the step binaries as processes over HTTP. One test binary (fast links).
 
+mod batch;
 mod fixtures;
 mod handover;
 mod leaks;
