@@ -19,7 +19,7 @@ use crate::reference::SecretRef;
 use crate::vocab::bootstrap_selector;
 
 /// Secrets per LIST page: bounds the values held at once.
-pub const PAGE: u32 = 250;
+pub const PAGE: u32 = 500;
 
 /// How a step gets the live Secret a reference names.
 #[derive(Debug)]

@@ -158,18 +158,21 @@ impl Kube {
         }
     }
 
-    /// One LIST per namespace.
+    /// A label-selected LIST per namespace, in pages, so no response holds thousands of
+    /// Secrets at once.
     pub async fn list_secrets(&self, ns: &str, selector: &str) -> Result<Vec<BootstrapSecret>> {
-        let lp = ListParams::default().labels(selector);
-        let list = self
-            .secrets(ns)
-            .list(&lp)
-            .await
-            .map_err(|e| map_err(e, "list", &format!("Secrets in namespace {ns}")))?;
-        list.items
-            .into_iter()
-            .map(BootstrapSecret::from_k8s)
-            .collect()
+        let mut all = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let (page, cont) = self
+                .list_secrets_page(ns, selector, crate::batch::PAGE, next.as_deref())
+                .await?;
+            all.extend(page);
+            match cont {
+                Some(c) => next = Some(c),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// One page of a label-selected LIST (`limit`/`continue`), so a batch holds one page of
