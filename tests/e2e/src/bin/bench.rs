@@ -7,7 +7,8 @@
 //! user+sys CPU, peak RSS). Prints markdown tables and each target as met or not.
 //!
 //! Knobs (environment): BENCH_SIZES (default 10,100,1000,10000), BENCH_BASELINE_SIZES
-//! (10,100,1000), BENCH_ROTATE_PATHS (1000), BENCH_STARTUP_RUNS (21), SECOPS_CONCURRENCY.
+//! (10,100,1000), BENCH_QUIET_SIZES (1000: without Kubernetes Events), BENCH_ROTATE_PATHS
+//! (1000), BENCH_STARTUP_RUNS (21), SECOPS_CONCURRENCY.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -398,8 +399,13 @@ fn bench() -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for n in sizes("BENCH_SIZES", "10,100,1000,10000") {
-        let row = handover_chain(&mut ctx, &bins, n)?;
+        let row = handover_chain(&mut ctx, &bins, n, true)?;
         eprintln!("bench: handover {n}: {:.2?}", row.usage.wall);
+        rows.push(row);
+    }
+    for n in sizes("BENCH_QUIET_SIZES", "1000") {
+        let row = handover_chain(&mut ctx, &bins, n, false)?;
+        eprintln!("bench: handover {n} without Events: {:.2?}", row.usage.wall);
         rows.push(row);
     }
     let rotate_n = sizes("BENCH_ROTATE_PATHS", "1000");
@@ -434,8 +440,13 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-fn handover_chain(ctx: &mut Ctx, bins: &BTreeMap<&str, PathBuf>, n: usize) -> anyhow::Result<Row> {
-    let ns = format!("bench-{n}");
+fn handover_chain(
+    ctx: &mut Ctx,
+    bins: &BTreeMap<&str, PathBuf>,
+    n: usize,
+    events: bool,
+) -> anyhow::Result<Row> {
+    let ns = format!("bench-{n}{}", if events { "" } else { "-quiet" });
     ctx.servers.call(&format!("seed {ns} {n}"))?;
     let dir = ctx.work.join(&ns);
     std::fs::create_dir_all(&dir)?;
@@ -473,11 +484,12 @@ fn handover_chain(ctx: &mut Ctx, bins: &BTreeMap<&str, PathBuf>, n: usize) -> an
     for (step, extra, out) in plan {
         let mut args = ctx.common(out);
         args.extend(extra);
-        let envs = if step == "read-bootstrap" {
+        let mut envs = if step == "read-bootstrap" {
             Vec::new()
         } else {
             ctx.step_env("secops-handover")
         };
+        envs.push(("SECOPS_KUBE_EVENTS", events.to_string()));
         let u = measure(
             &bins[step],
             &args,
@@ -500,7 +512,11 @@ fn handover_chain(ctx: &mut Ctx, bins: &BTreeMap<&str, PathBuf>, n: usize) -> an
         format!("INCOMPLETE: {v}")
     };
     Ok(Row {
-        what: "handover".into(),
+        what: if events {
+            "handover".into()
+        } else {
+            "handover, --kube-events=false".into()
+        },
         n,
         usage,
         steps,
