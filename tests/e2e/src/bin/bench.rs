@@ -389,12 +389,16 @@ fn bench() -> anyhow::Result<()> {
     let bins: BTreeMap<&str, PathBuf> = STEPS.iter().map(|s| (*s, e2e::bin(s))).collect();
     println!("# secops bench\n");
     println!(
-        "machine: {} cores ({}), binaries: {}\n",
+        "machine: {} cores ({}), load average at start: {}; step binaries: {}; test servers: {} build\n",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
         cpu_model(),
-        bins["write-vault"].parent().unwrap().display()
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default(),
+        bins["write-vault"].parent().unwrap().display(),
+        if cfg!(debug_assertions) { "debug" } else { "release" },
     );
 
     let mut rows = Vec::new();
@@ -666,7 +670,7 @@ fn startup_times(
         r#"{"namespace":"apps","name":"db","uid":"u","resourceVersion":"1","path":"apps/db","keys":["k"]}"#,
     )?;
     let mut out = BTreeMap::new();
-    for step in STEPS {
+    for step in STEPS.into_iter().filter(|s| bins[s].exists()) {
         let args: Vec<String> = match step {
             "read-bootstrap" => vec!["--namespaces".into(), "apps".into()],
             "write-vault" => vec!["--reference-file".into(), reference.display().to_string()],
@@ -770,7 +774,10 @@ fn report(
     println!("|---|---:|---:|");
     let mut max_size = 0u64;
     for (s, p) in bins {
-        let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let Ok(size) = std::fs::metadata(p).map(|m| m.len()) else {
+            println!("| {s} | not built | |");
+            continue;
+        };
         max_size = max_size.max(size);
         println!(
             "| {s} | {:.2} MiB | {:.2} ms |",
