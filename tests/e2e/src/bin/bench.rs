@@ -404,24 +404,24 @@ fn bench() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for n in sizes("BENCH_SIZES", "10,100,1000,10000") {
         let row = handover_chain(&mut ctx, &bins, n, true)?;
-        eprintln!("bench: handover {n}: {:.2?}", row.usage.wall);
+        eprintln!("{}", row_line(&row));
         rows.push(row);
     }
     for n in sizes("BENCH_QUIET_SIZES", "1000") {
         let row = handover_chain(&mut ctx, &bins, n, false)?;
-        eprintln!("bench: handover {n} without Events: {:.2?}", row.usage.wall);
+        eprintln!("{}", row_line(&row));
         rows.push(row);
     }
     let rotate_n = sizes("BENCH_ROTATE_PATHS", "1000");
     for n in rotate_n {
         let row = rotate(&mut ctx, &bins, n)?;
-        eprintln!("bench: rotate {n}: {:.2?}", row.usage.wall);
+        eprintln!("{}", row_line(&row));
         rows.push(row);
     }
     let mut baseline = Vec::new();
     for n in sizes("BENCH_BASELINE_SIZES", "10,100,1000") {
         let row = baseline_chain(&mut ctx, n)?;
-        eprintln!("bench: baseline {n}: {:.2?}", row.usage.wall);
+        eprintln!("{}", row_line(&row));
         baseline.push(row);
     }
     let startup = startup_times(&ctx, &bins)?;
@@ -724,6 +724,23 @@ fn startup_times(
 // ---------------------------------------------------------------------------------------
 // The report.
 
+fn row_line(r: &Row) -> String {
+    format!(
+        "| {} | {} | {:.3} s | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} MiB | {:.3} s | {:.3} s | {} |",
+        r.what,
+        r.n,
+        r.usage.wall.as_secs_f64(),
+        per(r.counts.kube, r.n),
+        per(r.counts.vault, r.n),
+        per(r.counts.kube + r.counts.vault, r.n),
+        per(r.counts.events, r.n),
+        r.usage.max_rss_kib as f64 / 1024.0,
+        r.usage.cpu.as_secs_f64(),
+        r.counts.cpu.as_secs_f64(),
+        r.ok,
+    )
+}
+
 fn per(x: u64, n: usize) -> f64 {
     x as f64 / n as f64
 }
@@ -738,20 +755,7 @@ fn report(
     println!("| run | n | wall | K8s req/secret | Vault req/secret | total req/secret | Events/secret | peak RSS (max step) | CPU user+sys (ours) | test servers' CPU | result |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in rows.iter().chain(baseline) {
-        println!(
-            "| {} | {} | {:.3} s | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} MiB | {:.3} s | {:.3} s | {} |",
-            r.what,
-            r.n,
-            r.usage.wall.as_secs_f64(),
-            per(r.counts.kube, r.n),
-            per(r.counts.vault, r.n),
-            per(r.counts.kube + r.counts.vault, r.n),
-            per(r.counts.events, r.n),
-            r.usage.max_rss_kib as f64 / 1024.0,
-            r.usage.cpu.as_secs_f64(),
-            r.counts.cpu.as_secs_f64(),
-            r.ok,
-        );
+        println!("{}", row_line(r));
     }
     println!("\n### Per step\n");
     println!("| run | n | step | wall | peak RSS | CPU user+sys | exit |");
