@@ -9,7 +9,7 @@ REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BUILDAH ?= buildah --storage-driver vfs
 IMAGE_BUDGET := 8388608
 
-.PHONY: all build images push image-test deny bins test fmt fmt-check lint unit demo clean fuzz
+.PHONY: all build images push image-test deny bins test fmt fmt-check lint unit demo bench clean fuzz
 
 all: build
 
@@ -92,6 +92,13 @@ fuzz:
 	    "$$(sed -n 's/^stat::new_units_added: *//p' $$new.log)"; \
 	  rm -rf $$new $$new.log; \
 	done
+
+## bench: release binaries against loopback servers (a separate process); prints the tables
+##   needs GNU time (/usr/bin/time), curl and jq (for the sh/curl/jq baseline)
+bench:
+	$(CARGO) build --release --locked $(addprefix -p ,$(STEPS))
+	$(CARGO) build --release --locked -p e2e --bin bench
+	target/release/bench
 
 clean:
 	$(CARGO) clean

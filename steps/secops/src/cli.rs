@@ -72,6 +72,20 @@ impl RetryArgs {
     }
 }
 
+/// How many items of a batch are in flight at once (each holds one Secret's values).
+#[derive(Debug, Clone, Args)]
+pub struct ConcurrencyArgs {
+    /// Items of a batch handled at once; each failure stays its own.
+    #[arg(long, env = "SECOPS_CONCURRENCY", default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: u64,
+}
+
+impl ConcurrencyArgs {
+    pub fn get(&self) -> usize {
+        self.concurrency as usize
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMethod {
     Kubernetes,

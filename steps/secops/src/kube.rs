@@ -187,19 +187,68 @@ impl Kube {
         }
     }
 
-    /// One LIST per namespace.
+    /// A label-selected LIST per namespace, in pages, so no response holds thousands of
+    /// Secrets at once.
     pub async fn list_secrets(&self, ns: &str, selector: &str) -> Result<Vec<BootstrapSecret>> {
-        let lp = ListParams::default().labels(selector);
+        let mut all = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let (page, cont) = self
+                .list_secrets_page(ns, selector, crate::batch::PAGE, next.as_deref())
+                .await?;
+            all.extend(page);
+            match cont {
+                Some(c) => next = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of a label-selected LIST (`limit`/`continue`), so a batch holds one page of
+    /// values at a time. Returns the Secrets and the continue token of the next page.
+    pub async fn list_secrets_page(
+        &self,
+        ns: &str,
+        selector: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> Result<(Vec<BootstrapSecret>, Option<String>)> {
+        let mut lp = ListParams::default().labels(selector).limit(limit);
+        if let Some(c) = continue_token {
+            lp = lp.continue_token(c);
+        }
         let api = self.secrets(ns);
         let list = self
             .retrying("list", &format!("Secrets in namespace {ns}"), || {
                 api.list(&lp)
             })
             .await?;
-        list.items
+        let next = list.metadata.continue_.filter(|c| !c.is_empty());
+        let items = list
+            .items
             .into_iter()
             .map(BootstrapSecret::from_k8s)
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((items, next))
+    }
+
+    /// One Secret by name through LIST (`fieldSelector=metadata.name=`), for a batch whose
+    /// label-selected pages did not hold it: the same answer as a GET, with the `list` verb
+    /// the batch already has. `None` when it does not exist.
+    pub async fn find_secret(&self, ns: &str, name: &str) -> Result<Option<BootstrapSecret>> {
+        let lp = ListParams::default().fields(&format!("metadata.name={name}"));
+        let api = self.secrets(ns);
+        let list = self
+            .retrying("list", &format!("Secret {ns}/{name}"), || api.list(&lp))
+            .await?;
+        match list
+            .items
+            .into_iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+        {
+            Some(s) => BootstrapSecret::from_k8s(s).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// JSON merge patch guarded by `metadata.resourceVersion`: a concurrent change is a 409.

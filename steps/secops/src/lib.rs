@@ -6,6 +6,7 @@
 //! ([`outputs`]). Every action leaves an audit record ([`audit`]).
 
 pub mod audit;
+pub mod batch;
 pub mod cli;
 pub mod error;
 pub mod eso;

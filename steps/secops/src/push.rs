@@ -5,6 +5,7 @@
 //! never writes over a Vault secret it did not create from the same source uid; never
 //! modifies the source Secret.
 
+use futures::StreamExt as _;
 use serde::Serialize;
 
 use crate::audit::{Auditor, Target, Workflow};
@@ -32,6 +33,8 @@ pub struct Config {
     pub paths: PathPolicy,
     pub vault: VaultTarget,
     pub workflow: Workflow,
+    /// Secrets pushed at once.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,16 +66,17 @@ pub async fn run(
     let sources = cfg.selection.fetch(kube, &internal_selector()).await?;
     let mut exit = Exit::Done;
     let mut results = Vec::new();
-    for s in &sources {
-        // A Secret fetched by name carries no selector: check the label here.
-        let path = if s.label(LABEL_CLASS) != Some(CLASS_INTERNAL) {
-            Err(Error::precondition(
-                s.object(),
-                format!("is not labeled {}", internal_selector()),
-                "only Secrets labeled for internal distribution are published; label it if it is one",
-            ))
-        } else {
-            cfg.paths
+    let pushed: Vec<_> = futures::stream::iter(&sources)
+        .map(|s| async move {
+            // A Secret fetched by name carries no selector: check the label here.
+            let path = if s.label(LABEL_CLASS) != Some(CLASS_INTERNAL) {
+                Err(Error::precondition(
+                    s.object(),
+                    format!("is not labeled {}", internal_selector()),
+                    "only Secrets labeled for internal distribution are published; label it if it is one",
+                ))
+            } else {
+                cfg.paths
                 .target(&s.namespace, &s.name, s.annotation(ANN_VAULT_PATH))
                 .map_err(|e| {
                     Error::precondition(
@@ -80,12 +84,17 @@ pub async fn run(
                         format!("target path refused: {e}"),
                         annotation_hint(),
                     )
-                })
-        };
-        let res = match path {
-            Ok(p) => push_one(cfg, vault, s, &p).await.map(|(o, v)| (p, o, v)),
-            Err(e) => Err(e),
-        };
+                    })
+            };
+            match path {
+                Ok(p) => push_one(cfg, vault, s, &p).await.map(|(o, v)| (p, o, v)),
+                Err(e) => Err(e),
+            }
+        })
+        .buffered(cfg.concurrency.max(1))
+        .collect()
+        .await;
+    for (s, res) in sources.iter().zip(pushed) {
         let path_str = res
             .as_ref()
             .map(|(p, _, _)| p.to_string())

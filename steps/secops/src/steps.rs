@@ -3,9 +3,10 @@
 use clap::{Args, Parser};
 
 use crate::audit::Auditor;
+use crate::batch::Batch;
 use crate::cli::{
-    KubeArgs, OutputArgs, PathArgs, ReferenceArgs, SelectionArgs, VaultArgs, VaultTarget,
-    WorkflowArgs,
+    ConcurrencyArgs, KubeArgs, OutputArgs, PathArgs, ReferenceArgs, SelectionArgs, VaultArgs,
+    VaultTarget, WorkflowArgs,
 };
 use std::path::PathBuf;
 
@@ -65,6 +66,8 @@ pub struct HandoverArgs {
     #[command(flatten)]
     pub reference: ReferenceArgs,
     #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
+    #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
@@ -84,6 +87,7 @@ struct Handover {
     audit: Auditor,
     outputs: Outputs,
     kube: KubeArgs,
+    concurrency: usize,
 }
 
 impl HandoverArgs {
@@ -99,6 +103,7 @@ impl HandoverArgs {
             },
             outputs: Outputs::new(self.outputs.outputs_dir),
             kube: self.kube,
+            concurrency: self.concurrency.get(),
         })
     }
 }
@@ -132,9 +137,14 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
     let res = match (h.references.batch, h.references.items.as_slice()) {
         (false, [one]) => write_vault::run(&config(one), &kube, &vault, &h.audit, &h.outputs).await,
         (_, many) => {
+            let (kube, vault, audit) = (&kube, &vault, &h.audit);
+            let results = crate::batch::for_each(many, kube, h.concurrency, |i, fetch| {
+                let cfg = config(&many[i]);
+                async move { write_vault::handle(&cfg, kube, vault, audit, fetch).await }
+            })
+            .await;
             let mut batch = Batch::default();
-            for r in many {
-                let res = write_vault::handle(&config(r), &kube, &vault, &h.audit).await;
+            for (r, res) in many.iter().zip(results) {
                 batch.add(r, res);
             }
             batch.finish(&h.outputs)
@@ -142,38 +152,6 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
     };
     vault.close().await;
     res
-}
-
-/// Per-item results of a batch: one failure never stops the others; the exit code is the
-/// worst outcome.
-#[derive(Default)]
-struct Batch {
-    items: Vec<serde_json::Value>,
-    exit: Exit,
-}
-
-impl Batch {
-    fn add<T: serde::Serialize>(&mut self, r: &SecretRef, res: Result<T>) {
-        let item = match res {
-            Ok(v) => serde_json::json!({ "namespace": r.namespace, "name": r.name, "result": v }),
-            Err(e) => {
-                eprintln!("{}: error: {e}", r.object());
-                self.exit = self.exit.worst(e.exit());
-                serde_json::json!({
-                    "namespace": r.namespace,
-                    "name": r.name,
-                    "outcome": e.outcome(),
-                    "error": e.to_string(),
-                })
-            }
-        };
-        self.items.push(item);
-    }
-
-    fn finish(self, outputs: &Outputs) -> Result<Exit> {
-        outputs.write_json("result.json", &self.items)?;
-        Ok(self.exit)
-    }
 }
 
 /// Acknowledges a handover by reading Vault back, then marks the bootstrap Secret consumed.
@@ -211,9 +189,14 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
             mark_consumed::run(&config(one), &kube, &vault, &h.audit, &h.outputs).await
         }
         (_, many) => {
+            let (kube, vault, audit) = (&kube, &vault, &h.audit);
+            let results = crate::batch::for_each(many, kube, h.concurrency, |i, fetch| {
+                let cfg = config(&many[i]);
+                async move { mark_consumed::handle(&cfg, kube, vault, audit, fetch).await }
+            })
+            .await;
             let mut batch = Batch::default();
-            for r in many {
-                let res = mark_consumed::handle(&config(r), &kube, &vault, &h.audit).await;
+            for (r, res) in many.iter().zip(results) {
                 batch.add(r, res);
             }
             batch.finish(&h.outputs)
@@ -256,6 +239,8 @@ pub struct RotateArgs {
     /// rotated path (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
     pub refresh_external_secrets: Option<Vec<String>>,
+    #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
     #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
@@ -317,6 +302,7 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
         refresh_namespaces,
         vault: vault_target,
         workflow: workflow.clone(),
+        concurrency: a.concurrency.get(),
     };
     cfg.validate()?;
     let audit = Auditor {
@@ -349,6 +335,8 @@ pub struct PushSecretArgs {
     )]
     pub path_prefix: String,
     #[command(flatten)]
+    pub concurrency: ConcurrencyArgs,
+    #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
     pub vault: VaultArgs,
@@ -375,6 +363,7 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
         paths,
         vault: vault_target,
         workflow: a.workflow.workflow()?,
+        concurrency: a.concurrency.get(),
     };
     let audit = Auditor {
         step: "push-secret",

@@ -12,6 +12,7 @@ use super::{
     target,
 };
 use crate::audit::{Auditor, Workflow};
+use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -83,7 +84,7 @@ pub async fn run(
     audit: &Auditor,
     outputs: &Outputs,
 ) -> Result<Exit> {
-    let res = handle(cfg, kube, vault, audit).await?;
+    let res = handle(cfg, kube, vault, audit, Fetch::Get).await?;
     outputs.write("outcome", outcome_name(&res.outcome))?;
     outputs.write_json("result.json", &res)?;
     Ok(Exit::Done)
@@ -103,10 +104,11 @@ pub async fn handle(
     kube: &Kube,
     vault: &Vault,
     audit: &Auditor,
+    fetch: Fetch,
 ) -> Result<MarkResult> {
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
-    let res = match mark(cfg, kube, vault, audit).await {
+    let res = match mark(cfg, kube, vault, audit, fetch).await {
         Ok(res) => res,
         Err(e) => {
             let t = target(mount, &r.path, cfg.vault_version);
@@ -152,7 +154,13 @@ pub async fn handle(
     Ok(res)
 }
 
-async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Result<MarkResult> {
+async fn mark(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+    fetch: Fetch,
+) -> Result<MarkResult> {
     let r = &cfg.reference;
     let result = |outcome, version| MarkResult {
         outcome,
@@ -160,7 +168,7 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Resu
         path: r.path.to_string(),
         version,
     };
-    let Some(s) = kube.get_secret(&r.namespace, &r.name).await? else {
+    let Some(s) = fetch.secret(kube, r).await? else {
         if cfg.mode == Mode::Delete {
             // Deleted by an earlier run of this step (it deletes only after the acknowledgement).
             return Ok(result(Outcome::Unchanged, cfg.vault_version.unwrap_or(0)));
@@ -208,6 +216,35 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Resu
         ));
     }
     let (version, vault_differs) = acknowledge(cfg, vault, &s).await?;
+    let consumed = if vault_differs {
+        Outcome::ConsumedVaultDiffers
+    } else {
+        Outcome::Consumed
+    };
+    if cfg.mode == Mode::Delete {
+        // Marks on an object deleted a moment later would be seen by no one: delete the
+        // exact state that was compared (uid + resourceVersion). The audit line goes first,
+        // so a run killed after the irreversible delete still leaves a trail that matches;
+        // a delete that finds the Secret gone lost a race (or repeats ours): `unchanged`.
+        audit.emit(&audit.event(
+            "consume",
+            "marked",
+            Some(source_of_ref(r)),
+            Some(target(&cfg.vault.mount, &r.path, Some(version))),
+            Some("mode delete; deleting the acknowledged Secret".into()),
+        ));
+        let deleted = kube
+            .delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
+            .await?;
+        return Ok(result(
+            if deleted {
+                consumed
+            } else {
+                Outcome::Unchanged
+            },
+            version,
+        ));
+    }
 
     let mut annotations = BTreeMap::from([
         (ANN_CONSUMED_AT, jiff::Timestamp::now().to_string()),
@@ -232,30 +269,9 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Resu
     if cfg.mode == Mode::Inert {
         patch["data"] = tombstone(&s);
     }
-    let new_rv = kube
-        .patch_secret(&s.namespace, &s.name, &s.resource_version, patch)
+    kube.patch_secret(&s.namespace, &s.name, &s.resource_version, patch)
         .await?;
-    if cfg.mode == Mode::Delete {
-        // Recorded before the irreversible delete, so a run killed between the two still
-        // leaves an audit trail that matches what happened.
-        audit.emit(&audit.event(
-            "consume",
-            "marked",
-            Some(source_of_ref(r)),
-            Some(target(&cfg.vault.mount, &r.path, Some(version))),
-            Some("mode delete; deleting the marked Secret".into()),
-        ));
-        kube.delete_secret(&s.namespace, &s.name, &s.uid, &new_rv)
-            .await?;
-    }
-    Ok(result(
-        if vault_differs {
-            Outcome::ConsumedVaultDiffers
-        } else {
-            Outcome::Consumed
-        },
-        version,
-    ))
+    Ok(result(consumed, version))
 }
 
 /// RFC 5.4 "Acknowledge write": Vault holds exactly the bootstrap data. Returns the version

@@ -12,6 +12,7 @@ use super::{
     source_of_ref, target,
 };
 use crate::audit::{Auditor, Workflow};
+use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -62,7 +63,7 @@ pub async fn run(
     audit: &Auditor,
     outputs: &Outputs,
 ) -> Result<Exit> {
-    let result = handle(cfg, kube, vault, audit).await?;
+    let result = handle(cfg, kube, vault, audit, Fetch::Get).await?;
     outputs.write("vault-mount", &result.mount)?;
     outputs.write("vault-path", &result.path)?;
     outputs.write("vault-version", &result.version.to_string())?;
@@ -85,10 +86,11 @@ pub async fn handle(
     kube: &Kube,
     vault: &Vault,
     audit: &Auditor,
+    fetch: Fetch,
 ) -> Result<WriteResult> {
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
-    let result = match write(cfg, kube, vault).await {
+    let result = match write(cfg, kube, vault, fetch).await {
         Ok(res) => res,
         Err(e) => {
             let t = target(mount, &r.path, None);
@@ -130,7 +132,7 @@ pub async fn handle(
     Ok(result)
 }
 
-async fn write(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<WriteResult> {
+async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result<WriteResult> {
     let r = &cfg.reference;
     let done = |outcome, version| WriteResult {
         outcome,
@@ -138,7 +140,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault) -> Result<WriteResult> 
         path: r.path.to_string(),
         version,
     };
-    let Some(s) = kube.get_secret(&r.namespace, &r.name).await? else {
+    let Some(s) = fetch.secret(kube, r).await? else {
         // Gone: fine only if it was us who handed it over (and mark-consumed deleted it).
         return match ours_already(cfg, vault).await? {
             Some(version) => Ok(done(Outcome::Unchanged, version)),

@@ -16,6 +16,7 @@ pub mod retention;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::StreamExt as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -52,6 +53,8 @@ pub struct Config {
     pub refresh_namespaces: Option<Vec<String>>,
     pub vault: VaultTarget,
     pub workflow: Workflow,
+    /// Paths rotated at once (each path's protocol stays sequential).
+    pub concurrency: usize,
 }
 
 impl Config {
@@ -116,8 +119,25 @@ pub async fn run(
     cfg.validate()?;
     let mut exit = Exit::Done;
     let mut results = Vec::new();
-    for path in &cfg.paths {
-        let res = rotate_one(cfg, vault, kube, path).await;
+    // Distinct paths run concurrently; a path listed again runs after, on its own.
+    let mut seen = BTreeSet::new();
+    let firsts: Vec<usize> = (0..cfg.paths.len())
+        .filter(|&i| seen.insert(cfg.paths[i].to_string()))
+        .collect();
+    let mut done: Vec<Option<Result<PathResult>>> = cfg.paths.iter().map(|_| None).collect();
+    let concurrent: Vec<(usize, Result<PathResult>)> = futures::stream::iter(firsts)
+        .map(|i| async move { (i, rotate_one(cfg, vault, kube, &cfg.paths[i]).await) })
+        .buffer_unordered(cfg.concurrency.max(1))
+        .collect()
+        .await;
+    for (i, r) in concurrent {
+        done[i] = Some(r);
+    }
+    for (path, slot) in cfg.paths.iter().zip(done) {
+        let res = match slot {
+            Some(r) => r,
+            None => rotate_one(cfg, vault, kube, path).await,
+        };
         let (result, e) = match res {
             Ok(r) => (r, None),
             Err(e) => (

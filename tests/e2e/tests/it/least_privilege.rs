@@ -207,6 +207,32 @@ async fn every_step_uses_exactly_what_its_role_and_policy_grant() {
         let run = runner.submit(workflow_file(file), &all).await.unwrap();
         run.assert_phase(Phase::Succeeded);
     }
+    // Delete mode deletes without patching first; the other modes patch. One Secret by the
+    // single-Secret workflow, the others by a batch.
+    for name in ["i0", "i1", "i2"] {
+        env.seed(SeedSecret::bootstrap("apps", name).kv("password", "pw"))
+            .await;
+    }
+    for (file, args) in [
+        (
+            "secret-handover.yaml",
+            vec![
+                ("namespaces", "apps"),
+                ("secret-namespace", "apps"),
+                ("secret-name", "i0"),
+                ("consume-mode", "ignore"),
+            ],
+        ),
+        (
+            "secret-handover-batch.yaml",
+            vec![("namespaces", "apps"), ("consume-mode", "inert")],
+        ),
+    ] {
+        let mut all = vec![("vault-addr", url)];
+        all.extend(args);
+        let run = runner.submit(workflow_file(file), &all).await.unwrap();
+        run.assert_phase(Phase::Succeeded);
+    }
     // A Secret whose path Vault already holds: write-vault reads to judge, and refuses.
     env.vault_root(
         "POST",

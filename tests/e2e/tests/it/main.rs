@@ -1,6 +1,7 @@
 //! End-to-end tests: the step binaries as processes over HTTP. One test binary (fast links).
 
 mod bad_input;
+mod batch;
 mod chain;
 mod crash;
 mod faults;

@@ -1,0 +1,192 @@
+//! Batches: LIST pages instead of a GET per Secret, bounded concurrency, per-item outcomes in
+//! input order, and the documented number of requests per Secret.
+
+use e2e::{Env, SeedSecret};
+use kube::api::{Patch, PatchParams};
+use serde_json::{json, Value};
+
+/// Requests to the Kubernetes API on Secrets by verb (get/list/patch/delete), and Events.
+fn kube_verbs(env: &Env) -> (Vec<String>, usize) {
+    let accesses = env.kube.accesses();
+    let secrets = accesses
+        .iter()
+        .filter(|a| a.resource == "secrets")
+        .map(|a| a.verb.clone())
+        .collect();
+    let events = accesses.iter().filter(|a| a.resource == "events").count();
+    (secrets, events)
+}
+
+fn count(v: &[String], verb: &str) -> usize {
+    v.iter().filter(|x| *x == verb).count()
+}
+
+/// Vault requests on KV paths (not login or revoke).
+fn vault_kv(env: &Env) -> Vec<(String, String)> {
+    env.vault
+        .requests()
+        .into_iter()
+        .filter(|(_, p)| p.starts_with("/v1/secret/"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_lists_instead_of_getting_each_secret_and_keeps_each_outcome_apart() {
+    let env = Env::start().await;
+    for i in 0..10 {
+        env.seed(SeedSecret::bootstrap("many", &format!("s{i:02}")).kv("k", format!("v{i}")))
+            .await;
+    }
+    for i in 0..2 {
+        env.seed(SeedSecret::bootstrap("few", &format!("f{i}")).kv("k", format!("f{i}")))
+            .await;
+    }
+    let refs = env.discover("many,few").await;
+    assert_eq!(refs.len(), 12);
+    // After discovery: one Secret is deleted, another loses its bootstrap label. Neither is
+    // in the batch's label-selected LIST; each is looked up by name and refused on its own.
+    env.secrets("many")
+        .delete("s03", &Default::default())
+        .await
+        .unwrap();
+    env.secrets("many")
+        .patch(
+            "s07",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"secops.io/class": null}}})),
+        )
+        .await
+        .unwrap();
+    let batch = format!("[{}]", refs.join(","));
+    let file = env.dir.path().join("batch.json");
+    std::fs::write(&file, &batch).unwrap();
+
+    env.kube.reset_requests();
+    let before = vault_kv(&env).len();
+    let wv = env
+        .step("write-vault")
+        .args([
+            "--reference-file",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "3",
+        ])
+        .run()
+        .await;
+    wv.assert_code(3);
+    let results: Vec<Value> = serde_json::from_str(wv.output("result.json")).unwrap();
+    let order: Vec<String> = results
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["namespace"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let expected: Vec<String> = refs
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_str(r).unwrap();
+            format!(
+                "{}/{}",
+                v["namespace"].as_str().unwrap(),
+                v["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(order, expected, "result.json keeps the input order");
+    for r in &results {
+        let name = r["name"].as_str().unwrap();
+        match name {
+            "s03" => assert_eq!(r["outcome"], "refused", "{r}"),
+            // Un-labelling changed its resourceVersion: re-run the workflow.
+            "s07" => assert_eq!(r["outcome"], "retry", "{r}"),
+            _ => assert_eq!(r["result"]["outcome"], "written", "{r}"),
+        }
+    }
+    assert!(wv.stderr.contains("no longer exists"), "{}", wv.stderr);
+    let (verbs, events) = kube_verbs(&env);
+    assert_eq!(count(&verbs, "get"), 0, "no GET per Secret: {verbs:?}");
+    // One label-selected page per namespace, one lookup by name per Secret it did not hold.
+    assert_eq!(count(&verbs, "list"), 2 + 2, "{verbs:?}");
+    assert_eq!(verbs.len(), 4, "{verbs:?}");
+    assert_eq!(
+        events, 11,
+        "10 handed over, 1 refused (a transient failure records none)"
+    );
+    let kv = vault_kv(&env)[before..].to_vec();
+    // Per written Secret: the create-only write and the provenance PATCH; the deleted one:
+    // one read to see whether its handover already happened.
+    assert_eq!(kv.len(), 10 * 2 + 1, "{kv:?}");
+
+    // mark-consumed over the same batch, inert: one read-back and one PATCH per Secret.
+    env.kube.reset_requests();
+    let before = vault_kv(&env).len();
+    let mc = env
+        .step("mark-consumed")
+        .args([
+            "--reference-file",
+            file.to_str().unwrap(),
+            "--mode",
+            "inert",
+        ])
+        .env("SECOPS_KUBE_EVENTS", "false")
+        .run()
+        .await;
+    mc.assert_code(3);
+    let results: Vec<Value> = serde_json::from_str(mc.output("result.json")).unwrap();
+    assert!(mc.stderr.contains("not labeled"), "{}", mc.stderr);
+    let consumed = results
+        .iter()
+        .filter(|r| r["result"]["outcome"] == "consumed")
+        .count();
+    assert_eq!(consumed, 10, "{results:?}");
+    let (verbs, events) = kube_verbs(&env);
+    assert_eq!(events, 0, "--kube-events=false records none");
+    assert_eq!(count(&verbs, "get"), 0, "{verbs:?}");
+    assert_eq!(count(&verbs, "list"), 4, "{verbs:?}");
+    assert_eq!(count(&verbs, "patch"), 10, "{verbs:?}");
+    let kv = vault_kv(&env)[before..].to_vec();
+    assert_eq!(kv.len(), 10, "one read-back per Secret it consumes: {kv:?}");
+    for i in [0, 1, 2, 4, 5, 6, 8, 9] {
+        let s = env.secret("many", &format!("s{i:02}")).await.unwrap();
+        assert_eq!(e2e::label(&s, "secops.io/state"), Some("consumed"));
+        assert!(s.data.unwrap_or_default().is_empty(), "inert");
+    }
+    let s07 = env.secret("many", "s07").await.unwrap();
+    assert_eq!(
+        e2e::label(&s07, "secops.io/state"),
+        None,
+        "refused, untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_mode_deletes_the_compared_state_without_a_patch_first() {
+    let env = Env::start().await;
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "pw"))
+        .await;
+    let r = env.only_reference("apps").await;
+    env.write_vault(&r).await.assert_code(0);
+    env.kube.reset_requests();
+    let mc = env.mark_consumed(&r, None, "delete").await;
+    mc.assert_code(0);
+    let (verbs, _) = kube_verbs(&env);
+    assert_eq!(verbs, vec!["get", "delete"], "{verbs:?}");
+    assert!(env.secret("apps", "db").await.is_none());
+    let audit = mc.audit();
+    assert_eq!(audit.last().unwrap()["outcome"], "consumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_validated() {
+    let env = Env::start().await;
+    let wv = env
+        .step("write-vault")
+        .args(["--reference", "[]", "--concurrency", "0"])
+        .run()
+        .await;
+    wv.assert_code(2);
+}
