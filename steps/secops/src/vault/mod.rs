@@ -111,6 +111,12 @@ impl Drop for Response {
 }
 
 /// Zeroes a buffer we own alone; returns it (for tests) or `None` when it is shared.
+/// A request body may hold values or credentials: it is wiped when its last clone (one per
+/// attempt) is dropped.
+fn wiped_on_drop(body: Vec<u8>) -> bytes::Bytes {
+    bytes::Bytes::from_owner(zeroize::Zeroizing::new(body))
+}
+
 fn wipe(body: bytes::Bytes) -> Option<bytes::BytesMut> {
     let mut b = body.try_into_mut().ok()?;
     zeroize::Zeroize::zeroize(&mut b[..]);
@@ -177,7 +183,7 @@ impl Vault {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response> {
-        let body = body.map(|(ct, b)| (ct, bytes::Bytes::from(b)));
+        let body = body.map(|(ct, b)| (ct, wiped_on_drop(b)));
         let r = self.retrying(&method, path, &body).await?;
         if r.status == 403 && token_rejected(&r) && self.relogin(path).await {
             return self.retrying(&method, path, &body).await;
@@ -192,7 +198,7 @@ impl Vault {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response> {
-        let body = body.map(|(ct, b)| (ct, bytes::Bytes::from(b)));
+        let body = body.map(|(ct, b)| (ct, wiped_on_drop(b)));
         self.retrying(&method, path, &body).await
     }
 
@@ -230,7 +236,7 @@ impl Vault {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response> {
-        let body = body.map(|(ct, b)| (ct, bytes::Bytes::from(b)));
+        let body = body.map(|(ct, b)| (ct, wiped_on_drop(b)));
         self.send(method, path, body).await
     }
 
@@ -279,8 +285,6 @@ impl Vault {
             req = req.header("X-Vault-Namespace", ns);
         }
         if let Some((content_type, bytes)) = body {
-            // The body may hold values or credentials: wiped when the client drops it.
-            let bytes = bytes::Bytes::from_owner(zeroize::Zeroizing::new(bytes));
             req = req.header("Content-Type", content_type).body(bytes);
         }
         let what = format!("{method} /v1/{path}");
