@@ -383,6 +383,11 @@ impl PolicyStore {
         self.policies.get(name)
     }
 
+    /// The stored text of a policy, as written.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.policies.get(name).map(|p| p.text.clone())
+    }
+
     pub fn set(&mut self, name: &str, policy: Policy) {
         self.policies.insert(name.to_string(), policy);
     }

@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         kv2_mounts: args.kv2_mounts,
         kubernetes_auth_mount: args.kubernetes_auth_mount,
         unseal_key: args.unseal_key.unwrap_or(defaults.unseal_key),
+        initialized: true,
     })
     .await?;
     let mut stdout = std::io::stdout();

@@ -8,6 +8,7 @@
 
 mod auth;
 pub mod kv;
+pub mod sys;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -99,6 +100,29 @@ impl Vault {
         v.token = token;
         v.owns_token = owns;
         Ok(v)
+    }
+
+    /// A client without a token, for the unauthenticated calls (`sys/init`, `sys/unseal`,
+    /// `sys/seal-status`). Configuration errors are usage errors; nothing is contacted.
+    pub fn anonymous(cfg: &VaultConfig) -> Result<Self> {
+        Ok(Vault {
+            http: build_http(cfg)?,
+            base: format!("{}/v1/", cfg.addr.as_str().trim_end_matches('/')),
+            namespace: cfg.namespace.clone(),
+            token: SecretString::from(String::new()),
+            owns_token: false,
+        })
+    }
+
+    /// The same connection acting with `token` (e.g. the root token from `sys/init`).
+    pub fn with_token(&self, token: SecretString) -> Self {
+        Vault {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            namespace: self.namespace.clone(),
+            token,
+            owns_token: false,
+        }
     }
 
     /// Revokes a token we logged in for. Best effort: the step's work is done either way.
