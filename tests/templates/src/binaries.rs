@@ -91,12 +91,15 @@ pub struct Binaries {
 
 impl Binaries {
     pub fn new(repo: &Path) -> Binaries {
-        let defs: [Definition; 5] = [
+        let defs: [Definition; 8] = [
             ("read-bootstrap", secops::steps::ReadBootstrapArgs::command),
             ("write-vault", secops::steps::WriteVaultArgs::command),
             ("mark-consumed", secops::steps::MarkConsumedArgs::command),
             ("rotate", secops::steps::RotateArgs::command),
             ("push-secret", secops::steps::PushSecretArgs::command),
+            ("init-authority", secops::steps::InitAuthorityArgs::command),
+            ("unseal", secops::steps::UnsealArgs::command),
+            ("audit-authority", secops::steps::AuditAuthorityArgs::command),
         ];
         let steps: PathBuf = repo.join("steps");
         let list = defs
