@@ -470,7 +470,7 @@ const CRON_SPEC_KEYS: &str = "schedules timezone concurrencyPolicy startingDeadl
 const TEMPLATE_KEYS: &str =
     "name inputs outputs steps dag container containerSet volumes retryStrategy
     serviceAccountName automountServiceAccountToken activeDeadlineSeconds synchronization
-    parallelism securityContext metadata nodeSelector tolerations affinity";
+    parallelism securityContext metadata nodeSelector tolerations affinity metrics";
 const CONTAINER_KEYS: &str =
     "name image imagePullPolicy command args env volumeMounts securityContext resources";
 const STEP_KEYS: &str = "name template arguments withParam withItems when continueOn";

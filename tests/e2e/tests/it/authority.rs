@@ -401,13 +401,14 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     .unwrap();
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
     let (id, recipient) = identity(&env, "op.age");
+    let (policies, roles) = (templates.join("policies"), templates.join("roles"));
     let args = [
         "--age-recipient",
         recipient.as_str(),
         "--policies-dir",
-        templates.join("policies").to_str().unwrap(),
+        policies.to_str().unwrap(),
         "--roles-dir",
-        templates.join("roles").to_str().unwrap(),
+        roles.to_str().unwrap(),
     ];
     let run = step(&env, "init-authority", &vault.url(), &args).await;
     run.assert_code(0);
