@@ -446,3 +446,113 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     .assert_code(0);
     assert!(!vault.is_sealed());
 }
+
+/// The shipped bring-up WorkflowTemplate and the re-unseal CronWorkflow, run as Argo runs
+/// them (their own args, env, volumes: the grants ConfigMap and the identity Secret), with the
+/// Kubernetes API recording what each ServiceAccount did.
+#[tokio::test]
+async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
+    use e2e::argo::{workflow_file, Phase, Runner};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    let env = Env::start().await;
+    let vault = vault_emulator::start(vault_emulator::Options {
+        initialized: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let runner = Runner::new(&env);
+    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
+    // `kubectl create configmap secops-vault-grants --from-file=policies --from-file=roles`
+    let mut grants = std::collections::BTreeMap::new();
+    for sub in ["policies", "roles"] {
+        for f in std::fs::read_dir(templates.join(sub)).unwrap().flatten() {
+            grants.insert(
+                f.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(f.path()).unwrap(),
+            );
+        }
+    }
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("secops-vault-grants".into()),
+            ..Default::default()
+        },
+        data: Some(grants),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(env.client.clone(), "secops")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let id = age::x25519::Identity::generate();
+    env.seed(
+        e2e::SeedSecret::bootstrap("secops", "secops-unseal-identity")
+            .unlabeled()
+            .kv("key.txt", id.to_string().expose_secret()),
+    )
+    .await;
+    let recipient = id.to_public().to_string();
+    let url = vault.url();
+    runner
+        .submit(
+            workflow_file("authority-bring-up.yaml"),
+            &[
+                ("vault-addr", url.as_str()),
+                ("age-recipients", recipient.as_str()),
+                ("key-shares", "3"),
+                ("key-threshold", "2"),
+            ],
+        )
+        .await
+        .unwrap()
+        .assert_phase(Phase::Succeeded);
+    assert!(!vault.is_sealed());
+    assert!(vault.acl_policy("secops-audit-authority").is_some());
+    assert!(vault.kubernetes_role_exists("secops-rotate"));
+    let s = env.secret(NS, NAME).await.unwrap();
+    assert_eq!(annotation(&s, "secops.io/authority-state"), "established");
+
+    // A restart (sealed): the CronWorkflow's run unseals; the next one is a no-op.
+    vault.seal();
+    for expect in ["unsealed", "already-unsealed"] {
+        let run = runner
+            .submit_cron(
+                workflow_file("authority-unseal.yaml"),
+                "2026-11-29T05:00:00Z",
+                &[("vault-addr", url.as_str())],
+            )
+            .await
+            .unwrap();
+        run.assert_phase(Phase::Succeeded);
+        assert_eq!(run.pod("unseal").output("outcome"), expect);
+    }
+    assert!(!vault.is_sealed());
+
+    // Kubernetes: init-authority and unseal touched Secrets in secops-authority only, with
+    // exactly the verbs templates/authority/roles.yaml grants.
+    let mut used = std::collections::BTreeSet::new();
+    for a in env.kube.accesses() {
+        for sa in ["secops-init-authority", "secops-unseal"] {
+            if a.user == e2e::argo::service_account_user("secops", sa) {
+                assert_eq!(
+                    (a.namespace.as_str(), a.resource.as_str()),
+                    (NS, "secrets"),
+                    "{a:?}"
+                );
+                used.insert((sa, a.verb.clone()));
+            }
+        }
+    }
+    let want: std::collections::BTreeSet<(&str, String)> = [
+        ("secops-init-authority", "create"),
+        ("secops-init-authority", "get"),
+        ("secops-init-authority", "patch"),
+        ("secops-unseal", "get"),
+    ]
+    .into_iter()
+    .map(|(s, v)| (s, v.to_owned()))
+    .collect();
+    assert_eq!(used, want);
+}
