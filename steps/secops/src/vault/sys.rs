@@ -103,13 +103,14 @@ impl Vault {
         let r = self
             .call(Method::PUT, "sys/unseal", Some(("application/json", body)))
             .await?;
+        // Vault's error text is not repeated: a server may quote the key it could not parse.
         match r.status {
             200 => r.parse("PUT sys/unseal").map(UnsealStep::Status),
             400 if r.error_text().to_lowercase().contains("is unsealed") => {
                 Ok(UnsealStep::AlreadyUnsealed)
             }
-            400 => Ok(UnsealStep::Refused(r.error_text())),
-            _ => Err(self.unexpected("PUT sys/unseal", "Vault", &r)),
+            400 => Ok(UnsealStep::Refused("HTTP 400".into())),
+            status => Err(super::status_error("PUT sys/unseal", "Vault", status, "")),
         }
     }
 
