@@ -29,7 +29,7 @@ pub enum Fetch {
     /// LIST it by name (a batch item its pages did not hold).
     ByName,
     /// Already read from a LIST page.
-    Listed(BootstrapSecret),
+    Listed(Box<BootstrapSecret>),
 }
 
 impl Fetch {
@@ -38,7 +38,7 @@ impl Fetch {
         match self {
             Fetch::Get => kube.get_secret(&r.namespace, &r.name).await,
             Fetch::ByName => kube.find_secret(&r.namespace, &r.name).await,
-            Fetch::Listed(s) => Ok(Some(s)),
+            Fetch::Listed(s) => Ok(Some(*s)),
         }
     }
 }
@@ -95,7 +95,7 @@ where
                 .collect();
             let done: Vec<(usize, Result<T>)> = stream::iter(jobs)
                 .map(|(i, s)| {
-                    let fut = f(i, Fetch::Listed(s));
+                    let fut = f(i, Fetch::Listed(Box::new(s)));
                     async move { (i, fut.await) }
                 })
                 .buffer_unordered(concurrency)

@@ -267,6 +267,101 @@ impl VaultArgs {
     }
 }
 
+/// Vault flags of the authority's own steps (init-authority, unseal): they talk to Vault
+/// before any auth method exists, so there is no login; a token only from a file or VAULT_TOKEN.
+#[derive(Debug, Clone, Args)]
+pub struct VaultServerArgs {
+    /// Vault server address (one server: init and unseal are per node).
+    #[arg(long, env = "VAULT_ADDR", value_name = "URL")]
+    pub vault_addr: url::Url,
+    /// Vault Enterprise namespace.
+    #[arg(long, env = "VAULT_NAMESPACE", value_name = "NS")]
+    pub vault_namespace: Option<String>,
+    /// PEM bundle of the CA(s) that sign Vault's certificate; only these are trusted.
+    #[arg(long, env = "VAULT_CACERT", value_name = "FILE")]
+    pub vault_cacert: Option<PathBuf>,
+    /// Do not verify Vault's TLS certificate (never in production).
+    #[arg(long, env = "VAULT_SKIP_VERIFY", value_parser = parse_bool, default_value = "false", value_name = "BOOL")]
+    pub vault_skip_verify: bool,
+    /// Per-request timeout for Vault, in seconds.
+    #[arg(
+        long,
+        env = "SECOPS_VAULT_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub vault_timeout: u64,
+}
+
+impl VaultServerArgs {
+    /// `retry`: the step's one retry budget (it lives with the Kubernetes flags).
+    pub fn config(&self, retry: RetryPolicy) -> Result<VaultConfig> {
+        if !matches!(self.vault_addr.scheme(), "http" | "https") {
+            return Err(Error::Usage(format!(
+                "VAULT_ADDR {} must be an http:// or https:// URL",
+                self.vault_addr
+            )));
+        }
+        Ok(VaultConfig {
+            addr: self.vault_addr.clone(),
+            namespace: self.vault_namespace.clone().filter(|n| !n.is_empty()),
+            cacert: self.vault_cacert.clone(),
+            skip_verify: self.vault_skip_verify,
+            auth: VaultAuth::Token(SecretString::from(String::new())),
+            timeout: Duration::from_secs(self.vault_timeout.max(1)),
+            retry,
+        })
+    }
+}
+
+/// Where the unseal material lives.
+#[derive(Debug, Clone, Args)]
+pub struct AuthorityStoreArgs {
+    /// Namespace of the unseal-material Secret (dedicated; only these steps may touch it).
+    #[arg(
+        long,
+        env = "SECOPS_AUTHORITY_NAMESPACE",
+        default_value = "secops-authority",
+        value_name = "NS"
+    )]
+    pub secret_namespace: String,
+    /// Name of the unseal-material Secret.
+    #[arg(
+        long,
+        env = "SECOPS_AUTHORITY_SECRET",
+        default_value = "vault-unseal",
+        value_name = "NAME"
+    )]
+    pub secret_name: String,
+}
+
+impl AuthorityStoreArgs {
+    pub fn store(&self) -> Result<crate::authority::Store> {
+        if !crate::selection::is_dns_label(&self.secret_namespace) {
+            return Err(Error::Usage(format!(
+                "--secret-namespace {:?} is not a namespace name",
+                self.secret_namespace
+            )));
+        }
+        if self.secret_name.is_empty()
+            || self.secret_name.len() > 253
+            || !self
+                .secret_name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Err(Error::Usage(format!(
+                "--secret-name {:?} is not a Secret name",
+                self.secret_name
+            )));
+        }
+        Ok(crate::authority::Store {
+            namespace: self.secret_namespace.clone(),
+            name: self.secret_name.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct PathArgs {
     /// Prefix under the KV mount; a namespace's secrets go to {prefix}/{namespace}/...

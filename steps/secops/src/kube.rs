@@ -42,6 +42,10 @@ pub struct BootstrapSecret {
     pub immutable: bool,
     pub has_owner_references: bool,
     pub has_finalizers: bool,
+    /// `metadata.creationTimestamp` (audit-authority's grace period).
+    pub created: Option<jiff::Timestamp>,
+    /// Kinds of the owner references (e.g. `ExternalSecret` for ESO's targets).
+    pub owner_kinds: Vec<String>,
     pub data: SecretData,
 }
 
@@ -67,6 +71,13 @@ impl BootstrapSecret {
             labels: m.labels.unwrap_or_default(),
             annotations: m.annotations.unwrap_or_default(),
             immutable: s.immutable.unwrap_or(false),
+            created: m.creation_timestamp.map(|t| t.0),
+            owner_kinds: m
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|o| o.kind.clone())
+                .collect(),
             has_owner_references: m.owner_references.is_some_and(|o| !o.is_empty()),
             has_finalizers: m.finalizers.is_some_and(|f| !f.is_empty()),
             namespace,
@@ -248,6 +259,48 @@ impl Kube {
         {
             Some(s) => BootstrapSecret::from_k8s(s).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// One LIST across all namespaces (audit-authority: bootstrap Secrets where none may be).
+    pub async fn list_secrets_all_namespaces(
+        &self,
+        selector: &str,
+    ) -> Result<Vec<BootstrapSecret>> {
+        let lp = ListParams::default().labels(selector);
+        let list = Api::<Secret>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .map_err(|e| map_err(e, "list", "Secrets in all namespaces"))?;
+        list.items
+            .into_iter()
+            .map(BootstrapSecret::from_k8s)
+            .collect()
+    }
+
+    /// Creates an empty Secret, create-only. `Ok(false)` when one of that name exists.
+    pub async fn create_empty_secret(
+        &self,
+        ns: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<bool> {
+        let s = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(ns.to_owned()),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".into()),
+            ..Secret::default()
+        };
+        match self.secrets(ns).create(&PostParams::default(), &s).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(map_err(e, "create", &format!("Secret {ns}/{name}"))),
         }
     }
 

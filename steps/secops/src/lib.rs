@@ -6,6 +6,8 @@
 //! ([`outputs`]). Every action leaves an audit record ([`audit`]).
 
 pub mod audit;
+pub mod audit_authority;
+pub mod authority;
 pub mod batch;
 pub mod cli;
 pub mod error;

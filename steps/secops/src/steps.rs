@@ -390,3 +390,296 @@ fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Seal kinds for init-authority, as `vault operator init` takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SealKind {
+    /// Shamir unseal keys (`-key-shares`, `-key-threshold`).
+    Shamir,
+    /// Auto-unseal (a `seal` stanza in Vault's config): recovery keys instead.
+    Auto,
+}
+
+/// Initialises Vault if it is not, stores the unseal material in a Kubernetes Secret first,
+/// unseals, establishes policies and auth roles, and revokes the root token.
+#[derive(Debug, Parser)]
+#[command(name = "init-authority", version = VERSION)]
+pub struct InitAuthorityArgs {
+    /// Shamir unseal keys, or recovery keys for a Vault that auto-unseals.
+    #[arg(long, env = "SECOPS_SEAL", value_enum, default_value = "shamir")]
+    pub seal: SealKind,
+    /// Unseal key shares (shamir).
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub key_shares: u8,
+    /// Shares needed to unseal (shamir).
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub key_threshold: u8,
+    /// Recovery key shares (auto).
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub recovery_shares: u8,
+    /// Recovery shares needed (auto).
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub recovery_threshold: u8,
+    /// An age X25519 recipient (age1...) the stored material is encrypted to; repeatable.
+    #[arg(long = "age-recipient", value_name = "AGE1...")]
+    pub age_recipients: Vec<String>,
+    /// A file of age recipients, one per line ('#' comments); repeatable.
+    #[arg(
+        long = "age-recipients-file",
+        env = "SECOPS_AGE_RECIPIENTS_FILE",
+        value_name = "FILE"
+    )]
+    pub age_recipients_files: Vec<PathBuf>,
+    /// Store the unseal keys in plaintext (only without recipients, on purpose).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub plaintext_unseal_keys: bool,
+    /// Directory of Vault ACL policies (*.hcl, named after the file) to write.
+    #[arg(long, env = "SECOPS_POLICIES_DIR", value_name = "DIR")]
+    pub policies_dir: Option<PathBuf>,
+    /// Directory of Kubernetes-auth roles (*.json, named after the file) to write.
+    #[arg(long, env = "SECOPS_ROLES_DIR", value_name = "DIR")]
+    pub roles_dir: Option<PathBuf>,
+    /// Auth mount the roles are written under.
+    #[arg(
+        long,
+        env = "SECOPS_VAULT_AUTH_MOUNT",
+        default_value = "kubernetes",
+        value_name = "MOUNT"
+    )]
+    pub vault_auth_mount: String,
+    /// An operator token (e.g. from `vault operator generate-root`) to establish policies and
+    /// roles on an already initialised Vault; instead of VAULT_TOKEN.
+    #[arg(long, env = "VAULT_TOKEN_FILE", value_name = "FILE")]
+    pub vault_token_file: Option<PathBuf>,
+    /// How long to keep retrying the store of the material after Vault answered init.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m", value_name = "DURATION")]
+    pub store_timeout: std::time::Duration,
+    /// How long to wait for an auto-unseal Vault to unseal itself after init.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m", value_name = "DURATION")]
+    pub unseal_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub store: crate::cli::AuthorityStoreArgs,
+    #[command(flatten)]
+    pub vault: crate::cli::VaultServerArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -> Result<Exit> {
+    use crate::authority::{establish::Grants, init, KeyType, Protection};
+    use crate::vault::sys::InitRequest;
+    let (key_type, request) = match a.seal {
+        SealKind::Shamir => {
+            check_shares("--key", a.key_shares, a.key_threshold)?;
+            (
+                KeyType::Shamir,
+                InitRequest {
+                    secret_shares: Some(a.key_shares),
+                    secret_threshold: Some(a.key_threshold),
+                    recovery_shares: None,
+                    recovery_threshold: None,
+                },
+            )
+        }
+        SealKind::Auto => {
+            check_shares("--recovery", a.recovery_shares, a.recovery_threshold)?;
+            (
+                KeyType::Recovery,
+                InitRequest {
+                    secret_shares: None,
+                    secret_threshold: None,
+                    recovery_shares: Some(a.recovery_shares),
+                    recovery_threshold: Some(a.recovery_threshold),
+                },
+            )
+        }
+    };
+    crate::paths::VaultPath::parse(&a.vault_auth_mount).map_err(|e| {
+        Error::Usage(format!(
+            "--vault-auth-mount {:?} is not valid: {e}",
+            a.vault_auth_mount
+        ))
+    })?;
+    let operator_token = match (&a.vault_token_file, vault_token) {
+        (Some(f), _) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| {
+                    Error::Usage(format!(
+                        "cannot read --vault-token-file {}: {e}",
+                        f.display()
+                    ))
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        (None, t) => t,
+    }
+    .map(secrecy::SecretString::from);
+    let cfg = init::Config {
+        store: a.store.store()?,
+        request,
+        key_type,
+        protection: Protection::from_flags(
+            &a.age_recipients,
+            &a.age_recipients_files,
+            a.plaintext_unseal_keys,
+        )?,
+        grants: Grants::load(
+            a.policies_dir.as_deref(),
+            a.roles_dir.as_deref(),
+            &a.vault_auth_mount,
+        )?,
+        store_timeout: a.store_timeout,
+        unseal_timeout: a.unseal_timeout,
+    };
+    let audit = Auditor {
+        step: "init-authority",
+        workflow: a.workflow.workflow()?,
+    };
+    let vault = Vault::anonymous(&a.vault.config(a.kube.retry.policy())?)?;
+    let kube = Kube::connect(a.kube.config("init-authority")).await?;
+    let outputs = Outputs::new(a.outputs.outputs_dir);
+    init::run(&cfg, &kube, &vault, operator_token, &audit, &outputs).await
+}
+
+/// `SealConfig.Validate`'s rules, checked before anything is contacted.
+fn check_shares(flag: &str, shares: u8, threshold: u8) -> Result<()> {
+    if threshold > shares {
+        return Err(Error::Usage(format!(
+            "{flag}-threshold {threshold} is larger than {flag}-shares {shares}"
+        )));
+    }
+    if shares > 1 && threshold == 1 {
+        return Err(Error::Usage(format!(
+            "{flag}-threshold must be greater than one for multiple shares"
+        )));
+    }
+    Ok(())
+}
+
+/// Unseals Vault with the stored material; a no-op when it is unsealed.
+#[derive(Debug, Parser)]
+#[command(name = "unseal", version = VERSION)]
+pub struct UnsealArgs {
+    /// age identity file that decrypts the stored material (a mounted Secret, never an argument).
+    #[arg(long, env = "SECOPS_AGE_IDENTITY_FILE", value_name = "FILE")]
+    pub age_identity_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: crate::cli::AuthorityStoreArgs,
+    #[command(flatten)]
+    pub vault: crate::cli::VaultServerArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+pub async fn unseal(a: UnsealArgs, _vault_token: Option<String>) -> Result<Exit> {
+    let cfg = crate::authority::unseal::Config {
+        store: a.store.store()?,
+        identity_file: a.age_identity_file,
+    };
+    let audit = Auditor {
+        step: "unseal",
+        workflow: a.workflow.workflow()?,
+    };
+    let vault = Vault::anonymous(&a.vault.config(a.kube.retry.policy())?)?;
+    let kube = Kube::connect(a.kube.config("unseal")).await?;
+    let outputs = Outputs::new(a.outputs.outputs_dir);
+    crate::authority::unseal::run(&cfg, &kube, &vault, &audit, &outputs).await
+}
+
+/// Reports every violation of the single-authority guarantees (RFC 5.8). Read-only.
+#[derive(Debug, Parser)]
+#[command(name = "audit-authority", version = VERSION)]
+pub struct AuditAuthorityArgs {
+    /// Namespaces bootstrap Secrets may live in (comma-separated); each is checked.
+    #[arg(
+        long,
+        env = "SECOPS_NAMESPACES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub namespaces: Vec<String>,
+    /// How long a bootstrap Secret may stay unconsumed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "24h", value_name = "DURATION")]
+    pub grace: std::time::Duration,
+    /// Prefix of push-secret's subtree under the KV mount.
+    #[arg(
+        long,
+        env = "SECOPS_PUSH_PREFIX",
+        default_value = "internal",
+        value_name = "PATH"
+    )]
+    pub internal_prefix: String,
+    /// Compare Secret values with Vault values in memory to find copies not managed by ESO.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub compare_values: bool,
+    /// Values shorter than this many bytes are never reported as copies.
+    #[arg(long, default_value_t = 8, value_name = "BYTES")]
+    pub min_value_bytes: usize,
+    /// LIST bootstrap Secrets in all namespaces to find those outside --namespaces.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub cluster_wide: bool,
+    /// Exit 3 when violations exist (false: report and exit 0).
+    #[arg(long, env = "SECOPS_FAIL_ON_VIOLATIONS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub fail_on_violations: bool,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub vault: VaultArgs,
+    #[command(flatten)]
+    pub paths: PathArgs,
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>) -> Result<Exit> {
+    let namespaces: Vec<String> = a
+        .namespaces
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    validate_namespaces(namespaces.iter())?;
+    let vault_target = a.vault.config(vault_token)?.with_retry(&a.kube.retry);
+    if vault_target.kv_version != crate::cli::KvVersion::V2 {
+        return Err(Error::Usage(
+            "audit-authority needs KV version 2 (provenance lives in custom_metadata)".into(),
+        ));
+    }
+    let cfg = crate::audit_authority::Config {
+        namespaces,
+        grace: a.grace,
+        mount: vault_target.mount.clone(),
+        handover_prefix: a.paths.policy()?.prefix,
+        internal_prefix: VaultPath::parse(&a.internal_prefix).map_err(|e| {
+            Error::Usage(format!(
+                "--internal-prefix {:?} is not valid: {e}",
+                a.internal_prefix
+            ))
+        })?,
+        compare_values: a.compare_values,
+        min_value_bytes: a.min_value_bytes.max(1),
+        cluster_wide: a.cluster_wide,
+        fail_on_violations: a.fail_on_violations,
+    };
+    let audit = Auditor {
+        step: "audit-authority",
+        workflow: a.workflow.workflow()?,
+    };
+    let outputs = Outputs::new(a.outputs.outputs_dir);
+    let kube = Kube::connect(a.kube.config("audit-authority")).await?;
+    let vault = Vault::connect(&vault_target.client).await?;
+    let res = crate::audit_authority::run(&cfg, &kube, &vault, &audit, &outputs).await;
+    vault.close().await;
+    res
+}

@@ -32,3 +32,28 @@ pub const META_BASE64_KEYS: &str = "secops.io/base64-keys";
 pub fn bootstrap_selector() -> String {
     format!("{LABEL_CLASS}={CLASS_BOOTSTRAP}")
 }
+
+/// The runtime authority's own unseal material (init-authority, unseal, audit-authority).
+pub const CLASS_AUTHORITY: &str = "authority";
+/// `pending` (placeholder made before init), `stored` (material written), `established`
+/// (policies and roles written, root token revoked).
+pub const ANN_AUTHORITY_STATE: &str = "secops.io/authority-state";
+pub const AUTHORITY_PENDING: &str = "pending";
+pub const AUTHORITY_STORED: &str = "stored";
+pub const AUTHORITY_ESTABLISHED: &str = "established";
+/// `age` or `none`.
+pub const ANN_UNSEAL_ENCRYPTION: &str = "secops.io/unseal-encryption";
+/// The age recipients (public keys) the material is encrypted to, comma-separated.
+pub const ANN_UNSEAL_RECIPIENTS: &str = "secops.io/unseal-recipients";
+/// `shamir` (unseal keys) or `recovery` (auto-unseal recovery keys).
+pub const ANN_UNSEAL_TYPE: &str = "secops.io/unseal-type";
+pub const ANN_UNSEAL_SHARES: &str = "secops.io/unseal-shares";
+pub const ANN_UNSEAL_THRESHOLD: &str = "secops.io/unseal-threshold";
+pub const ANN_INITIALIZED_AT: &str = "secops.io/initialized-at";
+pub const ANN_INITIALIZED_BY: &str = "secops.io/initialized-by";
+/// The last init attempt (written before `sys/init`, proving the step may update the Secret).
+pub const ANN_INIT_ATTEMPT: &str = "secops.io/init-attempt";
+/// ESO's label on the Secrets it manages.
+pub const LABEL_ESO_MANAGED: &str = "reconcile.external-secrets.io/managed";
+/// push-secret's source Secrets.
+pub const CLASS_INTERNAL: &str = "internal";

@@ -470,7 +470,7 @@ const CRON_SPEC_KEYS: &str = "schedules timezone concurrencyPolicy startingDeadl
 const TEMPLATE_KEYS: &str =
     "name inputs outputs steps dag container containerSet volumes retryStrategy
     serviceAccountName automountServiceAccountToken activeDeadlineSeconds synchronization
-    parallelism securityContext metadata nodeSelector tolerations affinity";
+    parallelism securityContext metadata nodeSelector tolerations affinity metrics";
 const CONTAINER_KEYS: &str =
     "name image imagePullPolicy command args env volumeMounts securityContext resources";
 const STEP_KEYS: &str = "name template arguments withParam withItems when continueOn";
@@ -1076,6 +1076,16 @@ impl Exec<'_> {
     async fn run_pod(&self, pod: &Pod, dir: &Path) -> Result<Attempt> {
         std::fs::create_dir_all(dir)?;
         let mounts = pod.mount_dirs(dir)?;
+        if let Err(msg) = self.project_volumes(pod, dir).await {
+            return Ok(Attempt {
+                code: -1,
+                stdout: String::new(),
+                stderr: String::new(),
+                args: pod.args.clone(),
+                env: BTreeMap::new(),
+                outcome: Outcome::new(Phase::Error, msg),
+            });
+        }
         let args: Vec<String> = pod.args.iter().map(|a| rewrite_arg(a, &mounts)).collect();
         let env = self.pod_env(pod, dir)?;
         let mut cmd = tokio::process::Command::new(crate::bin(&pod.binary));
@@ -1106,6 +1116,51 @@ impl Exec<'_> {
             env,
             outcome,
         })
+    }
+
+    /// Writes each Secret and ConfigMap volume's keys as files, as the kubelet does (read with
+    /// the test's admin client: the kubelet, not the pod, reads them). A missing object is
+    /// the pod never starting.
+    async fn project_volumes(&self, pod: &Pod, dir: &Path) -> std::result::Result<(), String> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        for (_, volume, source) in &pod.mounts {
+            let d = dir.join("volumes").join(volume);
+            let files: Vec<(String, Vec<u8>)> = match source {
+                VolumeSource::EmptyDir => continue,
+                VolumeSource::Secret(name) => {
+                    let api: kube::Api<Secret> =
+                        kube::Api::namespaced(self.env.client.clone(), self.namespace);
+                    let s = api
+                        .get_opt(name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("volume {volume}: secret {name:?} not found"))?;
+                    s.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect()
+                }
+                VolumeSource::ConfigMap(name) => {
+                    let api: kube::Api<ConfigMap> =
+                        kube::Api::namespaced(self.env.client.clone(), self.namespace);
+                    let c = api
+                        .get_opt(name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("volume {volume}: configmap {name:?} not found"))?;
+                    c.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect()
+                }
+            };
+            for (k, v) in files {
+                std::fs::write(d.join(k), v).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
     }
 
     /// The YAML's env, plus what a pod gets without it being written there: the cluster
@@ -1351,8 +1406,8 @@ struct Pod {
     /// `command[1..]` then `args`, as written.
     args: Vec<String>,
     env: Vec<(String, String)>,
-    /// (mountPath, volume name)
-    mounts: Vec<(String, String)>,
+    /// (mountPath, volume name, source)
+    mounts: Vec<(String, String, VolumeSource)>,
     /// (path, raw data)
     artifacts: Vec<(String, String)>,
     /// (name, path, default)
@@ -1405,7 +1460,7 @@ impl Pod {
     /// Argo does when its path is on none). Longest path first.
     fn mount_dirs(&self, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         let mut map = Vec::new();
-        for (mount_path, volume) in &self.mounts {
+        for (mount_path, volume, _) in &self.mounts {
             let d = dir.join("volumes").join(volume);
             std::fs::create_dir_all(&d)?;
             map.push((mount_path.trim_end_matches('/').to_owned(), d));
@@ -1478,7 +1533,16 @@ fn container_env(c: &Value) -> Result<Vec<(String, String)>> {
     Ok(env)
 }
 
-fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String)>> {
+/// What a volume holds: an emptyDir, or the keys of a Secret or ConfigMap in the workflow
+/// namespace (as the kubelet projects them: one file per key).
+#[derive(Debug, Clone, PartialEq)]
+enum VolumeSource {
+    EmptyDir,
+    Secret(String),
+    ConfigMap(String),
+}
+
+fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String, VolumeSource)>> {
     let volumes: Vec<&Value> = array_at(t, &["volumes"])?
         .iter()
         .chain(array_at(spec, &["volumes"])?)
@@ -1491,12 +1555,27 @@ fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String)>> {
             .iter()
             .find(|v| v["name"] == name)
             .ok_or_else(|| node_error(format!("volumeMount {name}: no such volume")))?;
-        check_keys(volume, "name emptyDir", "volumes[] (emptyDir only)")?;
-        ensure!(
-            volume.get("emptyDir").is_some(),
-            "volume {name}: emptyDir only"
-        );
-        out.push((str_at(m, &["mountPath"])?.to_owned(), name.to_owned()));
+        check_keys(
+            volume,
+            "name emptyDir secret configMap",
+            "volumes[] (emptyDir, secret, configMap)",
+        )?;
+        let source = if volume.get("emptyDir").is_some() {
+            VolumeSource::EmptyDir
+        } else if let Some(sv) = volume.get("secret") {
+            check_keys(sv, "secretName", "volumes[].secret")?;
+            VolumeSource::Secret(str_at(sv, &["secretName"])?.to_owned())
+        } else if let Some(cm) = volume.get("configMap") {
+            check_keys(cm, "name", "volumes[].configMap")?;
+            VolumeSource::ConfigMap(str_at(cm, &["name"])?.to_owned())
+        } else {
+            bail!("volume {name}: emptyDir, secret or configMap only")
+        };
+        out.push((
+            str_at(m, &["mountPath"])?.to_owned(),
+            name.to_owned(),
+            source,
+        ));
     }
     Ok(out)
 }

@@ -39,6 +39,13 @@ pub fn step_roles() -> Vec<(&'static str, Value)> {
             }}),
         ),
         (
+            "secops-audit-authority",
+            json!({"path": {
+                "secret/metadata/*": {"capabilities": ["list", "read"]},
+                "secret/data/*": {"capabilities": ["read"]},
+            }}),
+        ),
+        (
             "secops-push-secret",
             json!({"path": {
                 "secret/data/internal/*": {"capabilities": ["create", "read", "update"]},
@@ -53,6 +60,7 @@ pub fn role_of(step: &str) -> &'static str {
     match step {
         "rotate" => "secops-rotate",
         "push-secret" => "secops-push-secret",
+        "audit-authority" => "secops-audit-authority",
         _ => "secops-handover",
     }
 }

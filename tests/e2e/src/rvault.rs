@@ -14,6 +14,7 @@ use crate::vault_call;
 pub struct RustyVault {
     child: Child,
     pub url: String,
+    port: u16,
     pub root_token: String,
     pub unseal_key: String,
     pub dir: tempfile::TempDir,
@@ -36,6 +37,25 @@ fn free_port() -> u16 {
 impl RustyVault {
     /// Starts, initialises (1 share) and unseals a fresh server with file storage.
     pub async fn start() -> RustyVault {
+        let mut rv = Self::start_uninitialised().await;
+        let (st, init) = vault_call(
+            &rv.url,
+            "",
+            "PUT",
+            "sys/init",
+            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+        )
+        .await;
+        assert_eq!(st, 200, "rvault init: {init}");
+        rv.root_token = init["root_token"].as_str().expect("root_token").to_owned();
+        rv.unseal_key = init["keys"][0].as_str().expect("keys").to_owned();
+        rv.unseal().await;
+        rv
+    }
+
+    /// Starts a fresh, uninitialised server (for init-authority); `root_token` and
+    /// `unseal_key` stay empty.
+    pub async fn start_uninitialised() -> RustyVault {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let config = dir.path().join("rvault.hcl");
@@ -48,43 +68,22 @@ impl RustyVault {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("rvault.log")).unwrap();
-        let child = Command::new(binary())
-            .arg("server")
-            .arg(format!("--config={}", config.display()))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start rvault ({e}); install it with `cargo install rusty_vault` or set RVAULT")
-            });
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "rvault did not start listening");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let (st, init) = vault_call(
-            &url,
-            "",
-            "PUT",
-            "sys/init",
-            Some(json!({"secret_shares": 1, "secret_threshold": 1})),
-        )
-        .await;
-        assert_eq!(st, 200, "rvault init: {init}");
-        let rv = RustyVault {
+        let child = spawn(&dir, port).await;
+        RustyVault {
             child,
-            url,
-            root_token: init["root_token"].as_str().expect("root_token").to_owned(),
-            unseal_key: init["keys"][0].as_str().expect("keys").to_owned(),
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            root_token: String::new(),
+            unseal_key: String::new(),
             dir,
-        };
-        rv.unseal().await;
-        rv
+        }
+    }
+
+    /// Stops the process and starts it again on the same storage and port: sealed, as
+    /// after a pod restart.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(&self.dir, self.port).await;
     }
 
     pub async fn unseal(&self) {
@@ -148,6 +147,34 @@ impl RustyVault {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `rvault` on the config in `dir` and waits until it listens.
+async fn spawn(dir: &tempfile::TempDir, port: u16) -> Child {
+    let config = dir.path().join("rvault.hcl");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("rvault.log"))
+        .unwrap();
+    let child = Command::new(binary())
+        .arg("server")
+        .arg(format!("--config={}", config.display()))
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start rvault ({e}); install it with `cargo install rusty_vault` or set RVAULT")
+        });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rvault did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
 }
 
 impl Drop for RustyVault {

@@ -46,6 +46,11 @@ impl Binary {
         self.long("vault-addr").is_some()
     }
 
+    /// Logs in to Vault (init-authority and unseal talk to it before any auth method exists).
+    pub fn logs_in_to_vault(&self) -> bool {
+        self.long("vault-auth").is_some()
+    }
+
     /// Parses `value` as the binary would for `arg`; the error message if it refuses it.
     fn refuses(&self, arg: &Arg, value: &str) -> Option<String> {
         let long = arg.get_long()?;
@@ -91,12 +96,18 @@ pub struct Binaries {
 
 impl Binaries {
     pub fn new(repo: &Path) -> Binaries {
-        let defs: [Definition; 5] = [
+        let defs: [Definition; 8] = [
             ("read-bootstrap", secops::steps::ReadBootstrapArgs::command),
             ("write-vault", secops::steps::WriteVaultArgs::command),
             ("mark-consumed", secops::steps::MarkConsumedArgs::command),
             ("rotate", secops::steps::RotateArgs::command),
             ("push-secret", secops::steps::PushSecretArgs::command),
+            ("init-authority", secops::steps::InitAuthorityArgs::command),
+            ("unseal", secops::steps::UnsealArgs::command),
+            (
+                "audit-authority",
+                secops::steps::AuditAuthorityArgs::command,
+            ),
         ];
         let steps: PathBuf = repo.join("steps");
         let list = defs
@@ -314,7 +325,7 @@ pub fn check_container(
         }
     }
 
-    if bin.uses_vault() && facts.vault_role.is_none() {
+    if bin.logs_in_to_vault() && facts.vault_role.is_none() {
         let auth =
             literal_of(c, "--vault-auth", "SECOPS_VAULT_AUTH").unwrap_or("kubernetes".into());
         if auth == "kubernetes" {

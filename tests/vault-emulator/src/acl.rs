@@ -73,8 +73,33 @@ struct Rule {
     capabilities: u32,
 }
 
-/// Parses a policy document (vault/policy.go `ParseACLPolicy`, JSON only).
+/// Parses a policy document (vault/policy.go `ParseACLPolicy`): JSON, or HCL made only of
+/// `path "<pattern>" { capabilities = [...] }` blocks (decoded as `hcl.Decode` would, into
+/// the same tree as the JSON form).
 pub fn parse(text: &str) -> Result<Policy, String> {
+    if !text.trim_start().starts_with('{') {
+        let items = crate::hcl::parse(text).map_err(|e| format!("failed to parse policy: {e}"))?;
+        let mut paths = Map::new();
+        for item in items {
+            match (item.keys.as_slice(), &item.value) {
+                ([path, pattern], crate::hcl::Value::Object(_)) if path == "path" => {
+                    paths.insert(pattern.clone(), hcl_to_json(&item.value));
+                }
+                _ => {
+                    return Err(format!(
+                        "failed to parse policy: invalid key {}",
+                        gofmt::quote(&item.keys.join(" "))
+                    ))
+                }
+            }
+        }
+        let mut rules = Vec::new();
+        parse_paths(&paths, &mut rules)?;
+        return Ok(Policy {
+            text: text.to_string(),
+            rules,
+        });
+    }
     let root: Value = serde_json::from_str(text).map_err(|e| {
         format!("failed to parse policy: emulator accepts JSON policies only (HCL is not supported): {e}")
     })?;
@@ -113,6 +138,23 @@ pub fn parse(text: &str) -> Result<Policy, String> {
         text: text.to_string(),
         rules,
     })
+}
+
+fn hcl_to_json(v: &crate::hcl::Value) -> Value {
+    use crate::hcl::Value as H;
+    match v {
+        H::Str(s) => Value::String(s.clone()),
+        H::Int(n) => Value::from(*n),
+        H::Float(f) => Value::from(*f),
+        H::Bool(b) => Value::Bool(*b),
+        H::List(items) => Value::Array(items.iter().map(hcl_to_json).collect()),
+        H::Object(items) => Value::Object(
+            items
+                .iter()
+                .map(|i| (i.keys.join(" "), hcl_to_json(&i.value)))
+                .collect(),
+        ),
+    }
 }
 
 fn parse_paths(paths: &Map<String, Value>, rules: &mut Vec<Rule>) -> Result<(), String> {
@@ -383,6 +425,11 @@ impl PolicyStore {
         self.policies.get(name)
     }
 
+    /// The stored text of a policy, as written.
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.policies.get(name).map(|p| p.text.clone())
+    }
+
     pub fn set(&mut self, name: &str, policy: Policy) {
         self.policies.insert(name.to_string(), policy);
     }
@@ -456,10 +503,16 @@ mod tests {
     }
 
     #[test]
-    fn hcl_and_unknown_capabilities_are_rejected() {
-        let hcl =
-            parse(r#"path "secret/*" { capabilities = ["read"] }"#).expect_err("HCL is refused");
-        assert!(hcl.contains("emulator accepts JSON policies only"), "{hcl}");
+    fn hcl_paths_parse_like_json_and_unknown_capabilities_are_rejected() {
+        let hcl = parse("# c\npath \"secret/*\" { capabilities = [\"read\", \"list\"] }\npath \"a/+/b\" {\n  capabilities = [\"update\"]\n}\n")
+            .expect("HCL path blocks parse");
+        let a = Acl::new([&hcl]);
+        assert!(a.allows("secret/x/y", Op::Read));
+        assert!(a.allows("secret/x/", Op::List));
+        assert!(!a.allows("secret/x", Op::Update));
+        assert!(a.allows("a/z/b", Op::Update));
+        let other = parse("length = 20").expect_err("only path blocks");
+        assert!(other.contains("invalid key"), "{other}");
         let bad = parse(r#"{"path":{"a":{"capabilities":["fly"]}}}"#).expect_err("bad capability");
         assert_eq!(
             bad,

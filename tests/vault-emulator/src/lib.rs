@@ -53,6 +53,9 @@ pub struct Options {
     pub unseal_key: String,
     /// Serve HTTPS with this identity (see [`TestPki`]); plain HTTP when `None`.
     pub tls: Option<TlsIdentity>,
+    /// False: start uninitialised and sealed, as a fresh Vault server; `sys/init` then
+    /// generates key shares and a root token. `root_token` stays valid as the tests' backdoor.
+    pub initialized: bool,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             kubernetes_auth_mount: "kubernetes".to_string(),
             unseal_key: key,
             tls: None,
+            initialized: true,
         }
     }
 }
@@ -114,13 +118,17 @@ pub async fn start(opts: Options) -> anyhow::Result<Handle> {
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    let state = State::new(
+    let mut state = State::new(
         &opts.root_token,
         &mounts,
         kubernetes,
         &opts.unseal_key,
         jiff::Timestamp::now(),
     );
+    if !opts.initialized {
+        state.initialized = false;
+        state.sealed = true;
+    }
     let shared: Shared = Arc::new(Mutex::new(state));
     let running = Running::spawn(listener, shared.clone(), tls.clone());
     Ok(Handle {
@@ -190,6 +198,28 @@ impl Handle {
 
     pub fn is_sealed(&self) -> bool {
         self.state().sealed
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.state().initialized
+    }
+
+    /// The ACL policy text stored under `name`, if any.
+    pub fn acl_policy(&self, name: &str) -> Option<String> {
+        self.state().policies.text(name)
+    }
+
+    /// Whether the Kubernetes auth role exists.
+    pub fn kubernetes_role_exists(&self, name: &str) -> bool {
+        self.state().kubernetes.exists(&format!("role/{name}")) == Some(true)
+    }
+
+    /// Whether a token is live (e.g. to check a root token was revoked).
+    pub fn token_is_live(&self, token: &str) -> bool {
+        self.state()
+            .tokens
+            .get(token, jiff::Timestamp::now())
+            .is_some()
     }
 
     /// A service account JWT that Kubernetes auth login accepts for this service

@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         kubernetes_auth_mount: args.kubernetes_auth_mount,
         unseal_key: args.unseal_key.unwrap_or(defaults.unseal_key),
         tls,
+        initialized: true,
     })
     .await?;
     let mut stdout = std::io::stdout();

@@ -19,6 +19,10 @@ pub const VERSION: &str = "1.17.0-emulator";
 pub struct State {
     pub sealed: bool,
     pub unseal_key: String,
+    /// False until `sys/init` (only when started with `Options::initialized = false`).
+    pub initialized: bool,
+    /// Key shares from `sys/init`; `None` means the single configured `unseal_key`.
+    pub shamir: Option<crate::sys::Shamir>,
     pub tokens: TokenStore,
     pub policies: PolicyStore,
     pub passwords: PasswordPolicies,
@@ -45,6 +49,8 @@ impl State {
         Self {
             sealed: false,
             unseal_key: unseal_key.to_string(),
+            initialized: true,
+            shamir: None,
             tokens: TokenStore::new(root_token, now),
             policies: PolicyStore::new(),
             passwords: PasswordPolicies::default(),

@@ -41,10 +41,10 @@ pub fn raw(
         "sys/health" => health(state, method, query, now),
         "sys/seal-status" if method == "GET" => Reply::json(200, seal_status(state)),
         "sys/unseal" if matches!(method, "PUT" | "POST") => unseal(state, body),
-        "sys/init" if method == "GET" => Reply::json(200, json!({ "initialized": true })),
-        "sys/init" if matches!(method, "PUT" | "POST") => {
-            Reply::error(400, "Vault is already initialized")
+        "sys/init" if method == "GET" => {
+            Reply::json(200, json!({ "initialized": state.initialized }))
         }
+        "sys/init" if matches!(method, "PUT" | "POST") => init(state, body, now),
         "sys/seal" if matches!(method, "PUT" | "POST") => seal(state, token, now),
         "sys/seal-status" | "sys/unseal" | "sys/init" | "sys/seal" => Reply::no_errors(405),
         _ => return None,
@@ -78,7 +78,12 @@ fn health(state: &State, method: &str, query: &Data, now: Timestamp) -> Reply {
     ) else {
         return Reply::no_errors(400);
     };
-    let status = if state.sealed {
+    let (Some(uninit_code), Some(_)) = (code("uninitcode", 501), code("standbycode", 429)) else {
+        return Reply::no_errors(400);
+    };
+    let status = if !state.initialized {
+        uninit_code
+    } else if state.sealed {
         sealed_code
     } else {
         active_code
@@ -87,7 +92,7 @@ fn health(state: &State, method: &str, query: &Data, now: Timestamp) -> Reply {
         return Reply::empty(status);
     }
     let mut body = json!({
-        "initialized": true,
+        "initialized": state.initialized,
         "sealed": state.sealed,
         "standby": false,
         "performance_standby": false,
@@ -109,13 +114,18 @@ fn health(state: &State, method: &str, query: &Data, now: Timestamp) -> Reply {
 
 /// `SealStatusResponse`; cluster details only while unsealed.
 fn seal_status(state: &State) -> Value {
+    let (t, n, progress) = match &state.shamir {
+        Some(s) => (s.threshold, s.keys.len(), s.progress.len()),
+        None if state.initialized => (1, 1, 0),
+        None => (0, 0, 0),
+    };
     let mut body = json!({
         "type": "shamir",
-        "initialized": true,
+        "initialized": state.initialized,
         "sealed": state.sealed,
-        "t": 1,
-        "n": 1,
-        "progress": 0,
+        "t": t,
+        "n": n,
+        "progress": progress,
         "nonce": "",
         "version": VERSION,
         "build_date": "2024-06-10T10:11:34Z",
@@ -183,15 +193,37 @@ fn unseal(state: &mut State, body: &Bytes) -> Reply {
             "'key' must be specified in request body as JSON, or 'reset' set to true",
         );
     }
+    if !state.initialized {
+        return Reply::error(400, "Vault is not initialized");
+    }
     if reset {
         if !state.sealed {
             return Reply::error(400, "vault is unsealed");
+        }
+        if let Some(s) = &mut state.shamir {
+            s.progress.clear();
         }
         return Reply::json(200, seal_status(state));
     }
     let Some(given) = decode_key(key) else {
         return Reply::error(400, "'key' must be a valid hex or base64 string");
     };
+    if let (true, Some(s)) = (state.sealed, &mut state.shamir) {
+        // vault/core.go unsealFragment: a repeated key share is ignored; at the threshold
+        // the shares are combined, and a wrong combination fails and resets the progress.
+        if !s.progress.contains(&given) {
+            s.progress.push(given);
+        }
+        if s.progress.len() >= s.threshold {
+            let all_valid = s.progress.iter().all(|k| s.keys.contains(k));
+            s.progress.clear();
+            if !all_valid {
+                return Reply::error(400, "Unseal failed, invalid key");
+            }
+            state.sealed = false;
+        }
+        return Reply::json(200, seal_status(state));
+    }
     if state.sealed {
         let expected =
             decode_key(&state.unseal_key).unwrap_or_else(|| state.unseal_key.as_bytes().to_vec());
@@ -201,6 +233,78 @@ fn unseal(state: &mut State, body: &Bytes) -> Reply {
         state.sealed = false;
     }
     Reply::json(200, seal_status(state))
+}
+
+/// Key shares made by `sys/init`. The emulator does not split a real master key: any
+/// `threshold` distinct shares unseal, and any other share fails at the threshold, which is
+/// what a client of Vault's Shamir seal can observe.
+#[derive(Debug, Clone)]
+pub struct Shamir {
+    pub keys: Vec<Vec<u8>>,
+    pub threshold: usize,
+    pub progress: Vec<Vec<u8>>,
+}
+
+/// `handleSysInitPut` and `SealConfig.Validate` (vault/seal_config.go): checks the share
+/// counts, then answers the key shares (hex and base64) and a root token exactly once, and
+/// leaves the server sealed.
+fn init(state: &mut State, body: &Bytes, now: Timestamp) -> Reply {
+    if state.initialized {
+        return Reply::error(400, "Vault is already initialized");
+    }
+    let parsed: Map<String, Value> = match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) | Err(_) => {
+            return Reply::error(400, "failed to parse JSON input: invalid request body")
+        }
+    };
+    let int = |k: &str| parsed.get(k).and_then(Value::as_i64).unwrap_or(0);
+    let (shares, threshold) = (int("secret_shares"), int("secret_threshold"));
+    let invalid = |m: &str| {
+        Reply::error(
+            400,
+            format!("failed to initialize barrier: invalid seal configuration: {m}"),
+        )
+    };
+    if shares < 1 {
+        return invalid("shares must be at least one");
+    }
+    if threshold < 1 {
+        return invalid("threshold must be at least one");
+    }
+    if shares > 1 && threshold == 1 {
+        return invalid("threshold must be greater than one for multiple shares");
+    }
+    if shares > 255 {
+        return invalid("shares must be less than 256");
+    }
+    if threshold > shares {
+        return invalid("threshold cannot be larger than shares");
+    }
+    let keys: Vec<Vec<u8>> = (0..shares).map(|_| crate::ids::bytes(33)).collect();
+    let root = format!("hvs.{}", crate::ids::base62(24));
+    let mut entry = state
+        .tokens
+        .get(&state.tokens.root_id(), now)
+        .cloned()
+        .expect("the configured root token exists");
+    entry.id = root.clone();
+    entry.accessor = crate::ids::accessor();
+    entry.creation = now;
+    state.tokens.insert(entry);
+    let body = json!({
+        "keys": keys.iter().map(|k| k.iter().map(|b| format!("{b:02x}")).collect::<String>()).collect::<Vec<_>>(),
+        "keys_base64": keys.iter().map(|k| STANDARD.encode(k)).collect::<Vec<_>>(),
+        "root_token": root,
+    });
+    state.shamir = Some(Shamir {
+        keys,
+        threshold: threshold as usize,
+        progress: Vec::new(),
+    });
+    state.initialized = true;
+    state.sealed = true;
+    Reply::json(200, body)
 }
 
 /// `handleSysSeal` / `SealWithRequest`: needs `update` and `sudo` on `sys/seal`;

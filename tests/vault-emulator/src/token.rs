@@ -121,6 +121,15 @@ impl TokenStore {
         Self { tokens }
     }
 
+    /// The id of the configured root token (`-dev-root-token-id`).
+    pub fn root_id(&self) -> String {
+        self.tokens
+            .values()
+            .find(|t| t.is_root() && t.path == "auth/token/root" && t.display_name == "root")
+            .map(|t| t.id.clone())
+            .unwrap_or_default()
+    }
+
     /// A live token; expired ones are treated as revoked.
     pub fn get(&self, id: &str, now: Timestamp) -> Option<&TokenEntry> {
         self.tokens.get(id).filter(|t| !t.expired(now))

@@ -8,6 +8,7 @@
 
 mod auth;
 pub mod kv;
+pub mod sys;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -147,6 +148,35 @@ impl Vault {
 
     fn set_token(&self, token: SecretString) {
         *self.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    /// A client without a token, for the unauthenticated calls (`sys/init`, `sys/unseal`,
+    /// `sys/seal-status`). Configuration errors are usage errors; nothing is contacted.
+    pub fn anonymous(cfg: &VaultConfig) -> Result<Self> {
+        Ok(Vault {
+            http: build_http(cfg)?,
+            base: format!("{}/v1/", cfg.addr.as_str().trim_end_matches('/')),
+            namespace: cfg.namespace.clone(),
+            token: std::sync::RwLock::new(SecretString::from(String::new())),
+            owns_token: false,
+            tls_context: tls_context(cfg),
+            auth: None,
+            retry: cfg.retry,
+        })
+    }
+
+    /// The same connection acting with `token` (e.g. the root token from `sys/init`).
+    pub fn with_token(&self, token: SecretString) -> Self {
+        Vault {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            namespace: self.namespace.clone(),
+            token: std::sync::RwLock::new(token),
+            owns_token: false,
+            tls_context: self.tls_context.clone(),
+            auth: None,
+            retry: self.retry,
+        }
     }
 
     /// Revokes a token we logged in for. Best effort: the step's work is done either way.

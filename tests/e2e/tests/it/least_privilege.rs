@@ -16,7 +16,15 @@ const NS: &str = "secops";
 fn rbac_grants() -> BTreeMap<String, BTreeSet<(String, String, String)>> {
     let dir = templates_dir();
     let roles = load_yaml(&dir.join("rbac/step-roles.yaml")).unwrap();
-    let bindings = load_yaml(&dir.join("targets/apps/rolebindings.yaml")).unwrap();
+    let mut bindings = load_yaml(&dir.join("targets/apps/rolebindings.yaml")).unwrap();
+    // audit-authority's ClusterRole and its cluster-wide binding live in their own file.
+    let mut roles = roles;
+    for d in load_yaml(&dir.join("rbac/audit-authority.yaml")).unwrap() {
+        match d["kind"].as_str() {
+            Some("ClusterRole") => roles.push(d),
+            _ => bindings.push(d),
+        }
+    }
     let mut out: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
     for b in &bindings {
         let role = b["roleRef"]["name"].as_str().unwrap();
@@ -153,6 +161,13 @@ async fn every_step_uses_exactly_what_its_role_and_policy_grant() {
         .create(&PostParams::default(), &external_secret("db", "apps/b1"))
         .await
         .unwrap();
+    // A plain Secret: audit-authority compares its value with Vault's (data read).
+    env.seed(
+        SeedSecret::bootstrap("apps", "plain")
+            .unlabeled()
+            .kv("k", "not-a-copy-of-anything"),
+    )
+    .await;
     let runner = Runner::new(&env);
     let url = env.vault.url();
     let url = url.as_str();
@@ -200,6 +215,11 @@ async fn every_step_uses_exactly_what_its_role_and_policy_grant() {
         (
             "push-internal-secrets.yaml",
             vec![("namespaces", "apps"), ("path-prefix", "internal")],
+        ),
+        // Read-only; finds the ExternalSecret-less copies this test leaves (exit 3 is fine).
+        (
+            "authority-audit.yaml",
+            vec![("namespaces", "apps"), ("fail-on-violations", "false")],
         ),
     ] {
         let mut all = vec![("vault-addr", url)];
@@ -290,7 +310,13 @@ async fn every_step_uses_exactly_what_its_role_and_policy_grant() {
             "{sa} used {key:?} in {} without a grant",
             a.namespace
         );
-        assert_eq!(a.namespace, "apps", "{sa} left the target namespace");
+        // Only audit-authority lists across namespaces (its ClusterRoleBinding).
+        let cluster_wide = sa == "secops-audit-authority" && a.namespace.is_empty();
+        assert!(
+            a.namespace == "apps" || cluster_wide,
+            "{sa} left the target namespace ({})",
+            a.namespace
+        );
         used.entry(sa.to_owned()).or_default().insert(key);
     }
     for (sa, granted) in &grants {

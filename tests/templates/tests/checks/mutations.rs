@@ -1023,7 +1023,7 @@ fn a_kustomization_images_knob_out_of_step() {
         &[
             (
                 "templates/kustomization.yaml",
-                "images[4].name",
+                "images[7].name",
                 "image \"ghcr.io/secops/rotate-v2\" is used by no template",
             ),
             (

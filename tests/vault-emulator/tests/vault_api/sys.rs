@@ -242,3 +242,102 @@ async fn init_reports_initialized() {
         .await;
     assert_errors(&res, 400, &["Vault is already initialized"]);
 }
+
+// Vault: http/sys_init.go handleSysInitPut, vault/seal_config.go Validate, vault/core.go
+// unsealFragment (repeated share ignored; a bad combination fails with
+// ErrBarrierInvalidKey and resets progress), http/sys_health.go (501 while uninitialised).
+#[tokio::test]
+async fn an_uninitialised_server_initialises_once_and_unseals_with_threshold_shares() {
+    let vault = Vault::with(Options {
+        initialized: false,
+        ..Options::default()
+    })
+    .await;
+    let init = |b: Value| {
+        let vault = &vault;
+        async move {
+            vault
+                .send("PUT", "/v1/sys/init", None, None, Some(&b))
+                .await
+        }
+    };
+    assert_eq!(
+        vault.root_call("GET", "/v1/sys/init", None).await.json,
+        json!({ "initialized": false })
+    );
+    assert_eq!(
+        vault.root_call("GET", "/v1/sys/health", None).await.status,
+        501
+    );
+    for (body, msg) in [
+        (
+            json!({"secret_shares": 3, "secret_threshold": 4}),
+            "threshold cannot be larger than shares",
+        ),
+        (
+            json!({"secret_shares": 3, "secret_threshold": 1}),
+            "threshold must be greater than one for multiple shares",
+        ),
+        (
+            json!({"secret_shares": 0, "secret_threshold": 0}),
+            "shares must be at least one",
+        ),
+    ] {
+        let res = init(body).await;
+        assert_eq!(res.status, 400);
+        assert!(
+            res.json["errors"][0].as_str().unwrap().contains(msg),
+            "{}",
+            res.json
+        );
+    }
+    let res = init(json!({"secret_shares": 3, "secret_threshold": 2})).await;
+    assert_eq!(res.status, 200);
+    let keys: Vec<String> = serde_json::from_value(res.json["keys"].clone()).unwrap();
+    let b64: Vec<String> = serde_json::from_value(res.json["keys_base64"].clone()).unwrap();
+    assert_eq!((keys.len(), b64.len()), (3, 3));
+    let root = res.json["root_token"].as_str().unwrap().to_owned();
+    // Exactly once.
+    assert_errors(
+        &init(json!({"secret_shares": 1, "secret_threshold": 1})).await,
+        400,
+        &["Vault is already initialized"],
+    );
+    assert!(vault.handle.is_sealed());
+    let unseal = |k: &str| {
+        let vault = &vault;
+        let b = json!({ "key": k });
+        async move {
+            vault
+                .send("PUT", "/v1/sys/unseal", None, None, Some(&b))
+                .await
+        }
+    };
+    // A foreign share is only found out at the threshold, and resets the progress.
+    let other = "ab".repeat(33);
+    assert_eq!(unseal(&keys[0]).await.json["progress"], 1);
+    assert_errors(&unseal(&other).await, 400, &["Unseal failed, invalid key"]);
+    let st = vault
+        .root_call("GET", "/v1/sys/seal-status", None)
+        .await
+        .json;
+    assert_eq!(
+        (
+            st["sealed"].clone(),
+            st["progress"].clone(),
+            st["t"].clone(),
+            st["n"].clone()
+        ),
+        (json!(true), json!(0), json!(2), json!(3))
+    );
+    // A repeated share does not count; hex and base64 forms of two shares unseal.
+    assert_eq!(unseal(&keys[1]).await.json["progress"], 1);
+    assert_eq!(unseal(&keys[1]).await.json["progress"], 1);
+    let done = unseal(&b64[2]).await;
+    assert_eq!(done.json["sealed"], false, "{}", done.json);
+    let me = vault
+        .send("GET", "/v1/auth/token/lookup-self", Some(&root), None, None)
+        .await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json["data"]["policies"], json!(["root"]));
+}

@@ -1,0 +1,275 @@
+//! audit-authority: checks the single-authority guarantees (RFC 5.8, 5.2) and reports every
+//! violation. Read-only. Values are compared in memory only; the report holds references.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::audit::Auditor;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::kube::{BootstrapSecret, Kube};
+use crate::outputs::Outputs;
+use crate::paths::VaultPath;
+use crate::vault::{Kv2Read, Vault};
+use crate::vocab::*;
+
+/// The kinds of violation, in report order.
+pub const KINDS: [&str; 5] = [
+    "bootstrap-not-consumed",
+    "inert-holds-data",
+    "bootstrap-outside-allowed-namespaces",
+    "vault-without-provenance",
+    "sprawl",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub namespaces: Vec<String>,
+    pub grace: Duration,
+    pub mount: VaultPath,
+    /// Handover subtree prefix (`--path-prefix`); `None`: `{namespace}/` at the mount root.
+    pub handover_prefix: Option<VaultPath>,
+    pub internal_prefix: VaultPath,
+    /// Compare Secret values with Vault values (needs `read` on the data paths).
+    pub compare_values: bool,
+    /// Values shorter than this are never called copies (too many coincidences).
+    pub min_value_bytes: usize,
+    /// LIST all namespaces for bootstrap Secrets outside the allowed set.
+    pub cluster_wide: bool,
+    pub fail_on_violations: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub kind: &'static str,
+    pub object: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vault_path: Option<String>,
+}
+
+pub async fn run(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    let mut found: Vec<Violation> = Vec::new();
+    let now = jiff::Timestamp::now();
+    let mut copies: Vec<BootstrapSecret> = Vec::new();
+    let mut secrets_checked = 0usize;
+    for ns in &cfg.namespaces {
+        for s in kube.list_secrets(ns, "").await? {
+            secrets_checked += 1;
+            let class = s.label(LABEL_CLASS).unwrap_or_default().to_owned();
+            let consumed = s.label(LABEL_STATE) == Some(STATE_CONSUMED);
+            if class == CLASS_BOOTSTRAP {
+                let age = s
+                    .created
+                    .map(|c| now.duration_since(c))
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or_default();
+                if !consumed && age >= cfg.grace {
+                    found.push(Violation {
+                        kind: KINDS[0],
+                        object: s.object(),
+                        reason: format!(
+                            "bootstrap Secret not consumed {} after creation (grace {})",
+                            humantime::format_duration(Duration::from_secs(age.as_secs())),
+                            humantime::format_duration(cfg.grace)
+                        ),
+                        vault_path: None,
+                    });
+                }
+                let inert = s.annotation(ANN_CONSUMED_MODE) == Some("inert");
+                let with_data = s
+                    .data
+                    .keys()
+                    .any(|k| s.data.get(k).is_some_and(|v| !v.is_empty()));
+                if consumed && inert && with_data {
+                    found.push(Violation {
+                        kind: KINDS[1],
+                        object: s.object(),
+                        reason: "consumed in inert mode but still holds data".into(),
+                        vault_path: s.annotation(ANN_VAULT_PATH).map(str::to_owned),
+                    });
+                }
+                continue;
+            }
+            let eso = s.label(LABEL_ESO_MANAGED) == Some("true")
+                || s.owner_kinds.iter().any(|k| k == "ExternalSecret");
+            let origin = matches!(class.as_str(), CLASS_INTERNAL | CLASS_AUTHORITY);
+            if !eso && !origin && !s.data.is_empty() {
+                copies.push(s);
+            }
+        }
+    }
+    if cfg.cluster_wide {
+        for s in kube
+            .list_secrets_all_namespaces(&bootstrap_selector())
+            .await?
+        {
+            if !cfg.namespaces.contains(&s.namespace) {
+                found.push(Violation {
+                    kind: KINDS[2],
+                    object: s.object(),
+                    reason: "bootstrap Secret in a namespace outside the allowed set".into(),
+                    vault_path: None,
+                });
+            }
+        }
+    }
+    let mut roots: Vec<VaultPath> = cfg
+        .namespaces
+        .iter()
+        .filter_map(|ns| {
+            let p = match &cfg.handover_prefix {
+                Some(pre) => format!("{pre}/{ns}"),
+                None => ns.clone(),
+            };
+            VaultPath::parse(&p).ok()
+        })
+        .collect();
+    roots.push(cfg.internal_prefix.clone());
+    let mut vault_checked = 0usize;
+    for root in &roots {
+        for path in walk(vault, &cfg.mount, root).await? {
+            vault_checked += 1;
+            let shown = format!("{}/{}", cfg.mount, path);
+            let meta = vault.kv2_metadata(&cfg.mount, &path).await?;
+            let has_provenance = meta
+                .as_ref()
+                .is_some_and(|m| m.custom_metadata.contains_key(META_SOURCE));
+            if !has_provenance {
+                found.push(Violation {
+                    kind: KINDS[3],
+                    object: format!("Vault secret {shown}"),
+                    reason: format!("no provenance ({META_SOURCE} missing from custom_metadata)"),
+                    vault_path: Some(shown.clone()),
+                });
+            }
+            if !cfg.compare_values || copies.is_empty() {
+                continue;
+            }
+            let Kv2Read::Present { data, .. } = vault.kv2_read(&cfg.mount, &path, None).await?
+            else {
+                continue;
+            };
+            for s in &copies {
+                for k in s.data.keys() {
+                    let Some(v) = s.data.get(k) else { continue };
+                    if v.len() < cfg.min_value_bytes {
+                        continue;
+                    }
+                    let same = data
+                        .values
+                        .iter()
+                        .find(|(_, vv)| vv.expose_secret().as_bytes() == v.expose());
+                    if let Some((vk, _)) = same {
+                        found.push(Violation {
+                            kind: KINDS[4],
+                            object: s.object(),
+                            reason: format!(
+                                "key {k:?} holds the value of Vault key {vk:?} but the Secret is not managed by ESO"
+                            ),
+                            vault_path: Some(shown.clone()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let mut counts: BTreeMap<&str, usize> = KINDS.iter().map(|k| (*k, 0)).collect();
+    for v in &found {
+        *counts.entry(v.kind).or_default() += 1;
+        let mut ev = audit.event("violation", v.kind, None, None, Some(v.reason.clone()));
+        ev.details = Some(serde_json::json!({ "object": v.object, "vaultPath": v.vault_path }));
+        audit.emit(&ev);
+    }
+    let report = serde_json::json!({
+        "time": now.to_string(),
+        "violations": found,
+        "counts": counts,
+        "checked": {
+            "namespaces": cfg.namespaces,
+            "secrets": secrets_checked,
+            "vaultSecrets": vault_checked,
+        },
+    });
+    let mut ev = audit.event(
+        "audit",
+        if found.is_empty() {
+            "clean"
+        } else {
+            "violations"
+        },
+        None,
+        None,
+        None,
+    );
+    ev.details = Some(serde_json::json!({
+        "violations": found.len(),
+        "counts": counts,
+        "secrets": secrets_checked,
+        "vaultSecrets": vault_checked,
+    }));
+    audit.emit(&ev);
+    outputs.write_json("report.json", &report)?;
+    outputs.write("violations", &found.len().to_string())?;
+    for (k, n) in &counts {
+        outputs.write(&format!("count-{k}"), &n.to_string())?;
+    }
+    if !found.is_empty() {
+        eprintln!(
+            "audit-authority: {} violation(s): {}",
+            found.len(),
+            counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if cfg.fail_on_violations {
+            return Ok(Exit::Precondition);
+        }
+    }
+    Ok(Exit::Done)
+}
+
+/// Every leaf key under `root` (depth-first, bounded).
+async fn walk(vault: &Vault, mount: &VaultPath, root: &VaultPath) -> Result<Vec<VaultPath>> {
+    const MAX: usize = 100_000;
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for k in vault.kv2_list(mount, Some(&dir)).await? {
+            let (name, folder) = match k.strip_suffix('/') {
+                Some(n) => (n, true),
+                None => (k.as_str(), false),
+            };
+            let Ok(p) = VaultPath::parse(&format!("{dir}/{name}")) else {
+                tracing::warn!(path = %format!("{dir}/{name}"), "skipping a Vault key outside our path rules");
+                continue;
+            };
+            if folder {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+            if out.len() + stack.len() > MAX {
+                return Err(Error::precondition(
+                    format!("Vault path {mount}/{root}"),
+                    "more than 100000 keys",
+                    "audit a narrower set of namespaces",
+                ));
+            }
+        }
+    }
+    out.sort_by_key(|p| p.to_string());
+    Ok(out)
+}

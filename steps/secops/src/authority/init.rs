@@ -1,0 +1,342 @@
+//! init-authority: store before you forget.
+//!
+//! Vault answers `sys/init` with the keys exactly once. So everything that can fail is done
+//! before asking: the Secret is created (create-only) as a `pending` placeholder and updated
+//! once (proving this step may write it, and fixing the resourceVersion); the recipients
+//! are parsed. After the answer the only work is encrypting and one resourceVersion-guarded
+//! update, retried in-process until `store_timeout` because the keys exist nowhere else.
+//! What stays impossible: if the process dies after Vault answered and before that update,
+//! the keys are gone. A later run sees Vault initialised with a `pending` placeholder and
+//! says so loudly (exit 3) instead of pretending.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::establish::Grants;
+use super::{has_material, KeyType, Material, Protection, Store};
+use crate::audit::Auditor;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::kube::{BootstrapSecret, Kube};
+use crate::outputs::Outputs;
+use crate::vault::sys::InitRequest;
+use crate::vault::Vault;
+use crate::vocab::*;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: Store,
+    pub request: InitRequest,
+    pub key_type: KeyType,
+    pub protection: Protection,
+    pub grants: Grants,
+    /// How long to keep retrying the store after Vault answered.
+    pub store_timeout: Duration,
+    /// How long to wait for an auto-unseal Vault to unseal itself.
+    pub unseal_timeout: Duration,
+}
+
+pub async fn run(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    operator_token: Option<SecretString>,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    let object = cfg.store.object();
+    let stored = kube
+        .get_secret(&cfg.store.namespace, &cfg.store.name)
+        .await?;
+    if vault.initialized().await? {
+        return already_initialized(cfg, kube, vault, stored, operator_token, audit, outputs).await;
+    }
+    // Never overwrite material: it belongs to some earlier Vault, and may be the only copy.
+    if let Some(s) = stored.as_ref().filter(|s| has_material(s)) {
+        return Err(Error::precondition(
+            s.object(),
+            "holds unseal material, but this Vault is uninitialised (its storage was wiped, \
+             or it is another Vault)",
+            "confirm the material is obsolete, move the Secret away (it is never overwritten), then run again",
+        ));
+    }
+    let rv = prepare_placeholder(cfg, kube, audit).await?;
+    tracing::info!(%object, "placeholder ready; initialising Vault");
+    let Some(answer) = vault.init(&cfg.request).await? else {
+        return Err(Error::precondition(
+            "Vault",
+            "was initialised by someone else while this step prepared",
+            "run init-authority again: it reports whether unseal material was stored",
+        ));
+    };
+    // From here until stored, the keys exist only in this process.
+    let pick = |b64: &[SecretString], hex: &[SecretString]| {
+        if b64.is_empty() {
+            hex.to_vec()
+        } else {
+            b64.to_vec()
+        }
+    };
+    let keys = match cfg.key_type {
+        KeyType::Shamir => pick(&answer.keys_base64, &answer.keys),
+        KeyType::Recovery => pick(&answer.recovery_keys_base64, &answer.recovery_keys),
+    };
+    let root = answer.root_token.clone();
+    drop(answer);
+    let material = Material {
+        key_type: cfg.key_type,
+        threshold: match cfg.key_type {
+            KeyType::Shamir => cfg.request.secret_threshold.unwrap_or(1),
+            KeyType::Recovery => cfg.request.recovery_threshold.unwrap_or(1),
+        },
+        keys,
+    };
+    if material.keys.is_empty() {
+        return Err(Error::Internal(
+            "Vault answered sys/init without keys of the requested kind".into(),
+        ));
+    }
+    let rv = store(cfg, kube, &material, rv, audit).await?;
+    // Stored. Now unseal (Shamir) or wait (auto-unseal), establish, revoke.
+    match cfg.key_type {
+        KeyType::Shamir => super::unseal::submit(vault, &material, &object).await?,
+        KeyType::Recovery => wait_unsealed(vault, cfg.unseal_timeout).await?,
+    }
+    drop(material);
+    let root_vault = vault.with_token(root);
+    let established = cfg.grants.apply(&root_vault).await;
+    let revoked = root_vault.revoke_self().await.unwrap_or(false);
+    drop(root_vault);
+    if !revoked {
+        tracing::warn!(
+            "Vault did not revoke the root token (RustyVault has no revoke-self); it was never \
+             stored or printed and is forgotten when this process exits"
+        );
+    }
+    established?;
+    let state = if cfg.grants.is_empty() {
+        AUTHORITY_STORED
+    } else {
+        AUTHORITY_ESTABLISHED
+    };
+    if state == AUTHORITY_ESTABLISHED {
+        mark(kube, &cfg.store, &rv, AUTHORITY_ESTABLISHED).await?;
+    }
+    let result = serde_json::json!({
+        "outcome": "initialized",
+        "secret": { "namespace": cfg.store.namespace, "name": cfg.store.name },
+        "keyType": cfg.key_type.as_str(),
+        "encrypted": matches!(cfg.protection, Protection::Age(_)),
+        "state": state,
+        "established": cfg.grants.names(),
+        "rootTokenRevoked": revoked,
+    });
+    let mut ev = audit.event("init", "initialized", None, None, None);
+    ev.details = Some(result.clone());
+    audit.emit(&ev);
+    outputs.write("outcome", "initialized")?;
+    outputs.write_json("result.json", &result)?;
+    Ok(Exit::Done)
+}
+
+/// Creates the placeholder (create-only) and updates it once; returns its resourceVersion.
+async fn prepare_placeholder(cfg: &Config, kube: &Kube, audit: &Auditor) -> Result<String> {
+    let labels = BTreeMap::from([(LABEL_CLASS.to_owned(), CLASS_AUTHORITY.to_owned())]);
+    let ann = BTreeMap::from([(ANN_AUTHORITY_STATE.to_owned(), AUTHORITY_PENDING.to_owned())]);
+    kube.create_empty_secret(&cfg.store.namespace, &cfg.store.name, labels, ann)
+        .await?;
+    let s = kube
+        .get_secret(&cfg.store.namespace, &cfg.store.name)
+        .await?
+        .ok_or_else(|| Error::Transient(format!("{} vanished after create", cfg.store.object())))?;
+    if has_material(&s) {
+        return Err(Error::precondition(
+            s.object(),
+            "gained unseal material while this step prepared",
+            "another init-authority ran; run again to see its result",
+        ));
+    }
+    if s.label(LABEL_CLASS) != Some(CLASS_AUTHORITY) {
+        return Err(Error::precondition(
+            s.object(),
+            format!("exists but is not labelled {LABEL_CLASS}={CLASS_AUTHORITY}"),
+            "choose another --secret-name or remove that Secret",
+        ));
+    }
+    let patch = serde_json::json!({ "metadata": { "annotations": {
+        ANN_AUTHORITY_STATE: AUTHORITY_PENDING,
+        ANN_INIT_ATTEMPT: jiff::Timestamp::now().to_string(),
+        ANN_INITIALIZED_BY: audit.workflow.label(),
+    }}});
+    kube.patch_secret(
+        &cfg.store.namespace,
+        &cfg.store.name,
+        &s.resource_version,
+        patch,
+    )
+    .await
+}
+
+/// Writes the material, retrying anything but a changed Secret until the deadline.
+async fn store(
+    cfg: &Config,
+    kube: &Kube,
+    m: &Material,
+    mut rv: String,
+    audit: &Auditor,
+) -> Result<String> {
+    let object = cfg.store.object();
+    let (key, bytes, mut ann) = cfg.protection.seal(m)?;
+    ann.insert(ANN_AUTHORITY_STATE.to_owned(), AUTHORITY_STORED.to_owned());
+    ann.insert(
+        ANN_INITIALIZED_AT.to_owned(),
+        jiff::Timestamp::now().to_string(),
+    );
+    let deadline = Instant::now() + cfg.store_timeout;
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let encoded = SecretString::from(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            bytes.expose_secret(),
+        ));
+        let patch = serde_json::json!({
+            "metadata": { "annotations": ann },
+            "data": { key.as_str(): encoded.expose_secret() },
+        });
+        let res = kube
+            .patch_secret(&cfg.store.namespace, &cfg.store.name, &rv, patch)
+            .await;
+        match res {
+            Ok(new_rv) => {
+                let mut ev = audit.event("store-unseal-material", "stored", None, None, None);
+                ev.details = Some(serde_json::json!({
+                    "secret": { "namespace": cfg.store.namespace, "name": cfg.store.name },
+                    "dataKey": key,
+                    "shares": m.keys.len(),
+                    "threshold": m.threshold,
+                }));
+                audit.emit(&ev);
+                return Ok(new_rv);
+            }
+            Err(e) => {
+                // A conflict: re-read; if someone else stored material meanwhile, ours must
+                // not replace it, but it is then the only copy of *these* keys: stop loudly.
+                if let Ok(Some(s)) = kube.get_secret(&cfg.store.namespace, &cfg.store.name).await {
+                    if has_material(&s) {
+                        return Err(lost(&object, "another writer stored material first"));
+                    }
+                    rv = s.resource_version;
+                }
+                if Instant::now() >= deadline {
+                    return Err(lost(&object, &e.to_string()));
+                }
+                tracing::error!(
+                    %object,
+                    error = %e,
+                    "VAULT IS INITIALISED AND ITS UNSEAL KEYS EXIST ONLY IN THIS PROCESS: cannot \
+                     store them yet; retrying until the deadline. Do not stop this pod; fix the \
+                     cause (RBAC, API server) now"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn lost(object: &str, why: &str) -> Error {
+    Error::precondition(
+        object,
+        format!("Vault was initialised but its unseal material could not be stored ({why}); the keys are LOST"),
+        "Vault cannot be unsealed after its next restart: re-initialise its storage (wipe it) and run init-authority again",
+    )
+}
+
+async fn mark(kube: &Kube, store: &Store, rv: &str, state: &str) -> Result<String> {
+    let patch =
+        serde_json::json!({ "metadata": { "annotations": { ANN_AUTHORITY_STATE: state } } });
+    kube.patch_secret(&store.namespace, &store.name, rv, patch)
+        .await
+}
+
+async fn wait_unsealed(vault: &Vault, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if !vault.seal_status().await?.sealed {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Unavailable(
+                "Vault (auto-unseal) did not unseal itself in time; its recovery keys are stored; run init-authority again with a token to establish policies".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Vault was initialised before: check the material is stored; establish with an operator
+/// token when one is given (the root token of the first run is never kept).
+async fn already_initialized(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    stored: Option<BootstrapSecret>,
+    operator_token: Option<SecretString>,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    let object = cfg.store.object();
+    let Some(s) = stored.filter(has_material) else {
+        return Err(Error::precondition(
+            &object,
+            "Vault is initialised but no unseal material is stored here: the keys of that \
+             initialisation are LOST (an init-authority was stopped after Vault answered and \
+             before the keys were stored) or Vault was initialised by hand",
+            "if you hold the keys, store them in this Secret yourself (README: the material format); \
+             otherwise re-initialise Vault's storage (wipe it) and run init-authority again",
+        ));
+    };
+    let state = s
+        .annotation(ANN_AUTHORITY_STATE)
+        .unwrap_or_default()
+        .to_owned();
+    let mut outcome = "already-initialized";
+    let mut new_state = state.clone();
+    if !cfg.grants.is_empty() {
+        match operator_token {
+            Some(t) if !t.expose_secret().is_empty() => {
+                cfg.grants.apply(&vault.with_token(t)).await?;
+                if state != AUTHORITY_ESTABLISHED {
+                    mark(kube, &cfg.store, &s.resource_version, AUTHORITY_ESTABLISHED).await?;
+                }
+                new_state = AUTHORITY_ESTABLISHED.to_owned();
+                outcome = "established";
+            }
+            _ if state != AUTHORITY_ESTABLISHED => {
+                return Err(Error::precondition(
+                    &object,
+                    "Vault is initialised and its keys are stored, but the policies and roles were \
+                     never established (the run that initialised it stopped before; its root token \
+                     is gone)",
+                    "generate a root token with `vault operator generate-root` and the stored keys, \
+                     run init-authority again with it in --vault-token-file, then revoke it",
+                ));
+            }
+            _ => {}
+        }
+    }
+    let result = serde_json::json!({
+        "outcome": outcome,
+        "secret": { "namespace": cfg.store.namespace, "name": cfg.store.name },
+        "state": new_state,
+        "established": if outcome == "established" { cfg.grants.names() } else { serde_json::Value::Null },
+    });
+    let mut ev = audit.event("init", outcome, None, None, None);
+    ev.details = Some(result.clone());
+    audit.emit(&ev);
+    outputs.write("outcome", outcome)?;
+    outputs.write_json("result.json", &result)?;
+    Ok(Exit::Done)
+}

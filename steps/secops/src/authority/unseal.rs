@@ -1,0 +1,96 @@
+//! unseal: reads the stored material and submits key shares until Vault reports unsealed.
+
+use std::path::PathBuf;
+
+use super::{has_material, open, KeyType, Material, Store};
+use crate::audit::Auditor;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::kube::Kube;
+use crate::outputs::Outputs;
+use crate::vault::sys::UnsealStep;
+use crate::vault::Vault;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: Store,
+    pub identity_file: Option<PathBuf>,
+}
+
+pub async fn run(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    let object = cfg.store.object();
+    if !vault.initialized().await? {
+        return Err(Error::Unavailable(
+            "Vault is not initialised yet (run init-authority)".into(),
+        ));
+    }
+    let outcome = if !vault.seal_status().await?.sealed {
+        "already-unsealed"
+    } else {
+        let s = kube
+            .get_secret(&cfg.store.namespace, &cfg.store.name)
+            .await?
+            .filter(has_material)
+            .ok_or_else(|| {
+                Error::Unavailable(format!(
+                    "{object} holds no unseal material yet (init-authority stores it)"
+                ))
+            })?;
+        let m = open(&s, cfg.identity_file.as_ref())?;
+        if m.key_type == KeyType::Recovery {
+            return Err(Error::Unavailable(
+                "Vault uses auto-unseal: it unseals itself; the stored recovery keys cannot unseal it"
+                    .into(),
+            ));
+        }
+        submit(vault, &m, &object).await?;
+        "unsealed"
+    };
+    let mut ev = audit.event("unseal", outcome, None, None, None);
+    ev.details = Some(serde_json::json!({
+        "secret": { "namespace": cfg.store.namespace, "name": cfg.store.name },
+    }));
+    audit.emit(&ev);
+    outputs.write("outcome", outcome)?;
+    Ok(Exit::Done)
+}
+
+/// Submits shares one at a time until Vault is unsealed. A share Vault refuses, or all
+/// shares without unsealing, means the stored keys are not this Vault's.
+pub(crate) async fn submit(vault: &Vault, m: &Material, object: &str) -> Result<()> {
+    if vault.seal_status().await?.progress > 0 {
+        // Someone's partial attempt would mix with our shares.
+        vault.unseal_reset().await;
+    }
+    for (i, key) in m.keys.iter().enumerate() {
+        match vault.unseal_with(key).await? {
+            UnsealStep::AlreadyUnsealed => return Ok(()),
+            UnsealStep::Status(s) if !s.sealed => {
+                tracing::info!(shares = i + 1, "Vault is unsealed");
+                return Ok(());
+            }
+            UnsealStep::Status(_) => {}
+            UnsealStep::Refused(why) => {
+                return Err(Error::precondition(
+                    object,
+                    format!("Vault refused stored key share {} ({why})", i + 1),
+                    "the stored keys do not belong to this Vault: check --secret-namespace/--secret-name and VAULT_ADDR",
+                ))
+            }
+        }
+    }
+    Err(Error::precondition(
+        object,
+        format!(
+            "Vault is still sealed after all {} stored key shares",
+            m.keys.len()
+        ),
+        "the stored keys do not belong to this Vault: check the Secret and VAULT_ADDR",
+    ))
+}

@@ -1,0 +1,4 @@
+//! `unseal`: see `secops::steps::unseal`.
+fn main() -> std::process::ExitCode {
+    secops::run::main("unseal", secops::steps::unseal)
+}

@@ -1,0 +1,145 @@
+//! audit-authority: every kind of violation planted is found; a clean environment is clean.
+
+use e2e::{Env, SeedSecret, StepRun};
+use serde_json::{json, Value};
+
+const CANARY: &str = "canary-value-4f1d9c2e";
+
+async fn audit(env: &Env, extra: &[&str]) -> StepRun {
+    env.step("audit-authority")
+        .args(["--namespaces", "apps,team"])
+        .args(extra.iter().copied())
+        .run()
+        .await
+}
+
+fn report(run: &StepRun) -> Value {
+    serde_json::from_str(run.output("report.json")).expect("report.json")
+}
+
+/// A clean handover plus an ESO-managed copy and an unrelated Secret.
+async fn clean_env() -> Env {
+    let env = Env::start().await;
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", CANARY))
+        .await;
+    env.handover("apps", "delete").await;
+    env.seed(
+        SeedSecret::bootstrap("apps", "db-synced")
+            .unlabeled()
+            .label("reconcile.external-secrets.io/managed", "true")
+            .kv("password", CANARY),
+    )
+    .await;
+    env.seed(
+        SeedSecret::bootstrap("team", "unrelated")
+            .unlabeled()
+            .kv("token", "something-else-entirely"),
+    )
+    .await;
+    env
+}
+
+#[tokio::test]
+async fn a_clean_environment_has_no_violations() {
+    let env = clean_env().await;
+    let run = audit(&env, &[]).await;
+    run.assert_code(0);
+    assert_eq!(run.output("violations"), "0");
+    let r = report(&run);
+    assert_eq!(r["violations"], json!([]));
+    assert_eq!(r["checked"]["vaultSecrets"], 1);
+    assert!(r["checked"]["secrets"].as_u64().unwrap() >= 2);
+    let summary = run.audit().into_iter().last().unwrap();
+    assert_eq!(summary["outcome"], "clean");
+}
+
+#[tokio::test]
+async fn every_planted_violation_is_reported_by_reference_only() {
+    let env = clean_env().await;
+    // 1. A bootstrap Secret never consumed (grace 0s below).
+    env.seed(SeedSecret::bootstrap("team", "forgotten").kv("k", "v"))
+        .await;
+    // 2. Consumed in inert mode, but data came back.
+    env.seed(
+        SeedSecret::bootstrap("apps", "inert")
+            .label("secops.io/state", "consumed")
+            .annotate("secops.io/consumed-mode", "inert")
+            .kv("password", "refilled-value"),
+    )
+    .await;
+    // 3. A bootstrap Secret where none may be.
+    env.seed(SeedSecret::bootstrap("elsewhere", "stray").kv("k", "v"))
+        .await;
+    // 4. A Vault secret under a handover subtree without provenance.
+    let (st, b) = env
+        .vault_root(
+            "POST",
+            "secret/data/team/rogue",
+            Some(json!({"data": {"x": "y"}})),
+        )
+        .await;
+    assert!(st < 300, "{b}");
+    // 5. Sprawl: a hand-made copy of the handed-over value.
+    env.seed(
+        SeedSecret::bootstrap("team", "copied")
+            .unlabeled()
+            .kv("pw", CANARY),
+    )
+    .await;
+    let run = audit(&env, &["--grace", "0s"]).await;
+    run.assert_code(3);
+    let r = report(&run);
+    let kinds: Vec<(String, String)> = r["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap().to_owned(),
+                v["object"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for want in [
+        ("bootstrap-not-consumed", "Secret team/forgotten"),
+        ("inert-holds-data", "Secret apps/inert"),
+        (
+            "bootstrap-outside-allowed-namespaces",
+            "Secret elsewhere/stray",
+        ),
+        ("vault-without-provenance", "Vault secret secret/team/rogue"),
+        ("sprawl", "Secret team/copied"),
+    ] {
+        assert!(
+            kinds.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{want:?} missing from {kinds:?}"
+        );
+    }
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(run.output("violations"), "5");
+    assert_eq!(run.output("count-sprawl"), "1");
+    // References only: the copied value is nowhere in what the step wrote.
+    let everything = format!("{}{}{:?}", run.stdout, run.stderr, run.outputs);
+    assert!(!everything.contains(CANARY));
+    assert!(!everything.contains("refilled-value"));
+    // Report-only mode.
+    audit(&env, &["--grace", "0s", "--fail-on-violations=false"])
+        .await
+        .assert_code(0);
+    // Read-only: no Vault write, no Kubernetes write by the audit.
+    let writes = env
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m != "GET")
+        .count();
+    let again = audit(&env, &["--grace", "0s"]).await;
+    again.assert_code(3);
+    let writes_after = env
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|(m, _)| m != "GET")
+        .count();
+    assert_eq!(writes, writes_after, "audit-authority wrote to Kubernetes");
+}

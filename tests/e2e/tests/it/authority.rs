@@ -1,0 +1,558 @@
+//! init-authority and unseal as processes against RustyVault (real sys/init, sys/unseal,
+//! restarts on the same storage) and the emulator (policies, roles, root-token revocation).
+
+use std::sync::Arc;
+
+use e2e::rvault::RustyVault;
+use e2e::{vault_call, Env, StepRun};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const NS: &str = "secops-authority";
+const NAME: &str = "vault-unseal";
+
+fn identity(env: &Env, name: &str) -> (std::path::PathBuf, String) {
+    let id = age::x25519::Identity::generate();
+    let path = env.dir.path().join(name);
+    std::fs::write(&path, id.to_string().expose_secret()).unwrap();
+    (path, id.to_public().to_string())
+}
+
+async fn step(env: &Env, name: &'static str, addr: &str, args: &[&str]) -> StepRun {
+    env.step(name)
+        .no_vault_defaults()
+        .env("VAULT_ADDR", addr)
+        .args(["--secret-namespace", NS])
+        .args(args.iter().copied())
+        .run()
+        .await
+}
+
+async fn sealed(addr: &str) -> bool {
+    let (st, b) = vault_call(addr, "", "GET", "sys/seal-status", None).await;
+    assert_eq!(st, 200, "{b}");
+    b["sealed"].as_bool().unwrap()
+}
+
+async fn initialized(addr: &str) -> bool {
+    vault_call(addr, "", "GET", "sys/init", None).await.1["initialized"]
+        .as_bool()
+        .unwrap()
+}
+
+/// The stored keys, decrypted in the test (to prove they appear nowhere else).
+async fn stored_keys(env: &Env, id: &std::path::Path) -> Vec<String> {
+    let s = env.secret(NS, NAME).await.expect("unseal Secret");
+    let data = s.data.unwrap_or_default();
+    let cipher = &data["unseal-keys.json.age"].0;
+    let ids =
+        age::IdentityFile::from_buffer(std::io::BufReader::new(std::fs::File::open(id).unwrap()))
+            .unwrap()
+            .into_identities()
+            .unwrap();
+    let mut r = age::Decryptor::new(&cipher[..])
+        .unwrap()
+        .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .unwrap();
+    let mut plain = Vec::new();
+    r.read_to_end_sync(&mut plain);
+    let doc: Value = serde_json::from_slice(&plain).unwrap();
+    serde_json::from_value(doc["keys"].clone()).unwrap()
+}
+
+trait ReadAll {
+    fn read_to_end_sync(&mut self, out: &mut Vec<u8>);
+}
+impl<R: std::io::Read> ReadAll for R {
+    fn read_to_end_sync(&mut self, out: &mut Vec<u8>) {
+        std::io::Read::read_to_end(self, out).unwrap();
+    }
+}
+
+fn annotation(env_secret: &k8s_openapi::api::core::v1::Secret, k: &str) -> String {
+    e2e::annotation(env_secret, k)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn fresh_init_stores_encrypted_keys_rerun_is_a_noop_and_unseal_survives_restarts() {
+    let env = Env::start().await;
+    let mut rv = RustyVault::start_uninitialised().await;
+    let (id, recipient) = identity(&env, "operator.age");
+    let args = [
+        "--age-recipient",
+        recipient.as_str(),
+        "--key-shares",
+        "3",
+        "--key-threshold",
+        "2",
+    ];
+    let first = step(&env, "init-authority", &rv.url, &args).await;
+    first.assert_code(0);
+    assert_eq!(first.output("outcome"), "initialized");
+    assert!(initialized(&rv.url).await);
+    assert!(
+        !sealed(&rv.url).await,
+        "init-authority unseals after storing"
+    );
+    let s = env.secret(NS, NAME).await.expect("stored");
+    assert_eq!(annotation(&s, "secops.io/authority-state"), "stored");
+    assert_eq!(annotation(&s, "secops.io/unseal-encryption"), "age");
+    assert_eq!(annotation(&s, "secops.io/unseal-recipients"), recipient);
+    assert!(
+        !s.data.as_ref().unwrap().contains_key("unseal-keys.json"),
+        "no plaintext"
+    );
+    let keys = stored_keys(&env, &id).await;
+    assert_eq!(keys.len(), 3);
+    let result: Value = serde_json::from_str(first.output("result.json")).unwrap();
+    assert_eq!(
+        result["rootTokenRevoked"], false,
+        "RustyVault has no revoke-self"
+    );
+    // Re-run: a no-op that never rewrites the material.
+    let again = step(&env, "init-authority", &rv.url, &args).await;
+    again.assert_code(0);
+    assert_eq!(again.output("outcome"), "already-initialized");
+    let s2 = env.secret(NS, NAME).await.unwrap();
+    assert_eq!(s2.metadata.resource_version, s.metadata.resource_version);
+
+    // A restart seals it; unseal reads, decrypts and unseals.
+    rv.restart().await;
+    assert!(sealed(&rv.url).await);
+    let no_id = step(&env, "unseal", &rv.url, &[]).await;
+    no_id.assert_code(2);
+    let (wrong, _) = identity(&env, "stranger.age");
+    let bad = step(
+        &env,
+        "unseal",
+        &rv.url,
+        &["--age-identity-file", wrong.to_str().unwrap()],
+    )
+    .await;
+    bad.assert_code(3);
+    assert!(sealed(&rv.url).await);
+    let idf = id.to_str().unwrap();
+    let un = step(&env, "unseal", &rv.url, &["--age-identity-file", idf]).await;
+    un.assert_code(0);
+    assert_eq!(un.output("outcome"), "unsealed");
+    assert!(!sealed(&rv.url).await);
+    let noop = step(&env, "unseal", &rv.url, &["--age-identity-file", idf]).await;
+    noop.assert_code(0);
+    assert_eq!(noop.output("outcome"), "already-unsealed");
+    // No key share ever left the two authorities.
+    for run in [&first, &again, &no_id, &bad, &un, &noop] {
+        let all = format!("{}{}{:?}", run.stdout, run.stderr, run.outputs);
+        for k in &keys {
+            assert!(!all.contains(k.as_str()), "a key share leaked");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unseal_exits_5_while_there_is_no_material_and_3_for_foreign_keys() {
+    let env = Env::start().await;
+    env.vault.seal();
+    let missing = step(&env, "unseal", &env.vault.url(), &[]).await;
+    missing.assert_code(5);
+    assert!(
+        missing.stderr.contains("no unseal material"),
+        "{}",
+        missing.stderr
+    );
+    // Keys of another Vault (plaintext, on purpose): refused with exit 3, still sealed.
+    let other = RustyVault::start_uninitialised().await;
+    step(
+        &env,
+        "init-authority",
+        &other.url,
+        &[
+            "--plaintext-unseal-keys=true",
+            "--key-shares",
+            "1",
+            "--key-threshold",
+            "1",
+        ],
+    )
+    .await
+    .assert_code(0);
+    let foreign = step(&env, "unseal", &env.vault.url(), &[]).await;
+    foreign.assert_code(3);
+    assert!(env.vault.is_sealed());
+}
+
+#[tokio::test]
+async fn refusals_happen_before_init_and_never_overwrite_material() {
+    let env = Env::start().await;
+    let rv = RustyVault::start_uninitialised().await;
+    // No recipients and no consent to plaintext: usage error, Vault untouched.
+    step(&env, "init-authority", &rv.url, &[])
+        .await
+        .assert_code(2);
+    // The store is not writable: refused before sys/init.
+    env.kube.forbid_namespace(NS);
+    let forbidden = step(
+        &env,
+        "init-authority",
+        &rv.url,
+        &["--plaintext-unseal-keys=true"],
+    )
+    .await;
+    forbidden.assert_code(3);
+    assert!(
+        !initialized(&rv.url).await,
+        "nothing may be initialised without a writable store"
+    );
+    env.kube.allow_namespace(NS);
+    // Material of an earlier Vault is never overwritten.
+    env.seed(
+        e2e::SeedSecret::bootstrap(NS, NAME)
+            .unlabeled()
+            .label("secops.io/class", "authority")
+            .kv("unseal-keys.json", "{\"old\":true}"),
+    )
+    .await;
+    let stale = step(
+        &env,
+        "init-authority",
+        &rv.url,
+        &["--plaintext-unseal-keys=true"],
+    )
+    .await;
+    stale.assert_code(3);
+    assert!(
+        stale.stderr.contains("never overwritten"),
+        "{}",
+        stale.stderr
+    );
+    assert!(!initialized(&rv.url).await);
+}
+
+/// A loopback HTTP proxy to Vault that runs `hook` after Vault answered `PUT sys/init` and
+/// before the answer reaches the step: the exact boundary of the crash window.
+async fn proxy(upstream: String, hook: Arc<dyn Fn() + Send + Sync>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let client = client.clone();
+            let upstream = upstream.clone();
+            let hook = hook.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_end, len) = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                while buf.len() < head_end + len {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut first = head.lines().next().unwrap().split(' ');
+                let (method, path) = (
+                    first.next().unwrap().to_owned(),
+                    first.next().unwrap().to_owned(),
+                );
+                let mut req = client.request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    format!("{upstream}{path}"),
+                );
+                for l in head.lines().skip(1) {
+                    if let Some((k, v)) = l.split_once(':') {
+                        if k.eq_ignore_ascii_case("x-vault-token")
+                            || k.eq_ignore_ascii_case("content-type")
+                        {
+                            req = req.header(k.trim(), v.trim());
+                        }
+                    }
+                }
+                let resp = req
+                    .body(buf[head_end..head_end + len].to_vec())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let body = resp.bytes().await.unwrap();
+                if method == "PUT" && path == "/v1/sys/init" && status == 200 {
+                    hook();
+                }
+                let out = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(out.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_crash_window_keeps_the_keys_while_the_process_lives_and_is_reported_after() {
+    // 1. The store breaks right after Vault answered; it heals while the step retries.
+    let env = Arc::new(Env::start().await);
+    let rv = RustyVault::start_uninitialised().await;
+    let e = env.clone();
+    let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        e.kube.forbid_namespace(NS);
+        let e = e.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            e.kube.allow_namespace(NS);
+        });
+    });
+    let via = proxy(rv.url.clone(), hook).await;
+    let (id, recipient) = identity(&env, "op.age");
+    let healed = step(
+        &env,
+        "init-authority",
+        &via,
+        &[
+            "--age-recipient",
+            &recipient,
+            "--key-shares",
+            "1",
+            "--key-threshold",
+            "1",
+        ],
+    )
+    .await;
+    healed.assert_code(0);
+    assert!(
+        healed.stderr.contains("EXIST ONLY IN THIS PROCESS"),
+        "{}",
+        healed.stderr
+    );
+    assert_eq!(stored_keys(&env, &id).await.len(), 1);
+
+    // 2. The store stays broken past the deadline: the step says the keys are lost, and
+    //    every later run says so too (the placeholder shows init began, no material).
+    let env = Arc::new(Env::start().await);
+    let rv = RustyVault::start_uninitialised().await;
+    let e = env.clone();
+    let via = proxy(
+        rv.url.clone(),
+        Arc::new(move || e.kube.forbid_namespace(NS)),
+    )
+    .await;
+    let lost = step(
+        &env,
+        "init-authority",
+        &via,
+        &["--plaintext-unseal-keys=true", "--store-timeout", "1s"],
+    )
+    .await;
+    lost.assert_code(3);
+    assert!(lost.stderr.contains("LOST"), "{}", lost.stderr);
+    assert!(initialized(&rv.url).await);
+    env.kube.allow_namespace(NS);
+    let s = env.secret(NS, NAME).await.expect("placeholder");
+    assert_eq!(annotation(&s, "secops.io/authority-state"), "pending");
+    assert!(s.data.unwrap_or_default().is_empty());
+    let after = step(
+        &env,
+        "init-authority",
+        &rv.url,
+        &["--plaintext-unseal-keys=true"],
+    )
+    .await;
+    after.assert_code(3);
+    assert!(after.stderr.contains("LOST"), "{}", after.stderr);
+    let placeholder_after = env.secret(NS, NAME).await.unwrap();
+    assert_eq!(
+        placeholder_after.metadata.resource_version,
+        s.metadata.resource_version
+    );
+}
+
+#[tokio::test]
+async fn policies_and_roles_are_established_and_the_root_token_revoked() {
+    let env = Env::start().await;
+    let vault = vault_emulator::start(vault_emulator::Options {
+        initialized: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
+    let (id, recipient) = identity(&env, "op.age");
+    let (policies, roles) = (templates.join("policies"), templates.join("roles"));
+    let args = [
+        "--age-recipient",
+        recipient.as_str(),
+        "--policies-dir",
+        policies.to_str().unwrap(),
+        "--roles-dir",
+        roles.to_str().unwrap(),
+    ];
+    let run = step(&env, "init-authority", &vault.url(), &args).await;
+    run.assert_code(0);
+    let result: Value = serde_json::from_str(run.output("result.json")).unwrap();
+    assert_eq!(result["rootTokenRevoked"], true);
+    assert_eq!(result["state"], "established");
+    assert!(!vault.is_sealed());
+    for p in std::fs::read_dir(templates.join("policies"))
+        .unwrap()
+        .flatten()
+    {
+        let name = p.path().file_stem().unwrap().to_str().unwrap().to_owned();
+        assert_eq!(
+            vault.acl_policy(&name).as_deref(),
+            Some(std::fs::read_to_string(p.path()).unwrap().as_str())
+        );
+    }
+    assert!(vault.kubernetes_role_exists("secops-write-vault"));
+    assert_eq!(stored_keys(&env, &id).await.len(), 5);
+    let s = env.secret(NS, NAME).await.unwrap();
+    assert_eq!(annotation(&s, "secops.io/authority-state"), "established");
+    // Re-run without a token: established already, a no-op.
+    let again = step(&env, "init-authority", &vault.url(), &args).await;
+    again.assert_code(0);
+    assert_eq!(again.output("outcome"), "already-initialized");
+    // Five shares, threshold three: unseal after a seal uses the stored keys.
+    vault.seal();
+    step(
+        &env,
+        "unseal",
+        &vault.url(),
+        &["--age-identity-file", id.to_str().unwrap()],
+    )
+    .await
+    .assert_code(0);
+    assert!(!vault.is_sealed());
+}
+
+/// The shipped bring-up WorkflowTemplate and the re-unseal CronWorkflow, run as Argo runs
+/// them (their own args, env, volumes: the grants ConfigMap and the identity Secret), with the
+/// Kubernetes API recording what each ServiceAccount did.
+#[tokio::test]
+async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
+    use e2e::argo::{workflow_file, Phase, Runner};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    let env = Env::start().await;
+    let vault = vault_emulator::start(vault_emulator::Options {
+        initialized: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let runner = Runner::new(&env);
+    let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
+    // `kubectl create configmap secops-vault-grants --from-file=policies --from-file=roles`
+    let mut grants = std::collections::BTreeMap::new();
+    for sub in ["policies", "roles"] {
+        for f in std::fs::read_dir(templates.join(sub)).unwrap().flatten() {
+            grants.insert(
+                f.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(f.path()).unwrap(),
+            );
+        }
+    }
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("secops-vault-grants".into()),
+            ..Default::default()
+        },
+        data: Some(grants),
+        ..Default::default()
+    };
+    Api::<ConfigMap>::namespaced(env.client.clone(), "secops")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let id = age::x25519::Identity::generate();
+    env.seed(
+        e2e::SeedSecret::bootstrap("secops", "secops-unseal-identity")
+            .unlabeled()
+            .kv("key.txt", id.to_string().expose_secret()),
+    )
+    .await;
+    let recipient = id.to_public().to_string();
+    let url = vault.url();
+    runner
+        .submit(
+            workflow_file("authority-bring-up.yaml"),
+            &[
+                ("vault-addr", url.as_str()),
+                ("age-recipients", recipient.as_str()),
+                ("key-shares", "3"),
+                ("key-threshold", "2"),
+            ],
+        )
+        .await
+        .unwrap()
+        .assert_phase(Phase::Succeeded);
+    assert!(!vault.is_sealed());
+    assert!(vault.acl_policy("secops-audit-authority").is_some());
+    assert!(vault.kubernetes_role_exists("secops-rotate"));
+    let s = env.secret(NS, NAME).await.unwrap();
+    assert_eq!(annotation(&s, "secops.io/authority-state"), "established");
+
+    // A restart (sealed): the CronWorkflow's run unseals; the next one is a no-op.
+    vault.seal();
+    for expect in ["unsealed", "already-unsealed"] {
+        let run = runner
+            .submit_cron(
+                workflow_file("authority-unseal.yaml"),
+                "2026-11-29T05:00:00Z",
+                &[("vault-addr", url.as_str())],
+            )
+            .await
+            .unwrap();
+        run.assert_phase(Phase::Succeeded);
+        assert_eq!(run.pod("unseal").output("outcome"), expect);
+    }
+    assert!(!vault.is_sealed());
+
+    // Kubernetes: init-authority and unseal touched Secrets in secops-authority only, with
+    // exactly the verbs templates/authority/roles.yaml grants.
+    let mut used = std::collections::BTreeSet::new();
+    for a in env.kube.accesses() {
+        for sa in ["secops-init-authority", "secops-unseal"] {
+            if a.user == e2e::argo::service_account_user("secops", sa) {
+                assert_eq!(
+                    (a.namespace.as_str(), a.resource.as_str()),
+                    (NS, "secrets"),
+                    "{a:?}"
+                );
+                used.insert((sa, a.verb.clone()));
+            }
+        }
+    }
+    let want: std::collections::BTreeSet<(&str, String)> = [
+        ("secops-init-authority", "create"),
+        ("secops-init-authority", "get"),
+        ("secops-init-authority", "patch"),
+        ("secops-unseal", "get"),
+    ]
+    .into_iter()
+    .map(|(s, v)| (s, v.to_owned()))
+    .collect();
+    assert_eq!(used, want);
+}
