@@ -188,6 +188,7 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Resu
             // Marked by a run that stopped before deleting (or is deleting right now):
             // finish the job. The consumption itself was that run's, so this one reports
             // `unchanged`, and a race has one winner.
+            audit_deleting(cfg, audit, version);
             kube.delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
                 .await?;
         }
@@ -236,15 +237,7 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Resu
         .patch_secret(&s.namespace, &s.name, &s.resource_version, patch)
         .await?;
     if cfg.mode == Mode::Delete {
-        // Recorded before the irreversible delete, so a run killed between the two still
-        // leaves an audit trail that matches what happened.
-        audit.emit(&audit.event(
-            "consume",
-            "marked",
-            Some(source_of_ref(r)),
-            Some(target(&cfg.vault.mount, &r.path, Some(version))),
-            Some("mode delete; deleting the marked Secret".into()),
-        ));
+        audit_deleting(cfg, audit, version);
         kube.delete_secret(&s.namespace, &s.name, &s.uid, &new_rv)
             .await?;
     }
@@ -256,6 +249,21 @@ async fn mark(cfg: &Config, kube: &Kube, vault: &Vault, audit: &Auditor) -> Resu
         },
         version,
     ))
+}
+
+/// Recorded before the irreversible delete: a run that dies (or loses the answer) during it
+/// still leaves an audit trail that matches the final state, which no re-run could report.
+fn audit_deleting(cfg: &Config, audit: &Auditor, version: u64) {
+    let r = &cfg.reference;
+    audit.emit(&audit.event(
+        "consume",
+        "deleting",
+        Some(source_of_ref(r)),
+        Some(target(&cfg.vault.mount, &r.path, Some(version))),
+        Some(format!(
+            "mode delete; marked consumed after Vault acknowledged version {version}"
+        )),
+    ));
 }
 
 /// RFC 5.4 "Acknowledge write": Vault holds exactly the bootstrap data. Returns the version
