@@ -196,6 +196,7 @@ async fn mark(
             // Marked by a run that stopped before deleting (or is deleting right now):
             // finish the job. The consumption itself was that run's, so this one reports
             // `unchanged`, and a race has one winner.
+            audit_deleting(cfg, audit, version);
             kube.delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
                 .await?;
         }
@@ -226,13 +227,7 @@ async fn mark(
         // exact state that was compared (uid + resourceVersion). The audit line goes first,
         // so a run killed after the irreversible delete still leaves a trail that matches;
         // a delete that finds the Secret gone lost a race (or repeats ours): `unchanged`.
-        audit.emit(&audit.event(
-            "consume",
-            "marked",
-            Some(source_of_ref(r)),
-            Some(target(&cfg.vault.mount, &r.path, Some(version))),
-            Some("mode delete; deleting the acknowledged Secret".into()),
-        ));
+        audit_deleting(cfg, audit, version);
         let deleted = kube
             .delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
             .await?;
@@ -272,6 +267,21 @@ async fn mark(
     kube.patch_secret(&s.namespace, &s.name, &s.resource_version, patch)
         .await?;
     Ok(result(consumed, version))
+}
+
+/// Recorded before the irreversible delete: a run that dies (or loses the answer) during it
+/// still leaves an audit trail that matches the final state, which no re-run could report.
+fn audit_deleting(cfg: &Config, audit: &Auditor, version: u64) {
+    let r = &cfg.reference;
+    audit.emit(&audit.event(
+        "consume",
+        "deleting",
+        Some(source_of_ref(r)),
+        Some(target(&cfg.vault.mount, &r.path, Some(version))),
+        Some(format!(
+            "mode delete; marked consumed after Vault acknowledged version {version}"
+        )),
+    ));
 }
 
 /// RFC 5.4 "Acknowledge write": Vault holds exactly the bootstrap data. Returns the version

@@ -238,7 +238,7 @@ pub fn check_audit(events: &[Value], what: &str, mode: &str) {
     // then records the Secret as already consumed (and its annotations say by whom).
     let recorded = mine.iter().any(|e| {
         (e["action"] == "consume"
-            && ["consumed", "unchanged", "marked"].contains(&outcome(e).as_str()))
+            && ["consumed", "unchanged", "deleting"].contains(&outcome(e).as_str()))
             || (e["action"] == "discover"
                 && outcome(e) == "skipped"
                 && e["reason"] == "already consumed")
@@ -255,7 +255,7 @@ pub fn check_audit(events: &[Value], what: &str, mode: &str) {
     for e in mine.iter().filter(|e| e["action"] == "consume") {
         let o = outcome(e);
         assert!(
-            ["consumed", "unchanged", "marked", "retry", "unavailable"].contains(&o.as_str()),
+            ["consumed", "unchanged", "deleting", "retry", "unavailable"].contains(&o.as_str()),
             "{what}: unexpected consume outcome {o}: {e}"
         );
     }
