@@ -82,7 +82,7 @@ fuzz:
 	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2; exit 1; }
 	cd fuzz && $(FUZZ_CARGO) fuzz build --sanitizer $(FUZZ_SANITIZER)
 	@set -e; cd fuzz; for t in $(FUZZ_TARGETS); do \
-	  new=$$(mktemp -d); \
+	  new=$$(mktemp -d); mkdir -p corpus/$$t; \
 	  if ! $(FUZZ_CARGO) fuzz run --sanitizer $(FUZZ_SANITIZER) $$t $$new corpus/$$t -- \
 	      -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >$$new.log 2>&1; then \
 	    tail -n 40 $$new.log; echo "fuzz: $$t FAILED (input in fuzz/artifacts/$$t)" >&2; exit 1; \
