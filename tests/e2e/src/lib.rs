@@ -173,6 +173,13 @@ impl<'a> Step<'a> {
     }
 
     /// Do not point the step at the emulator's Vault (caller configures Vault itself).
+    /// The test Vault's CA as a step gets it (`VAULT_CACERT`), for steps run without the
+    /// Vault defaults against the default (TLS) Vault.
+    pub fn vault_cacert(self) -> Self {
+        let ca = self.env.dir.path().join("vault-ca.pem");
+        self.env("VAULT_CACERT", ca.display().to_string())
+    }
+
     pub fn no_vault_defaults(mut self) -> Self {
         self.vault = false;
         self

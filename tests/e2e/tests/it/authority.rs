@@ -22,6 +22,7 @@ fn identity(env: &Env, name: &str) -> (std::path::PathBuf, String) {
 async fn step(env: &Env, name: &'static str, addr: &str, args: &[&str]) -> StepRun {
     env.step(name)
         .no_vault_defaults()
+        .vault_cacert()
         .env("VAULT_ADDR", addr)
         .args(["--secret-namespace", NS])
         .args(args.iter().copied())

@@ -269,6 +269,7 @@ async fn an_expired_login_token_is_replaced_mid_run_and_a_static_one_exits_3() {
         .env
         .step("mark-consumed")
         .no_vault_defaults()
+        .vault_cacert()
         .args(["--reference", &c.reference, "--mode", "ignore"])
         .env("VAULT_ADDR", c.env.vault.url())
         .env("SECOPS_VAULT_AUTH", "token")
