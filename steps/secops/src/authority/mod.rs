@@ -329,11 +329,17 @@ mod tests {
         }
     }
 
+    const SHARE1: &str = "canary-share-1-0f3a9c";
+
     fn material() -> Material {
         Material {
             key_type: KeyType::Shamir,
             threshold: 2,
-            keys: vec!["k1".into(), "k2".into(), "k3".into()],
+            keys: vec![
+                SHARE1.into(),
+                "canary-share-2".into(),
+                "canary-share-3".into(),
+            ],
         }
     }
 
@@ -345,13 +351,18 @@ mod tests {
         let (key, bytes, ann) = p.seal(&material()).unwrap();
         assert_eq!(key, KEY_AGE);
         assert_eq!(ann[ANN_UNSEAL_ENCRYPTION], "age");
-        assert!(!bytes.expose_secret().windows(2).any(|w| w == b"k1"));
+        // A share long enough that random ciphertext cannot contain it by chance.
+        let share = SHARE1.as_bytes();
+        assert!(!bytes
+            .expose_secret()
+            .windows(share.len())
+            .any(|w| w == share));
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("id");
         std::fs::write(&good, id.to_string().expose_secret()).unwrap();
         let s = secret_with(&key, bytes.expose_secret().to_vec());
         let m = open(&s, Some(&good)).unwrap();
-        assert_eq!(m.keys[2].expose_secret(), "k3");
+        assert_eq!(m.keys[2].expose_secret(), "canary-share-3");
         assert_eq!(m.threshold, 2);
         let bad = dir.path().join("other");
         std::fs::write(&bad, other.to_string().expose_secret()).unwrap();
@@ -368,7 +379,7 @@ mod tests {
         let (key, bytes, _) = Protection::Plaintext.seal(&material()).unwrap();
         assert_eq!(key, KEY_PLAIN);
         let m = open(&secret_with(&key, bytes.expose_secret().to_vec()), None).unwrap();
-        assert!(!format!("{m:?}").contains("k1"));
+        assert!(!format!("{m:?}").contains(SHARE1));
         assert!(Protection::from_flags(&["nope".into()], &[], false).is_err());
     }
 }
