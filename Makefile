@@ -64,6 +64,7 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p secops --no-default-features --locked -- -D warnings
 
 ## demo: build, start loopback servers, hand over seeded Secrets, show both sides, stop
 demo: bins

@@ -4,27 +4,44 @@
 //! Data flow: Kubernetes ([`kube`]) -> values in non-printing types ([`secret`]) -> Vault
 //! ([`vault`]); between steps only references ([`reference`]) travel, in Argo output files
 //! ([`outputs`]). Every action leaves an audit record ([`audit`]).
+//!
+//! Without the default `io` feature only the pure, input-facing modules build (for `fuzz/`).
 
+#[cfg(feature = "io")]
 pub mod audit;
+#[cfg(feature = "io")]
 pub mod audit_authority;
+#[cfg(feature = "io")]
 pub mod authority;
+#[cfg(feature = "io")]
 pub mod batch;
+#[cfg(feature = "io")]
 pub mod cli;
 pub mod error;
+#[cfg(feature = "io")]
 pub mod eso;
 pub mod exit;
+#[cfg(feature = "io")]
 pub mod handover;
+#[cfg(feature = "io")]
 pub mod kube;
+#[cfg(feature = "io")]
 pub mod outputs;
 pub mod paths;
+#[cfg(feature = "io")]
 pub mod push;
 pub mod reference;
+#[cfg(feature = "io")]
 pub mod retry;
+#[cfg(feature = "io")]
 pub mod rotation;
+#[cfg(feature = "io")]
 pub mod run;
 pub mod secret;
 pub mod selection;
+#[cfg(feature = "io")]
 pub mod steps;
+#[cfg(feature = "io")]
 pub mod vault;
 pub mod vocab;
 

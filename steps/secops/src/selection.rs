@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
+#[cfg(feature = "io")]
 use crate::kube::{BootstrapSecret, Kube};
 
 #[derive(Debug, Clone)]
@@ -94,6 +95,7 @@ impl Selection {
         Ok(())
     }
 
+    #[cfg(feature = "io")]
     /// The Secrets selected: the named one (it must exist), or one LIST per namespace with
     /// `class_selector` and the extra selector.
     pub async fn fetch(&self, kube: &Kube, class_selector: &str) -> Result<Vec<BootstrapSecret>> {
