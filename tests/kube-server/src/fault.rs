@@ -8,20 +8,7 @@ use std::time::Duration;
 use crate::status::Reply;
 use serde_json::json;
 
-/// How one request fails.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// A Status with this code (409 is a resourceVersion `Conflict`); not served.
-    Status(u16),
-    /// 429 `TooManyRequests` with `Retry-After` (header and `details.retryAfterSeconds`).
-    Throttle { retry_after: u32 },
-    /// The socket is closed without a response; not served.
-    Reset,
-    /// Served, then the socket is closed before the response.
-    LostResponse,
-    /// Served after this delay (beyond the client's timeout, the client gives up first).
-    Hang(Duration),
-}
+pub use fault_injection::Failure;
 
 /// A fault applied to every request (or only those of one method, see `Handle::set_fault_for`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,14 +73,6 @@ fn injected(code: u16) -> Reply {
     Reply::failure(code, reason, message, json!({}))
 }
 
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The fault and the method it is limited to.
 #[derive(Debug, Default)]
 pub struct Rule {
@@ -112,35 +91,21 @@ impl Rule {
             None => None,
             Some(Fault::Always(f)) => Some(action_of(f)),
             Some(Fault::Next { count, failure }) => {
-                let action = (*count > 0).then(|| action_of(failure));
-                *count = count.saturating_sub(1);
-                if *count == 0 {
+                let (hit, spent) = fault_injection::count_down(count, failure);
+                let action = hit.map(action_of);
+                if spent {
                     *fault = None;
                 }
                 action
             }
             Some(Fault::KillAfter { ok, served }) => {
-                if *ok > 0 {
-                    *ok -= 1;
-                    None
-                } else if *served {
-                    *served = false;
-                    Some(Action::Lost)
-                } else {
-                    Some(Action::Reset)
-                }
+                fault_injection::kill_after(ok, served).map(|f| action_of(&f))
             }
             Some(Fault::Random {
                 percent,
                 seed,
                 failures,
-            }) => {
-                if failures.is_empty() || next_random(seed) % 100 >= u64::from(*percent) {
-                    return None;
-                }
-                let pick = (next_random(seed) % failures.len() as u64) as usize;
-                Some(action_of(&failures[pick]))
-            }
+            }) => fault_injection::random(*percent, seed, failures).map(action_of),
         }
     }
 }

@@ -5,21 +5,9 @@
 
 use std::time::Duration;
 
-/// How one request fails under the newer faults (`Always`, `Next`, `Random`, `KillAfter`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Answers this status with `{"errors":["injected"]}`; not served.
-    Status(u16),
-    /// 429 with a `Retry-After` header of this many seconds; not served.
-    Throttle { retry_after: u32 },
-    /// The socket is closed without a response; not served.
-    Reset,
-    /// Served, then the socket is closed before the response: the client cannot tell
-    /// whether the request landed.
-    LostResponse,
-    /// Served after this delay (beyond the client's timeout, the client gives up first).
-    Hang(Duration),
-}
+/// How one request fails under `Always`, `Next`, `Random` and `KillAfter` (a `Status`
+/// answers `{"errors":["injected"]}`).
+pub use fault_injection::Failure;
 
 /// A fault applied to every request whose path is not under `/v1/sys/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,15 +84,6 @@ fn action_of(f: &Failure) -> Action {
     }
 }
 
-/// splitmix64: a tiny, repeatable generator for `Fault::Random`.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Whether a raw request path (still percent-encoded) is exempt.
 fn is_sys(path: &str) -> bool {
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
@@ -146,36 +125,21 @@ pub fn apply(fault: &mut Option<Fault>, path: &str) -> Option<Action> {
         }
         Some(Fault::Always(f)) => Some(action_of(f)),
         Some(Fault::Next { count, failure }) => {
-            let action = (*count > 0).then(|| action_of(failure));
-            *count = count.saturating_sub(1);
-            if *count == 0 {
+            let (hit, spent) = fault_injection::count_down(count, failure);
+            let action = hit.map(action_of);
+            if spent {
                 *fault = None;
             }
             action
         }
         Some(Fault::KillAfter { ok, served }) => {
-            if *ok > 0 {
-                *ok -= 1;
-                None
-            } else if *served {
-                *served = false;
-                Some(Action::Lost)
-            } else {
-                Some(Action::Reset)
-            }
+            fault_injection::kill_after(ok, served).map(|f| action_of(&f))
         }
         Some(Fault::Random {
             percent,
             seed,
             failures,
-        }) => {
-            let roll = next_random(seed);
-            if failures.is_empty() || roll % 100 >= u64::from(*percent) {
-                return None;
-            }
-            let pick = (next_random(seed) % failures.len() as u64) as usize;
-            Some(action_of(&failures[pick]))
-        }
+        }) => fault_injection::random(*percent, seed, failures).map(action_of),
         Some(Fault::SealAfter { ok }) | Some(Fault::RevokeTokensAfter { ok }) if *ok > 0 => {
             *ok -= 1;
             None
@@ -256,26 +220,6 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(apply(&mut fault, "/v1/secret/data/a"), Some(Action::Reset));
         }
-    }
-
-    #[test]
-    fn random_faults_repeat_for_a_seed_and_follow_the_rate() {
-        let run = |seed| {
-            let mut fault = Some(Fault::Random {
-                percent: 20,
-                seed,
-                failures: vec![Failure::Status(500), Failure::Reset],
-            });
-            (0..2000)
-                .map(|_| apply(&mut fault, "/v1/secret/data/a"))
-                .collect::<Vec<_>>()
-        };
-        let a = run(7);
-        assert_eq!(a, run(7));
-        assert_ne!(a, run(8));
-        let failed = a.iter().filter(|x| x.is_some()).count();
-        assert!((300..500).contains(&failed), "{failed} of 2000 at 20%");
-        assert!(a.contains(&Some(Action::Reset)) && a.contains(&Some(Action::Fail(500))));
     }
 
     #[test]
