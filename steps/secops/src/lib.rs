@@ -17,6 +17,7 @@ pub mod handover;
 pub mod kube;
 pub mod outputs;
 pub mod paths;
+pub mod plan;
 pub mod push;
 pub mod reference;
 pub mod retry;
