@@ -60,6 +60,9 @@ pub struct AuditEvent {
     /// Step-specific facts (versions, generator kinds, ids); never values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// Set on every event of a `--dry-run`: what it describes was judged, not done.
+    #[serde(rename = "dryRun", skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Writes audit events for one step run.
@@ -67,6 +70,8 @@ pub struct AuditEvent {
 pub struct Auditor {
     pub step: &'static str,
     pub workflow: Workflow,
+    /// A dry run marks every event and takes the plan's judgements from them.
+    pub dry_run: crate::plan::DryRun,
 }
 
 impl Auditor {
@@ -88,11 +93,13 @@ impl Auditor {
             workflow: self.workflow.clone(),
             reason,
             details: None,
+            dry_run: self.dry_run.active(),
         }
     }
 
     /// Prints the event as one line on stdout.
     pub fn emit(&self, ev: &AuditEvent) {
+        self.dry_run.from_audit(ev);
         let line = serde_json::to_string(ev).unwrap_or_else(|e| {
             format!(
                 r#"{{"step":"{}","outcome":"audit-encoding-failed","reason":"{e}"}}"#,

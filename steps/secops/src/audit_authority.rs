@@ -40,6 +40,8 @@ pub struct Config {
     /// LIST all namespaces for bootstrap Secrets outside the allowed set.
     pub cluster_wide: bool,
     pub fail_on_violations: bool,
+    /// Reads only either way; a dry run adds the plan (one `report` line per violation).
+    pub dry_run: crate::plan::DryRun,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -32,11 +32,32 @@ pub struct KubeArgs {
     /// Every step has Kubernetes flags, so the retry budget (for both APIs) lives here.
     #[command(flatten)]
     pub retry: RetryArgs,
+    /// ... and so does the dry-run switch.
+    #[command(flatten)]
+    pub dry_run: DryRunArgs,
+}
+
+/// `--dry-run`: print the plan, write nothing anywhere (see `plan`).
+#[derive(Debug, Clone, Args)]
+pub struct DryRunArgs {
+    /// Print the plan (what would be written, consumed, rotated or revoked, and why anything
+    /// would be skipped or refused) and write nothing to Kubernetes or Vault; the exit code is
+    /// the real run's. `--dry-run` alone means true.
+    #[arg(long = "dry-run", env = "SECOPS_DRY_RUN", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub dry_run: bool,
+}
+
+impl DryRunArgs {
+    /// The switch and plan recorder shared by the step's config, auditor and clients.
+    pub fn dry_run(&self) -> crate::plan::DryRun {
+        crate::plan::DryRun::new(self.dry_run)
+    }
 }
 
 impl KubeArgs {
     pub fn config(&self, step: &str) -> KubeConfig {
         KubeConfig {
+            dry_run: self.dry_run.dry_run,
             kubeconfig: self.kubeconfig.clone(),
             events: self.kube_events,
             component: format!("secops/{step}"),
@@ -186,6 +207,13 @@ impl VaultTarget {
         self.client.retry = retry.policy();
         self
     }
+
+    /// A dry run's client refuses every mutating request (logins and revoking its own login
+    /// token excepted).
+    pub fn with_dry_run(mut self, dry_run: &crate::plan::DryRun) -> Self {
+        self.client.dry_run = dry_run.active();
+        self
+    }
 }
 
 impl VaultArgs {
@@ -260,6 +288,7 @@ impl VaultArgs {
                 auth,
                 timeout: Duration::from_secs(self.vault_timeout.max(1)),
                 retry: RetryPolicy::default(),
+                dry_run: false,
             },
             mount,
             kv_version: self.kv_version,
@@ -310,6 +339,7 @@ impl VaultServerArgs {
             auth: VaultAuth::Token(SecretString::from(String::new())),
             timeout: Duration::from_secs(self.vault_timeout.max(1)),
             retry,
+            dry_run: false,
         })
     }
 }

@@ -54,6 +54,7 @@ pub async fn refresh(
     mount: &VaultPath,
     path: &VaultPath,
     stamp: &str,
+    dry_run: &crate::plan::DryRun,
 ) -> Result<RefreshReport> {
     let mut report = RefreshReport::default();
     for ns in namespaces {
@@ -70,7 +71,16 @@ pub async fn refresh(
                 report.unchanged.push(id);
                 continue;
             }
-            kube.bump_force_sync(&es.namespace, &es.name, stamp).await?;
+            let plan = || {
+                crate::plan::PlanItem::new(
+                    crate::plan::Action::WouldRefresh,
+                    format!("ExternalSecret {id}"),
+                )
+                .at(mount, path)
+                .because(format!("set its force-sync annotation to {stamp}"))
+            };
+            let bump = kube.bump_force_sync(&es.namespace, &es.name, stamp);
+            dry_run.gate(plan, (), bump).await?;
             report.refreshed.push(id);
         }
     }

@@ -27,6 +27,9 @@ pub struct KubeConfig {
     pub timeout: std::time::Duration,
     /// Retries inside the run; replaces kube's own default retry layer.
     pub retry: RetryPolicy,
+    /// `--dry-run`: every mutating call is refused (a missed gate is a bug, exit 1) and
+    /// Events are not recorded.
+    pub dry_run: bool,
 }
 
 /// A Secret as the steps need it: identity, metadata, and values that cannot print.
@@ -166,6 +169,16 @@ impl Kube {
         Ok(Kube { client, cfg })
     }
 
+    /// Defence in depth for `--dry-run`: a mutation that reached the client had no gate.
+    fn refuse_in_dry_run(&self, verb: &str, object: &str) -> Result<()> {
+        if self.cfg.dry_run {
+            return Err(crate::plan::missed_gate(&format!(
+                "a Kubernetes {verb} of {object}"
+            )));
+        }
+        Ok(())
+    }
+
     fn secrets(&self, ns: &str) -> Api<Secret> {
         Api::namespaced(self.client.clone(), ns)
     }
@@ -297,6 +310,7 @@ impl Kube {
             type_: Some("Opaque".into()),
             ..Secret::default()
         };
+        self.refuse_in_dry_run("create", &format!("Secret {ns}/{name}"))?;
         match self.secrets(ns).create(&PostParams::default(), &s).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
@@ -313,6 +327,7 @@ impl Kube {
         resource_version: &str,
         mut patch: serde_json::Value,
     ) -> Result<String> {
+        self.refuse_in_dry_run("patch", &format!("Secret {ns}/{name}"))?;
         patch["metadata"]["resourceVersion"] = resource_version.into();
         let api = self.secrets(ns);
         let pp = PatchParams::default();
@@ -331,6 +346,7 @@ impl Kube {
     /// Deletes only the exact object we checked (uid and resourceVersion preconditions).
     /// `Ok(false)` when it was already gone.
     pub async fn delete_secret(&self, ns: &str, name: &str, uid: &str, rv: &str) -> Result<bool> {
+        self.refuse_in_dry_run("delete", &format!("Secret {ns}/{name}"))?;
         let dp = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: Some(uid.to_owned()),
@@ -408,6 +424,7 @@ impl Kube {
 
     /// Sets ESO's `force-sync` annotation so it refreshes now instead of at its next interval.
     pub async fn bump_force_sync(&self, ns: &str, name: &str, value: &str) -> Result<()> {
+        self.refuse_in_dry_run("patch", &format!("ExternalSecret {ns}/{name}"))?;
         let api: Api<kube::api::DynamicObject> =
             Api::namespaced_with(self.client.clone(), ns, &external_secret_resource());
         let patch = serde_json::json!({ "metadata": { "annotations": { FORCE_SYNC: value } } });
@@ -423,8 +440,9 @@ impl Kube {
 
     /// Records an action on the object. Failure to record is logged, never fatal: the stdout
     /// audit event is the primary trail and the handover itself already happened.
+    /// In a dry run no Event is recorded (the plan on stdout is the record).
     pub async fn event(&self, obj: &ObjectIdentity, warning: bool, reason: &str, message: &str) {
-        if !self.cfg.events {
+        if !self.cfg.events || self.cfg.dry_run {
             return;
         }
         let now = jiff::Timestamp::now();
@@ -582,6 +600,44 @@ mod tests {
             map_err(gone, "patch", "Secret a/db").exit(),
             Exit::Transient
         );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_client_refuses_every_mutation_before_sending_it() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // Nothing listens here: a request that went out would be a transport error (exit 4).
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let kube = Kube {
+            client: kube::Client::try_from(config).unwrap(),
+            cfg: KubeConfig {
+                dry_run: true,
+                events: true,
+                ..KubeConfig::default()
+            },
+        };
+        let gate = |e: Error| {
+            assert_eq!(e.exit(), Exit::Internal, "{e}");
+            assert!(e.to_string().contains("dry-run gate"), "{e}");
+        };
+        gate(
+            kube.patch_secret("a", "b", "1", serde_json::json!({}))
+                .await
+                .unwrap_err(),
+        );
+        gate(kube.delete_secret("a", "b", "u", "1").await.unwrap_err());
+        gate(
+            kube.create_empty_secret("a", "b", BTreeMap::new(), BTreeMap::new())
+                .await
+                .unwrap_err(),
+        );
+        gate(kube.bump_force_sync("a", "b", "x").await.unwrap_err());
+        // Events are simply not recorded in a dry run (no request, no error).
+        let obj = ObjectIdentity {
+            namespace: "a".into(),
+            name: "b".into(),
+            uid: "u".into(),
+        };
+        kube.event(&obj, false, "Test", "m").await;
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub mod kube;
 pub mod outputs;
 pub mod paths;
 #[cfg(feature = "io")]
+pub mod plan;
+#[cfg(feature = "io")]
 pub mod push;
 pub mod reference;
 #[cfg(feature = "io")]

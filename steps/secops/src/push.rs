@@ -16,6 +16,7 @@ use crate::handover::source_of;
 use crate::kube::{BootstrapSecret, Kube, ObjectIdentity};
 use crate::outputs::Outputs;
 use crate::paths::{annotation_hint, PathPolicy, VaultPath};
+use crate::plan::{Action, DryRun, PlanItem};
 use crate::selection::Selection;
 use crate::vault::kv::CasWrite;
 use crate::vault::{Kv2Read, Provenance, Vault};
@@ -35,6 +36,8 @@ pub struct Config {
     pub workflow: Workflow,
     /// Secrets pushed at once.
     pub concurrency: usize,
+    /// `--dry-run`: every write below goes through its gate.
+    pub dry_run: DryRun,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,7 +90,9 @@ pub async fn run(
                     })
             };
             match path {
-                Ok(p) => push_one(cfg, vault, s, &p).await.map(|(o, v)| (p, o, v)),
+                Ok(p) => push_one(cfg, vault, s, &p).await.map(|(o, v)| {
+                    (p, if cfg.dry_run.active() && o == "pushed" { "would-push" } else { o }, v)
+                }),
                 Err(e) => Err(e),
             }
         })
@@ -177,6 +182,13 @@ pub async fn run(
     Ok(exit)
 }
 
+fn would_push(cfg: &Config, s: &BootstrapSecret, path: &VaultPath, v: u64, why: &str) -> PlanItem {
+    PlanItem::new(Action::WouldPush, s.object())
+        .at(&cfg.vault.mount, path)
+        .version(Some(v))
+        .because(why)
+}
+
 fn identity(s: &BootstrapSecret) -> ObjectIdentity {
     ObjectIdentity {
         namespace: s.namespace.clone(),
@@ -229,7 +241,9 @@ async fn push_one(
                 }
                 // Our first write landed but the step stopped before recording provenance.
                 None if same => {
-                    vault.kv2_patch_metadata(mount, path, &patch).await?;
+                    let plan = || would_push(cfg, s, path, version, "record the missing provenance of this identical version");
+                    let provenance = vault.kv2_patch_metadata(mount, path, &patch);
+                    cfg.dry_run.gate(plan, (), provenance).await?;
                     return Ok(("unchanged", version));
                 }
                 _ => {
@@ -243,9 +257,19 @@ async fn push_one(
             }
         }
     };
-    match vault.kv2_write_cas(mount, path, &data, cas).await? {
+    let why = if first {
+        "create-only write (cas=0)".to_owned()
+    } else {
+        format!("the Secret changed: write over version {cas} (cas={cas})")
+    };
+    let planned = CasWrite::Written { version: cas + 1 };
+    let write = vault.kv2_write_cas(mount, path, &data, cas);
+    let plan = || would_push(cfg, s, path, cas + 1, &why);
+    match cfg.dry_run.gate(plan, planned, write).await? {
         CasWrite::Written { version } => {
-            vault.kv2_patch_metadata(mount, path, &patch).await?;
+            let plan = || would_push(cfg, s, path, version, "then record provenance");
+            let provenance = vault.kv2_patch_metadata(mount, path, &patch);
+            cfg.dry_run.gate(plan, (), provenance).await?;
             Ok(("pushed", version))
         }
         CasWrite::Mismatch => {

@@ -16,6 +16,7 @@ use crate::handover::{mark_consumed, read_bootstrap, write_vault};
 use crate::kube::Kube;
 use crate::outputs::Outputs;
 use crate::paths::{PathPolicy, VaultPath};
+use crate::plan::DryRun;
 use crate::reference::{References, SecretRef};
 use crate::vault::Vault;
 
@@ -47,17 +48,22 @@ pub struct ReadBootstrapArgs {
 }
 
 pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) -> Result<Exit> {
+    let dry_run = a.kube.dry_run.dry_run();
     let cfg = read_bootstrap::Config {
         selection: a.selection.selection()?,
         paths: a.paths.policy()?,
         batch_size: a.batch_size as usize,
+        dry_run: dry_run.clone(),
     };
     let audit = Auditor {
         step: "read-bootstrap",
         workflow: a.workflow.workflow()?,
+        dry_run: dry_run.clone(),
     };
+    let outputs = Outputs::new(a.outputs.outputs_dir);
     let kube = Kube::connect(a.kube.config("read-bootstrap")).await?;
-    read_bootstrap::run(&cfg, &kube, &audit, &Outputs::new(a.outputs.outputs_dir)).await
+    let res = read_bootstrap::run(&cfg, &kube, &audit, &outputs).await;
+    dry_run.finish("read-bootstrap", &outputs, res)
 }
 
 /// What write-vault and mark-consumed share: one reference, both authorities.
@@ -88,19 +94,27 @@ struct Handover {
     outputs: Outputs,
     kube: KubeArgs,
     concurrency: usize,
+    dry_run: DryRun,
 }
 
 impl HandoverArgs {
     /// Checks every flag first, so bad input exits 2 before anything is contacted.
     fn validate(self, step: &'static str, vault_token: Option<String>) -> Result<Handover> {
+        let dry_run = self.kube.dry_run.dry_run();
         Ok(Handover {
             references: self.reference.references()?,
-            vault: self.vault.config(vault_token)?.with_retry(&self.kube.retry),
+            vault: self
+                .vault
+                .config(vault_token)?
+                .with_retry(&self.kube.retry)
+                .with_dry_run(&dry_run),
             paths: self.paths.policy()?,
             audit: Auditor {
                 step,
                 workflow: self.workflow.workflow()?,
+                dry_run: dry_run.clone(),
             },
+            dry_run,
             outputs: Outputs::new(self.outputs.outputs_dir),
             kube: self.kube,
             concurrency: self.concurrency.get(),
@@ -132,6 +146,7 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
         vault: h.vault.clone(),
         paths: h.paths.clone(),
         workflow: h.audit.workflow.clone(),
+        dry_run: h.dry_run.clone(),
     };
     let (kube, vault) = h.connect().await?;
     let res = match (h.references.batch, h.references.items.as_slice()) {
@@ -151,7 +166,7 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
         }
     };
     vault.close().await;
-    res
+    h.dry_run.finish("write-vault", &h.outputs, res)
 }
 
 /// Acknowledges a handover by reading Vault back, then marks the bootstrap Secret consumed.
@@ -182,6 +197,7 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
         vault: h.vault.clone(),
         paths: h.paths.clone(),
         workflow: h.audit.workflow.clone(),
+        dry_run: h.dry_run.clone(),
     };
     let (kube, vault) = h.connect().await?;
     let res = match (h.references.batch, h.references.items.as_slice()) {
@@ -203,7 +219,7 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
         }
     };
     vault.close().await;
-    res
+    h.dry_run.finish("mark-consumed", &h.outputs, res)
 }
 
 /// Rotates keys of KV v2 secrets inside Vault, revokes old versions, refreshes consumers.
@@ -269,7 +285,12 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
         .map(|p| VaultPath::parse(p).map_err(|e| Error::Usage(format!("path {p:?}: {e}"))))
         .collect::<Result<Vec<_>>>()?;
     let workflow = a.workflow.workflow()?;
-    let vault_target = a.vault.config(vault_token)?.with_retry(&a.kube.retry);
+    let dry_run = a.kube.dry_run.dry_run();
+    let vault_target = a
+        .vault
+        .config(vault_token)?
+        .with_retry(&a.kube.retry)
+        .with_dry_run(&dry_run);
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
         return Err(Error::Usage(
             "rotate needs KV version 2 (versions and check-and-set); --kv-version 1 is not supported".into(),
@@ -303,11 +324,13 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
         vault: vault_target,
         workflow: workflow.clone(),
         concurrency: a.concurrency.get(),
+        dry_run: dry_run.clone(),
     };
     cfg.validate()?;
     let audit = Auditor {
         step: "rotate",
         workflow,
+        dry_run: dry_run.clone(),
     };
     let outputs = Outputs::new(a.outputs.outputs_dir);
     let kube = match &cfg.refresh_namespaces {
@@ -317,7 +340,7 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
     let vault = Vault::connect(&cfg.vault.client).await?;
     let res = crate::rotation::run(&cfg, &vault, kube.as_ref(), &audit, &outputs).await;
     vault.close().await;
-    res
+    dry_run.finish("rotate", &outputs, res)
 }
 
 /// Publishes operator-generated Secrets (label secops.io/class=internal) into Vault.
@@ -352,7 +375,12 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
         path_prefix: Some(a.path_prefix.clone()),
     }
     .policy()?;
-    let vault_target = a.vault.config(vault_token)?.with_retry(&a.kube.retry);
+    let dry_run = a.kube.dry_run.dry_run();
+    let vault_target = a
+        .vault
+        .config(vault_token)?
+        .with_retry(&a.kube.retry)
+        .with_dry_run(&dry_run);
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
         return Err(Error::Usage(
             "push-secret needs KV version 2 (check-and-set, metadata)".into(),
@@ -364,17 +392,19 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
         vault: vault_target,
         workflow: a.workflow.workflow()?,
         concurrency: a.concurrency.get(),
+        dry_run: dry_run.clone(),
     };
     let audit = Auditor {
         step: "push-secret",
         workflow: cfg.workflow.clone(),
+        dry_run: dry_run.clone(),
     };
     let outputs = Outputs::new(a.outputs.outputs_dir);
     let kube = Kube::connect(a.kube.config("push-secret")).await?;
     let vault = Vault::connect(&cfg.vault.client).await?;
     let res = crate::push::run(&cfg, &kube, &vault, &audit, &outputs).await;
     vault.close().await;
-    res
+    dry_run.finish("push-secret", &outputs, res)
 }
 
 fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> Result<()> {
@@ -535,15 +565,20 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
         )?,
         store_timeout: a.store_timeout,
         unseal_timeout: a.unseal_timeout,
+        dry_run: a.kube.dry_run.dry_run(),
     };
     let audit = Auditor {
         step: "init-authority",
         workflow: a.workflow.workflow()?,
+        dry_run: cfg.dry_run.clone(),
     };
-    let vault = Vault::anonymous(&a.vault.config(a.kube.retry.policy())?)?;
+    let mut vault_cfg = a.vault.config(a.kube.retry.policy())?;
+    vault_cfg.dry_run = cfg.dry_run.active();
+    let vault = Vault::anonymous(&vault_cfg)?;
     let kube = Kube::connect(a.kube.config("init-authority")).await?;
     let outputs = Outputs::new(a.outputs.outputs_dir);
-    init::run(&cfg, &kube, &vault, operator_token, &audit, &outputs).await
+    let res = init::run(&cfg, &kube, &vault, operator_token, &audit, &outputs).await;
+    cfg.dry_run.finish("init-authority", &outputs, res)
 }
 
 /// `SealConfig.Validate`'s rules, checked before anything is contacted.
@@ -584,15 +619,20 @@ pub async fn unseal(a: UnsealArgs, _vault_token: Option<String>) -> Result<Exit>
     let cfg = crate::authority::unseal::Config {
         store: a.store.store()?,
         identity_file: a.age_identity_file,
+        dry_run: a.kube.dry_run.dry_run(),
     };
     let audit = Auditor {
         step: "unseal",
         workflow: a.workflow.workflow()?,
+        dry_run: cfg.dry_run.clone(),
     };
-    let vault = Vault::anonymous(&a.vault.config(a.kube.retry.policy())?)?;
+    let mut vault_cfg = a.vault.config(a.kube.retry.policy())?;
+    vault_cfg.dry_run = cfg.dry_run.active();
+    let vault = Vault::anonymous(&vault_cfg)?;
     let kube = Kube::connect(a.kube.config("unseal")).await?;
     let outputs = Outputs::new(a.outputs.outputs_dir);
-    crate::authority::unseal::run(&cfg, &kube, &vault, &audit, &outputs).await
+    let res = crate::authority::unseal::run(&cfg, &kube, &vault, &audit, &outputs).await;
+    cfg.dry_run.finish("unseal", &outputs, res)
 }
 
 /// Reports every violation of the single-authority guarantees (RFC 5.8). Read-only.
@@ -650,7 +690,12 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
         .filter(|s| !s.is_empty())
         .collect();
     validate_namespaces(namespaces.iter())?;
-    let vault_target = a.vault.config(vault_token)?.with_retry(&a.kube.retry);
+    let dry_run = a.kube.dry_run.dry_run();
+    let vault_target = a
+        .vault
+        .config(vault_token)?
+        .with_retry(&a.kube.retry)
+        .with_dry_run(&dry_run);
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
         return Err(Error::Usage(
             "audit-authority needs KV version 2 (provenance lives in custom_metadata)".into(),
@@ -671,15 +716,17 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
         min_value_bytes: a.min_value_bytes.max(1),
         cluster_wide: a.cluster_wide,
         fail_on_violations: a.fail_on_violations,
+        dry_run: dry_run.clone(),
     };
     let audit = Auditor {
         step: "audit-authority",
         workflow: a.workflow.workflow()?,
+        dry_run: dry_run.clone(),
     };
     let outputs = Outputs::new(a.outputs.outputs_dir);
     let kube = Kube::connect(a.kube.config("audit-authority")).await?;
     let vault = Vault::connect(&vault_target.client).await?;
     let res = crate::audit_authority::run(&cfg, &kube, &vault, &audit, &outputs).await;
     vault.close().await;
-    res
+    dry_run.finish("audit-authority", &outputs, res)
 }

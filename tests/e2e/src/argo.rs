@@ -148,6 +148,7 @@ impl Node {
     pub fn audit(&self) -> Vec<Value> {
         self.stdout
             .lines()
+            .filter(|l| !l.starts_with("plan: "))
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
             .collect()
     }

@@ -111,14 +111,23 @@ pub struct StepRun {
 }
 
 impl StepRun {
-    /// The audit events (stdout lines).
+    /// The audit events (stdout lines; a `--dry-run`'s `plan: ` lines are not events).
     pub fn audit(&self) -> Vec<Value> {
         self.stdout
             .lines()
+            .filter(|l| !l.starts_with("plan: "))
             .map(|l| {
                 serde_json::from_str(l)
                     .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
             })
+            .collect()
+    }
+
+    /// A `--dry-run`'s human-readable plan: its `plan: ` lines on stdout.
+    pub fn plan(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("plan: "))
             .collect()
     }
 

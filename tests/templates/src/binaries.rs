@@ -325,6 +325,23 @@ pub fn check_container(
         }
     }
 
+    // Every step gets the workflow's dry-run parameter, so a dry run writes nothing anywhere.
+    let dry_run = literal_of(c, "--dry-run", "SECOPS_DRY_RUN");
+    if !dry_run
+        .as_deref()
+        .is_some_and(|v| v.contains("parameters.dry-run}}"))
+    {
+        out.push(Problem::at(
+            doc,
+            at,
+            format!(
+                "{} must get --dry-run={{{{workflow.parameters.dry-run}}}} (or an input parameter \
+                 dry-run), not {dry_run:?}: a dry run of the workflow must reach every step",
+                bin.name
+            ),
+        ));
+    }
+
     if bin.logs_in_to_vault() && facts.vault_role.is_none() {
         let auth =
             literal_of(c, "--vault-auth", "SECOPS_VAULT_AUTH").unwrap_or("kubernetes".into());

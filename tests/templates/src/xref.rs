@@ -329,6 +329,23 @@ pub fn check_spec(
 ) {
     let mut declared = inherited.clone();
     declared.extend(parameters(&spec["arguments"]["parameters"]));
+    // Every shipped workflow can be run as a plan first (README: "Plan before you run").
+    match declared.get("dry-run") {
+        None => out.push(Problem::at(
+            d,
+            path::keys(at, "arguments.parameters"),
+            "declares no dry-run parameter: every workflow exposes one (value \"false\") and passes it to every step as --dry-run",
+        )),
+        Some(p) if p["value"].as_str() != Some("false") => out.push(Problem::at(
+            d,
+            path::keys(at, "arguments.parameters"),
+            format!(
+                "the dry-run parameter must default to \"false\", not {}",
+                p["value"]
+            ),
+        )),
+        Some(_) => {}
+    }
     let ns = idx.namespace(d);
     let templates: Vec<&Value> = spec["templates"].as_array().into_iter().flatten().collect();
     let by_name: BTreeMap<&str, &Value> = templates

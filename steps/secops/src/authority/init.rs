@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
+use crate::plan::{Action, DryRun, PlanItem};
 use crate::vault::sys::InitRequest;
 use crate::vault::Vault;
 use crate::vocab::*;
@@ -36,6 +37,9 @@ pub struct Config {
     pub store_timeout: Duration,
     /// How long to wait for an auto-unseal Vault to unseal itself.
     pub unseal_timeout: Duration,
+    /// `--dry-run`: every read and refusal as in a real run; the plan instead of
+    /// placeholder, `sys/init`, store, unseal, grants and root-token revocation.
+    pub dry_run: DryRun,
 }
 
 pub async fn run(
@@ -61,6 +65,9 @@ pub async fn run(
              or it is another Vault)",
             "confirm the material is obsolete, move the Secret away (it is never overwritten), then run again",
         ));
+    }
+    if cfg.dry_run.active() {
+        return plan_init(cfg, stored.as_ref(), audit, outputs);
     }
     let rv = prepare_placeholder(cfg, kube, audit).await?;
     tracing::info!(%object, "placeholder ready; initialising Vault");
@@ -158,13 +165,7 @@ async fn prepare_placeholder(cfg: &Config, kube: &Kube, audit: &Auditor) -> Resu
             "another init-authority ran; run again to see its result",
         ));
     }
-    if s.label(LABEL_CLASS) != Some(CLASS_AUTHORITY) {
-        return Err(Error::precondition(
-            s.object(),
-            format!("exists but is not labelled {LABEL_CLASS}={CLASS_AUTHORITY}"),
-            "choose another --secret-name or remove that Secret",
-        ));
-    }
+    check_placeholder(&s)?;
     let patch = serde_json::json!({ "metadata": { "annotations": {
         ANN_AUTHORITY_STATE: AUTHORITY_PENDING,
         ANN_INIT_ATTEMPT: jiff::Timestamp::now().to_string(),
@@ -180,6 +181,87 @@ async fn prepare_placeholder(cfg: &Config, kube: &Kube, audit: &Auditor) -> Resu
 }
 
 /// Writes the material, retrying anything but a changed Secret until the deadline.
+fn check_placeholder(s: &BootstrapSecret) -> Result<()> {
+    if s.label(LABEL_CLASS) != Some(CLASS_AUTHORITY) {
+        return Err(Error::precondition(
+            s.object(),
+            format!("exists but is not labelled {LABEL_CLASS}={CLASS_AUTHORITY}"),
+            "choose another --secret-name or remove that Secret",
+        ));
+    }
+    Ok(())
+}
+
+/// `--dry-run` of an uninitialised Vault: everything after this point writes (the
+/// placeholder, `sys/init`, the material, unseal, grants), so the rest is the plan.
+fn plan_init(
+    cfg: &Config,
+    stored: Option<&BootstrapSecret>,
+    audit: &Auditor,
+    outputs: &Outputs,
+) -> Result<Exit> {
+    let object = cfg.store.object();
+    let dry = &cfg.dry_run;
+    match stored {
+        None => dry.record(PlanItem::new(Action::WouldCreate, &object).because(format!(
+            "empty placeholder labelled {LABEL_CLASS}={CLASS_AUTHORITY}, state {AUTHORITY_PENDING}"
+        ))),
+        Some(s) => {
+            check_placeholder(s)?;
+            dry.record(
+                PlanItem::new(Action::WouldPatch, &object)
+                    .because("reuse the empty placeholder: annotate the init attempt"),
+            );
+        }
+    }
+    let (shares, threshold) = match cfg.key_type {
+        KeyType::Shamir => (cfg.request.secret_shares, cfg.request.secret_threshold),
+        KeyType::Recovery => (cfg.request.recovery_shares, cfg.request.recovery_threshold),
+    };
+    dry.record(PlanItem::new(Action::WouldInit, "Vault").because(format!(
+        "sys/init with {} {} key shares, threshold {}",
+        shares.unwrap_or_default(),
+        cfg.key_type.as_str(),
+        threshold.unwrap_or_default()
+    )));
+    dry.record(PlanItem::new(Action::WouldPatch, &object).because(match &cfg.protection {
+        Protection::Age(r) => format!("store the unseal material encrypted to {} age recipient(s), before anything else", r.len()),
+        Protection::Plaintext => "store the unseal material in plaintext (--plaintext-unseal-keys), before anything else".to_owned(),
+    }));
+    dry.record(
+        PlanItem::new(Action::WouldUnseal, "Vault").because(match cfg.key_type {
+            KeyType::Shamir => "submit the new key shares",
+            KeyType::Recovery => "wait for the auto-unseal",
+        }),
+    );
+    if !cfg.grants.is_empty() {
+        dry.record(
+            PlanItem::new(Action::WouldEstablish, "Vault")
+                .because(format!("with the root token: {}", cfg.grants.names())),
+        );
+        dry.record(
+            PlanItem::new(Action::WouldPatch, &object)
+                .because(format!("annotate state {AUTHORITY_ESTABLISHED}")),
+        );
+    }
+    dry.record(
+        PlanItem::new(Action::WouldRevokeToken, "Vault")
+            .because("revoke the root token sys/init returns"),
+    );
+    let result = serde_json::json!({
+        "outcome": "would-initialize",
+        "secret": { "namespace": cfg.store.namespace, "name": cfg.store.name },
+        "keyType": cfg.key_type.as_str(),
+        "dryRun": true,
+    });
+    let mut ev = audit.event("init", "would-initialize", None, None, None);
+    ev.details = Some(result.clone());
+    audit.emit(&ev);
+    outputs.write("outcome", "would-initialize")?;
+    outputs.write_json("result.json", &result)?;
+    Ok(Exit::Done)
+}
+
 async fn store(
     cfg: &Config,
     kube: &Kube,
@@ -307,12 +389,29 @@ async fn already_initialized(
     if !cfg.grants.is_empty() {
         match operator_token {
             Some(t) if !t.expose_secret().is_empty() => {
-                cfg.grants.apply(&vault.with_token(t)).await?;
+                let operator = vault.with_token(t);
+                let plan = || {
+                    PlanItem::new(Action::WouldEstablish, "Vault")
+                        .because(format!("with the operator token: {}", cfg.grants.names()))
+                };
+                cfg.dry_run
+                    .gate(plan, (), cfg.grants.apply(&operator))
+                    .await?;
                 if state != AUTHORITY_ESTABLISHED {
-                    mark(kube, &cfg.store, &s.resource_version, AUTHORITY_ESTABLISHED).await?;
+                    let plan = || {
+                        PlanItem::new(Action::WouldPatch, &object)
+                            .because(format!("annotate state {AUTHORITY_ESTABLISHED}"))
+                    };
+                    let marking =
+                        mark(kube, &cfg.store, &s.resource_version, AUTHORITY_ESTABLISHED);
+                    cfg.dry_run.gate(plan, String::new(), marking).await?;
                 }
                 new_state = AUTHORITY_ESTABLISHED.to_owned();
-                outcome = "established";
+                outcome = if cfg.dry_run.active() {
+                    "would-establish"
+                } else {
+                    "established"
+                };
             }
             _ if state != AUTHORITY_ESTABLISHED => {
                 return Err(Error::precondition(

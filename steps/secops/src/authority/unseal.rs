@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kube::Kube;
 use crate::outputs::Outputs;
+use crate::plan::{Action, PlanItem};
 use crate::vault::sys::UnsealStep;
 use crate::vault::Vault;
 
@@ -15,6 +16,8 @@ use crate::vault::Vault;
 pub struct Config {
     pub store: Store,
     pub identity_file: Option<PathBuf>,
+    /// `--dry-run`: the material is read and opened, no share is submitted.
+    pub dry_run: crate::plan::DryRun,
 }
 
 pub async fn run(
@@ -49,8 +52,21 @@ pub async fn run(
                     .into(),
             ));
         }
-        submit(vault, &m, &object).await?;
-        "unsealed"
+        let plan = || {
+            PlanItem::new(Action::WouldUnseal, "Vault").because(format!(
+                "submit the stored key shares from {object} until unsealed (threshold {} of {})",
+                m.threshold,
+                m.keys.len()
+            ))
+        };
+        cfg.dry_run
+            .gate(plan, (), submit(vault, &m, &object))
+            .await?;
+        if cfg.dry_run.active() {
+            "would-unseal"
+        } else {
+            "unsealed"
+        }
     };
     let mut ev = audit.event("unseal", outcome, None, None, None);
     ev.details = Some(serde_json::json!({

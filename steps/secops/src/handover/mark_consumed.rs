@@ -19,6 +19,7 @@ use crate::exit::Exit;
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
+use crate::plan::{Action, DryRun, PlanItem};
 use crate::reference::SecretRef;
 use crate::vault::{Kv2Read, Provenance, Vault};
 use crate::vocab::*;
@@ -54,6 +55,8 @@ pub struct Config {
     pub vault: VaultTarget,
     pub paths: PathPolicy,
     pub workflow: Workflow,
+    /// `--dry-run`: every write below goes through its gate.
+    pub dry_run: DryRun,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,6 +68,8 @@ pub enum Outcome {
     ConsumedVaultDiffers,
     /// Was already marked (or already deleted).
     Unchanged,
+    /// `--dry-run`: a real run would mark it now; nothing was changed.
+    WouldConsume,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +100,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Consumed => "consumed",
         Outcome::ConsumedVaultDiffers => "consumed-vault-differs",
         Outcome::Unchanged => "unchanged",
+        Outcome::WouldConsume => "would-consume",
     }
 }
 
@@ -109,6 +115,10 @@ pub async fn handle(
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
     let res = match mark(cfg, kube, vault, audit, fetch).await {
+        Ok(res) if cfg.dry_run.active() && res.outcome != Outcome::Unchanged => MarkResult {
+            outcome: Outcome::WouldConsume,
+            ..res
+        },
         Ok(res) => res,
         Err(e) => {
             let t = target(mount, &r.path, cfg.vault_version);
@@ -197,8 +207,10 @@ async fn mark(
             // finish the job. The consumption itself was that run's, so this one reports
             // `unchanged`, and a race has one winner.
             audit_deleting(cfg, audit, version);
-            kube.delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
-                .await?;
+            let plan =
+                || would_consume(cfg, &s, version, "finish the delete an earlier run marked");
+            let delete = kube.delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version);
+            cfg.dry_run.gate(plan, true, delete).await?;
         }
         return Ok(result(Outcome::Unchanged, version));
     }
@@ -228,9 +240,16 @@ async fn mark(
         // so a run killed after the irreversible delete still leaves a trail that matches;
         // a delete that finds the Secret gone lost a race (or repeats ours): `unchanged`.
         audit_deleting(cfg, audit, version);
-        let deleted = kube
-            .delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version)
-            .await?;
+        let plan = || {
+            would_consume(
+                cfg,
+                &s,
+                version,
+                "mode delete: delete it (uid and resourceVersion preconditions)",
+            )
+        };
+        let delete = kube.delete_secret(&s.namespace, &s.name, &s.uid, &s.resource_version);
+        let deleted = cfg.dry_run.gate(plan, true, delete).await?;
         return Ok(result(
             if deleted {
                 consumed
@@ -264,9 +283,21 @@ async fn mark(
     if cfg.mode == Mode::Inert {
         patch["data"] = tombstone(&s);
     }
-    kube.patch_secret(&s.namespace, &s.name, &s.resource_version, patch)
-        .await?;
+    let why = match cfg.mode {
+        Mode::Inert => "mode inert: label consumed, annotate, blank its data",
+        _ => "mode ignore: label consumed and annotate",
+    };
+    let plan = || would_consume(cfg, &s, version, why);
+    let patch = kube.patch_secret(&s.namespace, &s.name, &s.resource_version, patch);
+    cfg.dry_run.gate(plan, String::new(), patch).await?;
     Ok(result(consumed, version))
+}
+
+fn would_consume(cfg: &Config, s: &BootstrapSecret, version: u64, why: &str) -> PlanItem {
+    PlanItem::new(Action::WouldConsume, s.object())
+        .at(&cfg.vault.mount, &cfg.reference.path)
+        .version(Some(version))
+        .because(why)
 }
 
 /// Recorded before the irreversible delete: a run that dies (or loses the answer) during it
@@ -275,7 +306,11 @@ fn audit_deleting(cfg: &Config, audit: &Auditor, version: u64) {
     let r = &cfg.reference;
     audit.emit(&audit.event(
         "consume",
-        "deleting",
+        if cfg.dry_run.active() {
+            "would-delete"
+        } else {
+            "deleting"
+        },
         Some(source_of_ref(r)),
         Some(target(&cfg.vault.mount, &r.path, Some(version))),
         Some(format!(
@@ -329,6 +364,14 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
         }
         Kv2Read::Deleted { version, .. } => {
             Err(not_acked(format!("{object} version {version} is deleted")))
+        }
+        // A dry-run chain's write-vault wrote nothing: plan the consumption that follows
+        // its planned write (version 1, or the version it reported) instead of refusing.
+        Kv2Read::Missing if cfg.dry_run.active() => {
+            let version = cfg.vault_version.unwrap_or(1);
+            let why = format!("after write-vault writes it ({object} holds no version yet; without that write the real run refuses with exit 3)");
+            cfg.dry_run.record(would_consume(cfg, s, version, &why));
+            Ok((version, false))
         }
         Kv2Read::Missing => Err(not_acked(format!("{object} has no such version"))),
     }

@@ -21,6 +21,8 @@ pub struct Config {
     pub paths: PathPolicy,
     /// References per item of `batches.json` (the batch template's fan-out).
     pub batch_size: usize,
+    /// Reads only either way; a dry run adds the plan (select, skip, refuse).
+    pub dry_run: crate::plan::DryRun,
 }
 
 /// A Secret that was not turned into a reference, and why.

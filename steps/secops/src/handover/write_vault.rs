@@ -19,6 +19,7 @@ use crate::exit::Exit;
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
+use crate::plan::{Action, DryRun, PlanItem};
 use crate::reference::SecretRef;
 use crate::secret::VaultData;
 use crate::vault::kv::CasWrite;
@@ -31,6 +32,8 @@ pub struct Config {
     pub vault: VaultTarget,
     pub paths: PathPolicy,
     pub workflow: Workflow,
+    /// `--dry-run`: every write below goes through its gate.
+    pub dry_run: DryRun,
 }
 
 /// What write-vault did, as written to `result.json` and the audit trail.
@@ -43,6 +46,8 @@ pub enum Outcome {
     Unchanged,
     /// The Secret was re-created (new uid) for a path Vault already holds; Vault not written.
     AlreadyHeld,
+    /// `--dry-run`: a real run would write this version; nothing was written.
+    WouldWrite,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +82,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Written => "written",
         Outcome::Unchanged => "unchanged",
         Outcome::AlreadyHeld => "already-held",
+        Outcome::WouldWrite => "would-write",
     }
 }
 
@@ -91,6 +97,10 @@ pub async fn handle(
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
     let result = match write(cfg, kube, vault, fetch).await {
+        Ok(res) if cfg.dry_run.active() && res.outcome == Outcome::Written => WriteResult {
+            outcome: Outcome::WouldWrite,
+            ..res
+        },
         Ok(res) => res,
         Err(e) => {
             let t = target(mount, &r.path, None);
@@ -101,6 +111,7 @@ pub async fn handle(
     let version = (result.version > 0).then_some(result.version);
     let reason = match result.outcome {
         Outcome::Written => None,
+        Outcome::WouldWrite => Some("dry run: nothing was written".to_owned()),
         Outcome::Unchanged => Some("Vault already holds this handover".to_owned()),
         Outcome::AlreadyHeld => Some(
             "the bootstrap Secret was re-created; Vault already holds this path and was not written"
@@ -211,9 +222,15 @@ async fn write_kv2(
     let prov = provenance(cfg, s, data);
     // Validate the metadata before writing anything, so a refusal changes nothing.
     let patch = prov.to_metadata_patch()?;
-    let denied = match vault.kv2_write_cas(mount, path, data, 0).await? {
+    let create = match cfg.dry_run.active() {
+        true => planned_create(cfg, vault).await?,
+        false => vault.kv2_write_cas(mount, path, data, 0).await?,
+    };
+    let denied = match create {
         CasWrite::Written { version } => {
-            vault.kv2_patch_metadata(mount, path, &patch).await?;
+            let plan = || would_write(cfg, version, "then record provenance in custom_metadata");
+            let provenance = vault.kv2_patch_metadata(mount, path, &patch);
+            cfg.dry_run.gate(plan, (), provenance).await?;
             return Ok((Outcome::Written, version));
         }
         CasWrite::Mismatch => None,
@@ -275,7 +292,9 @@ async fn write_kv2(
                 }
                 None if same => {
                     // Our write landed but the step stopped before recording provenance.
-                    vault.kv2_patch_metadata(mount, path, &patch).await?;
+                    let plan = || would_write(cfg, version, "record the missing provenance of this identical version in custom_metadata");
+                    let provenance = vault.kv2_patch_metadata(mount, path, &patch);
+                    cfg.dry_run.gate(plan, (), provenance).await?;
                     Ok((Outcome::Unchanged, version))
                 }
                 _ => Err(Error::precondition(
@@ -308,7 +327,8 @@ async fn write_kv1(
     }
     match vault.kv1_read(mount, path).await? {
         None => {
-            vault.kv1_write(mount, path, data).await?;
+            let plan = || would_write(cfg, 0, "KV v1 write of an empty path");
+            cfg.dry_run.gate(plan, (), vault.kv1_write(mount, path, data)).await?;
             Ok(Outcome::Written)
         }
         Some(existing) if existing.same_values(data) => Ok(Outcome::Unchanged),
@@ -318,6 +338,34 @@ async fn write_kv1(
             "the runtime authority wins: choose another path with the secops.io/vault-path annotation",
         )),
     }
+}
+
+/// `--dry-run` in place of the create-only write: reads what the write would meet. Nothing
+/// there: the write would create version 1. Anything there: the write would be refused with a
+/// check-and-set mismatch, and the caller judges what is there exactly as after a real one.
+async fn planned_create(cfg: &Config, vault: &Vault) -> Result<CasWrite> {
+    match vault
+        .kv2_read(&cfg.vault.mount, &cfg.reference.path, None)
+        .await?
+    {
+        Kv2Read::Missing => {
+            cfg.dry_run.record(would_write(
+                cfg,
+                1,
+                "create-only write (cas=0) of every key",
+            ));
+            Ok(CasWrite::Written { version: 1 })
+        }
+        _ => Ok(CasWrite::Mismatch),
+    }
+}
+
+fn would_write(cfg: &Config, version: u64, why: &str) -> PlanItem {
+    let r = &cfg.reference;
+    PlanItem::new(Action::WouldWrite, r.object())
+        .at(&cfg.vault.mount, &r.path)
+        .version(Some(version))
+        .because(why)
 }
 
 /// When the Secret is gone: did a handover from exactly this Secret already happen?

@@ -29,6 +29,7 @@ use crate::exit::Exit;
 use crate::kube::Kube;
 use crate::outputs::Outputs;
 use crate::paths::VaultPath;
+use crate::plan::{Action, DryRun, PlanItem};
 use crate::secret::VaultData;
 use crate::vault::kv::CasWrite;
 use crate::vault::{Kv2Read, Vault};
@@ -55,6 +56,8 @@ pub struct Config {
     pub workflow: Workflow,
     /// Paths rotated at once (each path's protocol stays sequential).
     pub concurrency: usize,
+    /// `--dry-run`: every write below goes through its gate.
+    pub dry_run: DryRun,
 }
 
 impl Config {
@@ -139,7 +142,12 @@ pub async fn run(
             None => rotate_one(cfg, vault, kube, path).await,
         };
         let (result, e) = match res {
-            Ok(r) => (r, None),
+            Ok(mut r) => {
+                if cfg.dry_run.active() && r.outcome == "rotated" {
+                    r.outcome = "would-rotate".into();
+                }
+                (r, None)
+            }
             Err(e) => (
                 PathResult {
                     path: path.to_string(),
@@ -336,8 +344,26 @@ async fn rotate_one(
             id: cfg.rotation_id.clone(),
         };
         let intent = BTreeMap::from([(META_ROTATION_PENDING.to_owned(), Some(p.encode()))]);
-        vault.kv2_patch_metadata(mount, path, &intent).await?;
-        match vault.kv2_write_cas(mount, path, &new_data, version).await? {
+        let keys = generators_label(&cfg.keys);
+        let plan = || {
+            would(cfg, path, Action::WouldRotate, version + 1)
+                .because(format!("record the intent, then write version {} (cas={version}) with new values for {keys}", version + 1))
+        };
+        let record_intent = vault.kv2_patch_metadata(mount, path, &intent);
+        cfg.dry_run.gate(plan, (), record_intent).await?;
+        let planned = CasWrite::Written {
+            version: version + 1,
+        };
+        let write = vault.kv2_write_cas(mount, path, &new_data, version);
+        match cfg
+            .dry_run
+            .gate(
+                || would(cfg, path, Action::WouldRotate, version + 1),
+                planned,
+                write,
+            )
+            .await?
+        {
             CasWrite::Written { version: v } => {
                 finish(cfg, vault, path, &custom, version, v).await?;
                 result.old_version = Some(version);
@@ -391,19 +417,37 @@ async fn finish_path(
     let mount = &cfg.vault.mount;
     result.new_version = Some(new_version);
 
-    if let Some(meta) = vault.kv2_metadata(mount, path).await? {
+    if let Some(mut meta) = vault.kv2_metadata(mount, path).await? {
+        if cfg.dry_run.active() && meta.current_version < new_version {
+            // The planned version does not exist: judge retention as if it did, created now.
+            meta.current_version = new_version;
+            meta.versions.push(crate::vault::kv::VersionInfo {
+                version: new_version,
+                created: jiff::Timestamp::now(),
+                deleted: false,
+                destroyed: false,
+            });
+        }
         let revoke = cfg.retention.to_revoke(&meta, jiff::Timestamp::now());
         if !revoke.is_empty() {
             let destroy = cfg.retention.revoke == retention::Revoke::Destroy;
-            vault
-                .kv2_revoke_versions(mount, path, &revoke, destroy)
-                .await?;
+            let plan = || {
+                PlanItem::new(Action::WouldRevoke, format!("Vault path {mount}/{path}"))
+                    .at(mount, path)
+                    .because(format!(
+                        "{} versions {revoke:?} (retention)",
+                        if destroy { "destroy" } else { "soft-delete" },
+                    ))
+            };
+            let revoking = vault.kv2_revoke_versions(mount, path, &revoke, destroy);
+            cfg.dry_run.gate(plan, (), revoking).await?;
         }
         result.revoked = revoke;
     }
     if let (Some(kube), Some(namespaces)) = (kube, &cfg.refresh_namespaces) {
         let stamp = format!("{}-v{new_version}", cfg.rotation_id);
-        result.refresh = Some(eso::refresh(kube, namespaces, mount, path, &stamp).await?);
+        result.refresh =
+            Some(eso::refresh(kube, namespaces, mount, path, &stamp, &cfg.dry_run).await?);
     }
     Ok(result)
 }
@@ -481,9 +525,19 @@ async fn finish(
             }
         }
     }
-    vault
-        .kv2_patch_metadata(&cfg.vault.mount, path, &patch)
-        .await
+    let plan = || {
+        would(cfg, path, Action::WouldRotate, new).because(format!(
+            "record completion of the rotation {old}->{new} in custom_metadata"
+        ))
+    };
+    let record = vault.kv2_patch_metadata(&cfg.vault.mount, path, &patch);
+    cfg.dry_run.gate(plan, (), record).await
+}
+
+fn would(cfg: &Config, path: &VaultPath, action: Action, version: u64) -> PlanItem {
+    PlanItem::new(action, format!("Vault path {}/{path}", cfg.vault.mount))
+        .at(&cfg.vault.mount, path)
+        .version(Some(version))
 }
 
 fn random_hex(n: usize) -> String {

@@ -33,6 +33,9 @@ pub struct VaultConfig {
     pub timeout: Duration,
     /// Retries inside the run for requests safe to repeat.
     pub retry: RetryPolicy,
+    /// `--dry-run`: every mutating request is refused before it is sent, except logins and
+    /// revoking our own login token (a dry run logs in to read, and cleans up as usual).
+    pub dry_run: bool,
 }
 
 /// A logged-in client. Call [`Vault::close`] when done so a login token is revoked.
@@ -49,6 +52,7 @@ pub struct Vault {
     /// How we logged in, to log in again once if the token stops working mid-run.
     auth: Option<VaultAuth>,
     retry: RetryPolicy,
+    dry_run: bool,
 }
 
 /// A response whose body has not been interpreted yet. Bodies may hold secret values, so
@@ -138,6 +142,7 @@ impl Vault {
             tls_context: tls_context(cfg),
             auth: None,
             retry: cfg.retry,
+            dry_run: cfg.dry_run,
         };
         let (token, owns) = auth::login(&v, &cfg.auth).await?;
         v.set_token(token);
@@ -162,6 +167,7 @@ impl Vault {
             tls_context: tls_context(cfg),
             auth: None,
             retry: cfg.retry,
+            dry_run: cfg.dry_run,
         })
     }
 
@@ -176,6 +182,7 @@ impl Vault {
             tls_context: self.tls_context.clone(),
             auth: None,
             retry: self.retry,
+            dry_run: self.dry_run,
         }
     }
 
@@ -299,6 +306,11 @@ impl Vault {
         path: &str,
         body: Option<(&str, bytes::Bytes)>,
     ) -> Result<Response> {
+        if self.dry_run && self.mutates(&method, path) {
+            return Err(crate::plan::missed_gate(&format!(
+                "a Vault {method} /v1/{path}"
+            )));
+        }
         let url = format!("{}{}", self.base, path);
         let mut req = self
             .http
@@ -334,6 +346,17 @@ impl Vault {
         })
     }
 
+    /// Whether a request changes Vault. Reads (GET, LIST), logins and revoking a login token
+    /// we own are not mutations for `--dry-run`; everything else is.
+    fn mutates(&self, method: &reqwest::Method, path: &str) -> bool {
+        if matches!(method.as_str(), "GET" | "LIST" | "HEAD") {
+            return false;
+        }
+        let login = path.starts_with("auth/") && path.ends_with("/login");
+        let own_revoke = path == "auth/token/revoke-self" && self.owns_token;
+        !(login || own_revoke)
+    }
+
     /// Classifies a status that the caller did not expect.
     pub(crate) fn unexpected(&self, what: &str, object: &str, r: &Response) -> Error {
         status_error(what, object, r.status, &r.error_text())
@@ -354,6 +377,7 @@ impl Vault {
             tls_context: String::new(),
             auth: None,
             retry: RetryPolicy::default(),
+            dry_run: false,
         }
     }
 }
@@ -550,6 +574,40 @@ mod tests {
         for s in [400, 403, 404, 409, 412] {
             assert!(!is_retryable_status(s), "{s}");
         }
+    }
+}
+
+#[cfg(test)]
+mod dry_run_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dry_run_client_refuses_every_write_before_sending_it() {
+        let mut v = Vault::offline_for_tests();
+        v.dry_run = true;
+        let m = crate::paths::VaultPath::parse("secret").unwrap();
+        let p = crate::paths::VaultPath::parse("apps/db").unwrap();
+        let data = crate::secret::VaultData::default();
+        // Nothing listens at the offline address: a request that was sent would fail with
+        // a transport error (exit 5), not with the internal error of a missed gate.
+        let write = v.kv2_write_cas(&m, &p, &data, 0).await.unwrap_err();
+        assert_eq!(write.exit(), crate::exit::Exit::Internal, "{write}");
+        assert!(write.to_string().contains("dry-run gate"), "{write}");
+        let patch = v
+            .kv2_patch_metadata(&m, &p, &Default::default())
+            .await
+            .unwrap_err();
+        assert_eq!(patch.exit(), crate::exit::Exit::Internal, "{patch}");
+        let revoke = v.kv2_revoke_versions(&m, &p, &[1], true).await.unwrap_err();
+        assert_eq!(revoke.exit(), crate::exit::Exit::Internal, "{revoke}");
+        // Reads and logins go out (and fail here only because nothing listens).
+        let read = v.kv2_read(&m, &p, None).await.unwrap_err();
+        assert_ne!(read.exit(), crate::exit::Exit::Internal, "{read}");
+        assert!(!v.mutates(&reqwest::Method::POST, "auth/kubernetes/login"));
+        assert!(v.mutates(&reqwest::Method::PUT, "sys/init"));
+        assert!(v.mutates(&reqwest::Method::PUT, "sys/unseal"));
+        // The root token from sys/init is not ours to revoke in a dry run.
+        assert!(v.mutates(&reqwest::Method::POST, "auth/token/revoke-self"));
     }
 }
 

@@ -628,8 +628,10 @@ corpus! {
         .exits(1).says(["apps/r", "is not what the Vault API documents"]);
 
     // --- flags and environment ----------------------------------------------------------------
-    unknown_flag_read_bootstrap => case("read-bootstrap").args(["--namespaces", NS, "--dry-run"])
-        .exits(2).says(["unexpected argument '--dry-run'"]);
+    unknown_flag_read_bootstrap => case("read-bootstrap").args(["--namespaces", NS, "--all-namespaces"])
+        .exits(2).says(["unexpected argument '--all-namespaces'"]);
+    dry_run_not_a_bool => case("read-bootstrap").args(["--namespaces", NS, "--dry-run=maybe"])
+        .exits(2).says(["invalid value 'maybe'", "--dry-run"]);
     unknown_flag_mark_consumed => case("mark-consumed").args(["--mode", "delete", "--force"])
         .exits(2).says(["unexpected argument '--force'"]);
     unknown_flag_rotate => case("rotate").args(["--path", "apps/r", "--key", "password=password", "--all"])

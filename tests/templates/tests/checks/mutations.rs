@@ -45,7 +45,7 @@ fn a_flag_of_another_binary() {
         &found,
         &[(
             ROTATION,
-            "spec.templates[0].container.args[10]",
+            "spec.templates[0].container.args[11]",
             "unknown flag --batch-size: rotate",
         )],
     );
@@ -66,7 +66,7 @@ fn a_flag_with_its_value_in_the_next_argument() {
         &found,
         &[(
             ROTATION,
-            "spec.templates[0].container.args[10]",
+            "spec.templates[0].container.args[11]",
             "rotate refuses --keep-for=\"a month\"",
         )],
     );
@@ -1032,5 +1032,106 @@ fn a_kustomization_images_knob_out_of_step() {
                 "image \"ghcr.io/secops/rotate\" is not listed",
             ),
         ],
+    );
+}
+
+/// The index of the dry-run parameter in a WorkflowTemplate's `spec.arguments.parameters`.
+fn dry_run_param(wf: &mut serde_json::Value) -> usize {
+    at(wf, "/spec/arguments/parameters")
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["name"] == "dry-run")
+        .expect("a dry-run parameter")
+}
+
+#[test]
+fn a_workflow_without_the_dry_run_parameter() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-rotation");
+        let i = dry_run_param(wf);
+        at(wf, "/spec/arguments/parameters")
+            .as_array_mut()
+            .unwrap()
+            .remove(i);
+    });
+    assert_exactly(
+        &found,
+        &[
+            (
+                ROTATION,
+                "spec.arguments.parameters",
+                "declares no dry-run parameter",
+            ),
+            // The CronWorkflow's own dry-run argument now sets an undeclared parameter.
+            (
+                ROTATION,
+                "spec.workflowSpec.arguments.parameters[1].name",
+                "parameter \"dry-run\" is not declared by WorkflowTemplate secret-rotation",
+            ),
+            (
+                ROTATION,
+                "spec.templates[0].container.args[10]",
+                "{{workflow.parameters.dry-run}} is not declared",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_dry_run_parameter_that_defaults_to_true() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-handover");
+        let i = dry_run_param(wf);
+        *at(wf, &format!("/spec/arguments/parameters/{i}/value")) = json!("true");
+    });
+    assert_exactly(
+        &found,
+        &[(
+            HANDOVER,
+            "spec.arguments.parameters",
+            "the dry-run parameter must default to \"false\", not \"true\"",
+        )],
+    );
+}
+
+#[test]
+fn a_step_that_does_not_get_the_dry_run_parameter() {
+    let found = check_after(|t| {
+        let args = at(
+            t.doc_mut("WorkflowTemplate", "secret-handover"),
+            &format!("{MARK_CONSUMED}/args"),
+        );
+        args.as_array_mut()
+            .unwrap()
+            .retain(|a| !a.as_str().unwrap().starts_with("--dry-run"));
+    });
+    assert_exactly(
+        &found,
+        &[(
+            HANDOVER,
+            "spec.templates[4].container",
+            "mark-consumed must get --dry-run={{workflow.parameters.dry-run}}",
+        )],
+    );
+    // A literal value is not the workflow's switch either.
+    let found = check_after(|t| {
+        let args = at(
+            t.doc_mut("WorkflowTemplate", "secret-handover"),
+            &format!("{WRITE_VAULT}/args"),
+        );
+        for a in args.as_array_mut().unwrap() {
+            if a.as_str().unwrap().starts_with("--dry-run") {
+                *a = json!("--dry-run=false");
+            }
+        }
+    });
+    assert_exactly(
+        &found,
+        &[(
+            HANDOVER,
+            "spec.templates[3].container",
+            "write-vault must get --dry-run={{workflow.parameters.dry-run}}",
+        )],
     );
 }
