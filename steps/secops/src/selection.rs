@@ -99,9 +99,26 @@ impl Selection {
     /// The Secrets selected: the named one (it must exist), or one LIST per namespace with
     /// `class_selector` and the extra selector.
     pub async fn fetch(&self, kube: &Kube, class_selector: &str) -> Result<Vec<BootstrapSecret>> {
+        let mut all = Vec::new();
+        self.for_each_page(kube, class_selector, |page| all.extend(page))
+            .await?;
+        Ok(all)
+    }
+
+    /// Hands the selected Secrets to `f` one LIST page at a time (`limit`/`continue`, at
+    /// most [`crate::batch::PAGE`] Secrets each), fetching the next page only after `f` has
+    /// returned: a caller that drops each page holds one page of values, whatever the count.
+    /// The named Secret (it must exist) is one page of one.
+    pub async fn for_each_page<F>(&self, kube: &Kube, class_selector: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(Vec<BootstrapSecret>),
+    {
         if let Some((ns, name)) = &self.single {
             return match kube.get_secret(ns, name).await? {
-                Some(s) => Ok(vec![s]),
+                Some(s) => {
+                    f(vec![s]);
+                    Ok(())
+                }
                 None => Err(Error::precondition(
                     format!("Secret {ns}/{name}"),
                     "not found",
@@ -113,11 +130,20 @@ impl Selection {
             Some(extra) => format!("{class_selector},{extra}"),
             None => class_selector.to_owned(),
         };
-        let mut all = Vec::new();
         for ns in &self.namespaces {
-            all.extend(kube.list_secrets(ns, &selector).await?);
+            let mut next: Option<String> = None;
+            loop {
+                let (page, cont) = kube
+                    .list_secrets_page(ns, &selector, crate::batch::PAGE, next.as_deref())
+                    .await?;
+                f(page);
+                match cont {
+                    Some(c) => next = Some(c),
+                    None => break,
+                }
+            }
         }
-        Ok(all)
+        Ok(())
     }
 }
 

@@ -200,10 +200,10 @@ impl Front {
         let limit = req
             .query_param("limit")
             .and_then(|l| l.parse::<usize>().ok());
-        let offset = match req.query_param("continue").filter(|c| !c.is_empty()) {
-            None => 0,
-            Some(token) => match pages::offset(&token) {
-                Some(offset) => offset,
+        let after = match req.query_param("continue").filter(|c| !c.is_empty()) {
+            None => None,
+            Some(token) => match pages::after(&token) {
+                Some(key) => Some(key),
                 None => return status::bad_request("continue key is not valid"),
             },
         };
@@ -213,7 +213,7 @@ impl Front {
             .send(&Method::GET, &path, None, Vec::new())
             .await;
         match answer {
-            Ok((200, list)) => Reply::ok(pages::page(list, offset, limit)),
+            Ok((200, list)) => Reply::ok(pages::page(list, after.as_ref(), limit)),
             Ok(answer) => normalize(p, None, answer),
             Err(message) => backend_failure(&message),
         }

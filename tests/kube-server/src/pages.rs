@@ -6,14 +6,20 @@ use serde_json::{json, Value};
 
 const PREFIX: &str = "kube-server:";
 
-/// The offset a `continue` token stands for; `None` for tokens we did not issue.
-pub fn offset(token: &str) -> Option<usize> {
-    token.strip_prefix(PREFIX)?.parse().ok()
+/// Where a list is ordered: namespace, then name (etcd's key order).
+pub type Key = (String, String);
+
+/// The key a `continue` token resumes after; `None` for tokens we did not issue. Like the
+/// apiserver's (which encodes the last key read), a token resumes after an object, not at a
+/// position, so objects deleted while a client pages do not shift later pages under it.
+pub fn after(token: &str) -> Option<Key> {
+    let (ns, name) = token.strip_prefix(PREFIX)?.split_once('/')?;
+    Some((ns.to_owned(), name.to_owned()))
 }
 
-/// Sorts `list.items` by namespace and name, then keeps `limit` items from `offset`,
+/// Sorts `list.items` by namespace and name, then keeps `limit` items after `after`,
 /// setting `continue` and `remainingItemCount` when more remain.
-pub fn page(mut list: Value, offset: usize, limit: Option<usize>) -> Value {
+pub fn page(mut list: Value, after: Option<&Key>, limit: Option<usize>) -> Value {
     let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) else {
         return list;
     };
@@ -26,15 +32,19 @@ pub fn page(mut list: Value, offset: usize, limit: Option<usize>) -> Value {
     };
     items.sort_by_key(key);
     let total = items.len();
-    let start = offset.min(total);
+    let start = match after {
+        Some(k) => items.partition_point(|o| key(o) <= *k),
+        None => 0,
+    };
     let end = match limit {
         Some(limit) if limit > 0 => start.saturating_add(limit).min(total),
         _ => total,
     };
     let kept: Vec<Value> = items.drain(start..end).collect();
+    let last = kept.last().map(key);
     *items = kept;
-    if end < total {
-        list["metadata"]["continue"] = json!(format!("{PREFIX}{end}"));
+    if let (true, Some((ns, name))) = (end < total, last) {
+        list["metadata"]["continue"] = json!(format!("{PREFIX}{ns}/{name}"));
         list["metadata"]["remainingItemCount"] = json!(total - end);
     }
     list
@@ -64,14 +74,30 @@ mod tests {
     fn sorts_and_pages() {
         let list = json!({"metadata": {"resourceVersion": "1"},
             "items": [item("b", "x"), item("a", "z"), item("a", "y")]});
-        let first = page(list.clone(), 0, Some(2));
+        let first = page(list.clone(), None, Some(2));
         assert_eq!(names(&first), ["y", "z"]);
         let token = first["metadata"]["continue"].as_str().unwrap_or_default();
         assert_eq!(first["metadata"]["remainingItemCount"], 1);
-        let next = page(list.clone(), offset(token).unwrap_or(usize::MAX), Some(2));
+        let next = page(list.clone(), after(token).as_ref(), Some(2));
         assert_eq!(names(&next), ["x"]);
         assert!(next["metadata"].get("continue").is_none());
-        assert_eq!(names(&page(list, 0, None)), ["y", "z", "x"]);
-        assert_eq!(offset("garbage"), None);
+        assert_eq!(names(&page(list, None, None)), ["y", "z", "x"]);
+        assert_eq!(after("garbage"), None);
+    }
+
+    #[test]
+    fn deleting_what_was_read_does_not_skip_the_rest() {
+        let all = json!({"metadata": {}, "items": [item("a", "1"), item("a", "2"), item("a", "3"), item("a", "4")]});
+        let first = page(all, None, Some(2));
+        let token = first["metadata"]["continue"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // The client deletes what it read, then asks for the next page.
+        let left = json!({"metadata": {}, "items": [item("a", "3"), item("a", "4")]});
+        assert_eq!(
+            names(&page(left, after(&token).as_ref(), Some(2))),
+            ["3", "4"]
+        );
     }
 }

@@ -75,26 +75,29 @@ fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
     }
 }
 
-pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) -> Result<Exit> {
-    cfg.selection.validate()?;
-    let candidates = cfg.selection.fetch(kube, &bootstrap_selector()).await?;
+/// Discovery's running tally: references (no values) kept, refusals reported as they come.
+#[derive(Default)]
+struct Tally {
+    selected: Vec<SecretRef>,
+    refused: Vec<Refusal>,
+    skipped: Vec<Refusal>,
+    single_error: Option<Error>,
+}
 
-    let mut selected: Vec<SecretRef> = Vec::new();
-    let mut refused: Vec<Refusal> = Vec::new();
-    let mut skipped: Vec<Refusal> = Vec::new();
-    let mut single_error = None;
-    for s in &candidates {
-        match judge(s, &cfg.paths) {
-            Verdict::Selected(r) => selected.push(r),
+impl Tally {
+    /// Judges one Secret and drops it: its values never outlive this call.
+    fn judge(&mut self, s: BootstrapSecret, paths: &PathPolicy, audit: &Auditor) {
+        match judge(&s, paths) {
+            Verdict::Selected(r) => self.selected.push(r),
             Verdict::Skipped(reason) => {
                 audit.emit(&audit.event(
                     "discover",
                     "skipped",
-                    Some(source_of(s)),
+                    Some(source_of(&s)),
                     None,
                     Some(reason.clone()),
                 ));
-                skipped.push(Refusal {
+                self.skipped.push(Refusal {
                     namespace: s.namespace.clone(),
                     name: s.name.clone(),
                     reason,
@@ -104,19 +107,40 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
                 audit.emit(&audit.event(
                     "discover",
                     e.outcome(),
-                    Some(source_of(s)),
+                    Some(source_of(&s)),
                     None,
                     Some(e.to_string()),
                 ));
-                refused.push(Refusal {
+                self.refused.push(Refusal {
                     namespace: s.namespace.clone(),
                     name: s.name.clone(),
                     reason: e.to_string(),
                 });
-                single_error = Some(e);
+                self.single_error = Some(e);
             }
         }
     }
+}
+
+pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) -> Result<Exit> {
+    cfg.selection.validate()?;
+    let mut tally = Tally::default();
+    // One LIST page (at most `batch::PAGE` Secrets with their values) is held at a time;
+    // each Secret is judged and dropped before the next page is fetched, so 10,000
+    // candidates cost 10,000 references, not 10,000 Secrets' values.
+    cfg.selection
+        .for_each_page(kube, &bootstrap_selector(), |page| {
+            for s in page {
+                tally.judge(s, &cfg.paths, audit);
+            }
+        })
+        .await?;
+    let Tally {
+        selected,
+        mut refused,
+        skipped,
+        mut single_error,
+    } = tally;
 
     // Two Secrets must never race for one Vault path: refuse all of them.
     let mut by_path: BTreeMap<String, usize> = BTreeMap::new();

@@ -190,3 +190,72 @@ async fn concurrency_is_validated() {
         .await;
     wv.assert_code(2);
 }
+
+/// Discovery over more Secrets than one LIST page holds: read-bootstrap asks for pages of 500
+/// (`limit`, then `continue`) and judges each page before it fetches the next, so it never
+/// holds every candidate's values; the references it keeps still let it see across pages
+/// (two Secrets on different pages that map to one Vault path are both refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_in_pages_and_still_judges_across_them() {
+    use futures::StreamExt as _;
+    let env = Env::start().await;
+    // Pages are in name order: s000..s499 on the first, s500 alone on the second.
+    futures::stream::iter(0..501)
+        .map(|i| {
+            let mut s = SeedSecret::bootstrap("many", &format!("s{i:03}")).kv("k", format!("v{i}"));
+            if i == 0 || i == 500 {
+                s = s.annotate("secops.io/vault-path", "many/shared");
+            }
+            env.seed(s)
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    env.kube.reset_requests();
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "many"])
+        .run()
+        .await;
+    rb.assert_code(3);
+    let lists: Vec<String> = env
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|(m, p)| m == "GET" && p.contains("/secrets"))
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(lists.len(), 2, "two pages: {lists:?}");
+    assert!(
+        lists[0].contains("limit=500") && !lists[0].contains("continue="),
+        "{lists:?}"
+    );
+    assert!(
+        lists[1].contains("limit=500") && lists[1].contains("continue="),
+        "{lists:?}"
+    );
+    let refs = rb.references();
+    assert_eq!(refs.len(), 499);
+    assert!(refs
+        .iter()
+        .all(|r| r["name"] != "s000" && r["name"] != "s500"));
+    let refused: Vec<Value> = serde_json::from_str(rb.output("refused.json")).unwrap();
+    let names: Vec<&str> = refused
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["s000", "s500"], "{refused:?}");
+    assert!(refused
+        .iter()
+        .all(|r| r["reason"].as_str().unwrap().contains("same Vault path")));
+    let batches: Vec<Vec<Value>> = serde_json::from_str(rb.output("batches.json")).unwrap();
+    assert_eq!(batches.len(), 10, "499 references in batches of 50");
+    assert_eq!(
+        batches.concat(),
+        refs,
+        "batches hold the references, in order"
+    );
+    assert_eq!(rb.output("count"), "499");
+    let audit = rb.audit();
+    assert_eq!(audit.len(), 501, "one discovery line per Secret");
+}
