@@ -95,9 +95,9 @@ impl Selection {
         Ok(())
     }
 
-    #[cfg(feature = "io")]
     /// The Secrets selected: the named one (it must exist), or one LIST per namespace with
     /// `class_selector` and the extra selector.
+    #[cfg(feature = "io")]
     pub async fn fetch(&self, kube: &Kube, class_selector: &str) -> Result<Vec<BootstrapSecret>> {
         let mut all = Vec::new();
         self.for_each_page(kube, class_selector, |page| all.extend(page))
@@ -109,6 +109,7 @@ impl Selection {
     /// most [`crate::batch::PAGE`] Secrets each), fetching the next page only after `f` has
     /// returned: a caller that drops each page holds one page of values, whatever the count.
     /// The named Secret (it must exist) is one page of one.
+    #[cfg(feature = "io")]
     pub async fn for_each_page<F>(&self, kube: &Kube, class_selector: &str, mut f: F) -> Result<()>
     where
         F: FnMut(Vec<BootstrapSecret>),
