@@ -697,31 +697,32 @@ mod tests {
             (META_SOURCE.to_owned(), "apps/db".to_owned()),
             (META_SOURCE_UID.to_owned(), "uid-1".to_owned()),
         ]);
-        let apply = |m: &mut BTreeMap<String, String>, patch: BTreeMap<String, Option<String>>| {
-            for (k, v) in patch {
+        // Vault's merge PATCH of custom_metadata: set, or remove on null.
+        let apply = |m: &mut BTreeMap<String, String>, uid: &str, rv: &str| {
+            for (k, v) in relink_patch(m, uid, rv, "wf/u") {
                 match v {
                     Some(v) => m.insert(k, v),
                     None => m.remove(&k),
                 };
             }
         };
-        apply(&mut m, relink_patch(&m, "uid-2", "7", "wf/u"));
+        apply(&mut m, "uid-2", "7");
         assert_eq!(m[META_SOURCE_UID], "uid-2");
         assert_eq!(m[META_SOURCE_RV], "7");
         assert_eq!(previous_source_uids(&m), ["uid-1"]);
         assert_eq!(m[META_SOURCE_RELINKED_BY], "wf/u");
         // The same uid again: nothing new recorded, no duplicate.
-        apply(&mut m, relink_patch(&m, "uid-2", "7", "wf/u"));
+        apply(&mut m, "uid-2", "7");
         assert_eq!(previous_source_uids(&m), ["uid-1"]);
         // A third incarnation, then back to an earlier uid: most recent first, each once.
-        apply(&mut m, relink_patch(&m, "uid-3", "8", "wf/u"));
+        apply(&mut m, "uid-3", "8");
         assert_eq!(previous_source_uids(&m), ["uid-2", "uid-1"]);
-        apply(&mut m, relink_patch(&m, "uid-1", "9", "wf/u"));
+        apply(&mut m, "uid-1", "9");
         assert_eq!(previous_source_uids(&m), ["uid-3", "uid-2"]);
         // Many rebuilds: bounded to one value, the oldest dropped, the newest kept.
         for i in 0..100 {
             let uid = format!("{i:08}-aaaa-bbbb-cccc-dddddddddddd");
-            apply(&mut m, relink_patch(&m, &uid, "1", "wf/u"));
+            apply(&mut m, &uid, "1");
         }
         let prev = &m[META_PREVIOUS_SOURCE_UIDS];
         assert!(prev.len() <= 512, "{}", prev.len());

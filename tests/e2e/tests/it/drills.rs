@@ -261,7 +261,7 @@ async fn drill_handover_failure_mid_batch_leaves_the_failed_authoritative_and_a_
                 };
                 assert_eq!(item_outcome(item), failed, "{path}: {item}");
                 let error = item["error"].as_str().unwrap();
-                assert!(error.contains(&format!("{path}")), "{path}: {error}");
+                assert!(error.contains(&path), "{path}: {error}");
                 if status == 403 {
                     crate::refusals::refusal_parts(error);
                 }

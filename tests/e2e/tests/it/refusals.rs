@@ -52,8 +52,10 @@ pub fn refusal_parts(message: &str) -> (&str, &str, &str) {
     let (object, rest) = message
         .split_once(": ")
         .unwrap_or_else(|| panic!("no object named before ': ' in {message:?}"));
+    // The reason ends at the first "; "; the next step may go on with a why ("...; remove the
+    // label; tokens are never handed over").
     let (reason, next) = rest
-        .rsplit_once("; ")
+        .split_once("; ")
         .unwrap_or_else(|| panic!("no '; next step' clause in {message:?}"));
     assert!(!object.trim().is_empty(), "empty object in {message:?}");
     assert!(!reason.trim().is_empty(), "empty reason in {message:?}");
