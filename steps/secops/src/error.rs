@@ -19,6 +19,10 @@ pub enum Error {
         reason: String,
         next: String,
     },
+    /// A refusal already worded in full (object, reason, next step), e.g. one item of a
+    /// batch that the step reported before; exit 3 like [`Error::Precondition`].
+    #[error("{0}")]
+    Refused(String),
     /// Something changed underneath us or the network failed; retrying may succeed.
     #[error("{0}; retry")]
     Transient(String),
@@ -33,7 +37,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Usage(_) => Exit::Usage,
-            Error::Precondition { .. } => Exit::Precondition,
+            Error::Precondition { .. } | Error::Refused(_) => Exit::Precondition,
             Error::Transient(_) => Exit::Transient,
             Error::Unavailable(_) => Exit::Unavailable,
             Error::Internal(_) => Exit::Internal,
@@ -56,7 +60,7 @@ impl Error {
     pub fn outcome(&self) -> &'static str {
         match self {
             Error::Usage(_) => "invalid",
-            Error::Precondition { .. } => "refused",
+            Error::Precondition { .. } | Error::Refused(_) => "refused",
             Error::Transient(_) => "retry",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "failed",

@@ -249,7 +249,7 @@ impl DryRun {
                 _,
                 "skipped"
                 | "unchanged"
-                | "already-held"
+                | "vault-differs"
                 | "already-rotated"
                 | "already-unsealed"
                 | "already-initialized",

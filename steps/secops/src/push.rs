@@ -175,7 +175,7 @@ pub async fn run(
                 Exit::Unavailable => Error::Unavailable(e),
                 Exit::Usage => Error::Usage(e),
                 Exit::Internal => Error::Internal(e),
-                _ => Error::precondition(format!("Secret {}", results[0].name), e, "see above"),
+                _ => Error::Refused(e),
             });
         }
     }

@@ -23,6 +23,12 @@ pub const META_SOURCE_RV: &str = "secops.io/source-resource-version";
 pub const META_SOURCE_TYPE: &str = "secops.io/source-type";
 pub const META_HANDOVER_AT: &str = "secops.io/handover-at";
 pub const META_WORKFLOW: &str = "secops.io/workflow";
+/// A handover whose bootstrap Secret was re-created (cluster rebuilt from Git) with the same
+/// data: the earlier uids, most recent first, comma-separated, bounded to one value (512 bytes).
+pub const META_PREVIOUS_SOURCE_UIDS: &str = "secops.io/previous-source-uids";
+/// When and by which workflow the provenance was moved to the re-created Secret's uid.
+pub const META_SOURCE_RELINKED_AT: &str = "secops.io/source-relinked-at";
+pub const META_SOURCE_RELINKED_BY: &str = "secops.io/source-relinked-by";
 /// The step that owns a Vault secret it publishes (`push-secret`); absent for handovers.
 pub const META_OWNER: &str = "secops.io/owner";
 /// Comma-separated key names stored as base64; continued in `-2`, `-3`... past 512 bytes.

@@ -1099,7 +1099,14 @@ impl Exec<'_> {
         let outcome = if deadline {
             Outcome::new(Phase::Failed, "active deadline exceeded")
         } else if code != 0 {
-            Outcome::new(Phase::Failed, format!("Error (exit code {code})"))
+            // Argo's wait container saves output parameters once the main container has
+            // ended, whatever its exit code (cmd/argoexec/commands/wait.go: SaveParameters
+            // after Wait), so a failed step's outputs reach `continueOn` successors. A file
+            // the step did not write is missing here (Argo adds an error to the node).
+            Outcome {
+                outputs: pod.read_written_outputs(&mounts),
+                ..Outcome::new(Phase::Failed, format!("Error (exit code {code})"))
+            }
         } else {
             match split_node_error(pod.read_outputs(&mounts))? {
                 Ok(outputs) => Outcome {
@@ -1487,6 +1494,20 @@ impl Pod {
     }
 
     /// Output parameters from their files, after the process exited.
+    /// The output parameters whose files (or defaults) exist: a failed pod's outputs.
+    fn read_written_outputs(&self, map: &[(String, PathBuf)]) -> BTreeMap<String, String> {
+        self.outputs
+            .iter()
+            .filter_map(|(name, path, default)| {
+                let file = rewrite_path(path, map);
+                let value = std::fs::read_to_string(file)
+                    .ok()
+                    .or_else(|| default.clone())?;
+                Some((name.clone(), value))
+            })
+            .collect()
+    }
+
     fn read_outputs(&self, map: &[(String, PathBuf)]) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for (name, path, default) in &self.outputs {

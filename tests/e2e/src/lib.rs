@@ -3,6 +3,7 @@
 //! auth (vault-emulator) and RustyVault (a real, independent Vault API server: KV v1, AppRole).
 
 pub mod argo;
+pub mod eso;
 pub mod rvault;
 
 use std::collections::BTreeMap;
@@ -304,6 +305,24 @@ impl Env {
             assert!(st < 300, "role create: {st} {body}");
         }
         env
+    }
+
+    /// Cluster loss: the Kubernetes API is replaced by a fresh, empty one on a new port (every
+    /// Secret, Event and ExternalSecret gone; objects created again get new uids) and the
+    /// kubeconfig and client point at it. Vault keeps its state.
+    pub async fn rebuild_cluster(&mut self) {
+        let fresh = kube_server::start(kube_server::Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            forbidden_namespaces: Vec::new(),
+        })
+        .await
+        .expect("kube-server");
+        fresh
+            .write_kubeconfig(&self.kubeconfig, "default")
+            .expect("kubeconfig");
+        self.client = fresh.client();
+        let lost = std::mem::replace(&mut self.kube, fresh);
+        lost.shutdown().await;
     }
 
     pub fn step(&self, name: &'static str) -> Step<'_> {

@@ -64,7 +64,8 @@ pub struct Config {
 pub enum Outcome {
     /// Marked now.
     Consumed,
-    /// Marked now although Vault holds other data: Vault is authoritative (re-created Secret).
+    /// Marked now although Vault holds other data for this Secret's handover (rotated since; the
+    /// Secret was re-created from Git): Vault is authoritative and was not written.
     ConsumedVaultDiffers,
     /// Was already marked (or already deleted).
     Unchanged,
@@ -127,8 +128,14 @@ pub async fn handle(
         }
     };
     let outcome = outcome_name(&res.outcome);
-    let reason = (res.outcome == Outcome::ConsumedVaultDiffers)
-        .then(|| "Vault holds different data than this re-created bootstrap Secret; Vault is authoritative and was not changed".to_owned());
+    let reason = (res.outcome == Outcome::ConsumedVaultDiffers).then(|| {
+        format!(
+            "Vault {mount}/{} version {} holds other data than this bootstrap Secret (rotated \
+                 since it was written to Git); Vault is authoritative and was not written; if the \
+                 Git value is the one wanted, rotate it in Vault and update Git to match",
+            r.path, res.version
+        )
+    });
     audit.emit(
         &audit.event(
             "consume",
@@ -195,7 +202,7 @@ async fn mark(
             return Err(Error::precondition(
                 s.object(),
                 "is already consumed for another Vault path",
-                "inspect its secops.io annotations",
+                "a consumed Secret is never handed over again: inspect its secops.io annotations",
             ));
         }
         let version = s
@@ -218,7 +225,8 @@ async fn mark(
         return Err(Error::precondition(
             s.object(),
             format!("is not labeled {}", bootstrap_selector()),
-            "only bootstrap Secrets are marked consumed",
+            "only bootstrap Secrets are marked consumed: label it in Git if it is one, else \
+             remove it from the references",
         ));
     }
     if cfg.mode == Mode::Inert && s.immutable {
@@ -349,12 +357,13 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
             if !foreign_shape && data.same_values(&mine) {
                 return Ok((version, false));
             }
-            let recreated = Provenance::from_metadata(&custom_metadata).is_some_and(|p| {
-                p.owner.is_none()
-                    && p.source == format!("{}/{}", s.namespace, s.name)
-                    && p.source_uid != s.uid
+            // A handover of this Secret (this uid or an earlier one of the same name) whose
+            // data Vault has since replaced (rotated): Vault is authoritative, the Secret is
+            // consumed without any Vault write. A path push-secret owns never is.
+            let handed_over = Provenance::from_metadata(&custom_metadata).is_some_and(|p| {
+                p.owner.is_none() && p.source == format!("{}/{}", s.namespace, s.name)
             });
-            if recreated {
+            if handed_over {
                 Ok((version, true))
             } else {
                 Err(not_acked(format!(

@@ -59,7 +59,7 @@ fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
         return Verdict::Refused(Error::precondition(
             s.object(),
             "has no data to hand over",
-            "check the GitOps source of this Secret",
+            "add its data in its GitOps source, then re-run the handover workflow",
         ));
     }
     match target_path(s, paths) {

@@ -2,8 +2,10 @@
 //!
 //! The write is `cas=0`, so Vault itself guarantees at most one version per path no matter
 //! how often or concurrently this runs. Only when that write is refused do we read what is
-//! there and judge: our own earlier write (no-op), a re-created bootstrap Secret for a path
-//! Vault already holds (not written; reported), or anything else (exit 3, nothing written).
+//! there and judge: our own earlier write (no-op); a re-created bootstrap Secret (the cluster
+//! was rebuilt from Git) for a path Vault already holds, whose data Vault holds too (only the
+//! provenance moves to the new uid, the old one kept) or no longer holds (rotated since: not
+//! written, reported, Vault is authoritative); or anything else (exit 3, nothing written).
 
 use serde::Serialize;
 
@@ -22,6 +24,7 @@ use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::reference::SecretRef;
 use crate::secret::VaultData;
+use crate::vault::kv::relink_patch;
 use crate::vault::kv::CasWrite;
 use crate::vault::{Kv2Read, Provenance, Vault};
 use crate::vocab::*;
@@ -44,10 +47,14 @@ pub enum Outcome {
     Written,
     /// Vault already held exactly this handover; nothing written.
     Unchanged,
-    /// The Secret was re-created (new uid) for a path Vault already holds; Vault not written.
-    AlreadyHeld,
     /// `--dry-run`: a real run would write this version; nothing was written.
     WouldWrite,
+    /// The Secret was re-created (new uid) with the data Vault holds: only the provenance was
+    /// moved to the new uid (a metadata PATCH), the earlier uid kept in the record.
+    ProvenanceUpdated,
+    /// Vault holds a handover of this Secret with other data (rotated since it was written to
+    /// Git): nothing written, Vault is authoritative; mark-consumed consumes the Secret.
+    VaultDiffers,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,8 +88,9 @@ fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Written => "written",
         Outcome::Unchanged => "unchanged",
-        Outcome::AlreadyHeld => "already-held",
         Outcome::WouldWrite => "would-write",
+        Outcome::ProvenanceUpdated => "provenance-updated",
+        Outcome::VaultDiffers => "vault-differs",
     }
 }
 
@@ -97,10 +105,15 @@ pub async fn handle(
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
     let result = match write(cfg, kube, vault, fetch).await {
-        Ok(res) if cfg.dry_run.active() && res.outcome == Outcome::Written => WriteResult {
-            outcome: Outcome::WouldWrite,
-            ..res
-        },
+        Ok(res)
+            if cfg.dry_run.active()
+                && matches!(res.outcome, Outcome::Written | Outcome::ProvenanceUpdated) =>
+        {
+            WriteResult {
+                outcome: Outcome::WouldWrite,
+                ..res
+            }
+        }
         Ok(res) => res,
         Err(e) => {
             let t = target(mount, &r.path, None);
@@ -113,10 +126,19 @@ pub async fn handle(
         Outcome::Written => None,
         Outcome::WouldWrite => Some("dry run: nothing was written".to_owned()),
         Outcome::Unchanged => Some("Vault already holds this handover".to_owned()),
-        Outcome::AlreadyHeld => Some(
-            "the bootstrap Secret was re-created; Vault already holds this path and was not written"
-                .to_owned(),
-        ),
+        Outcome::ProvenanceUpdated => Some(format!(
+            "the bootstrap Secret was re-created with the data Vault holds; Vault data not \
+             written, its provenance now names uid {} (the earlier uid kept in \
+             {META_PREVIOUS_SOURCE_UIDS})",
+            r.uid
+        )),
+        Outcome::VaultDiffers => Some(format!(
+            "Vault {mount}/{} version {} holds other data than this bootstrap Secret (rotated \
+             since it was written to Git); Vault is authoritative and was not written; \
+             mark-consumed marks the Secret consumed without writing; if the Git value is the \
+             one wanted, rotate it in Vault, and update Git to match",
+            r.path, result.version
+        )),
     };
     let outcome = outcome_name(&result.outcome).to_owned();
     audit.emit(&audit.event(
@@ -133,13 +155,12 @@ pub async fn handle(
         cfg.workflow.label(),
         reason.map(|r| format!(" ({r})")).unwrap_or_default()
     );
-    kube.event(
-        &identity(r),
-        result.outcome == Outcome::AlreadyHeld,
-        "HandedOver",
-        &message,
-    )
-    .await;
+    let (warning, event_reason) = match result.outcome {
+        Outcome::VaultDiffers => (true, "VaultAuthoritative"),
+        _ => (false, "HandedOver"),
+    };
+    kube.event(&identity(r), warning, event_reason, &message)
+        .await;
     Ok(result)
 }
 
@@ -171,7 +192,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
             _ => Err(Error::precondition(
                 s.object(),
                 "is already consumed for another Vault path",
-                "inspect its secops.io annotations; a consumed Secret is never handed over again",
+                "a consumed Secret is never handed over again: inspect its secops.io annotations",
             )),
         };
     }
@@ -188,7 +209,8 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
         return Err(Error::precondition(
             s.object(),
             format!("is not labeled {}", bootstrap_selector()),
-            "only explicitly labeled bootstrap Secrets are handed over",
+            "only explicitly labeled bootstrap Secrets are handed over: label it in Git if it is \
+             one, else remove it from the references",
         ));
     }
     check_eligible(&s)?;
@@ -196,7 +218,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
         return Err(Error::precondition(
             s.object(),
             "has no data to hand over",
-            "check its GitOps source",
+            "add its data in its GitOps source, then re-run the handover workflow",
         ));
     }
     let data = s.data.to_vault();
@@ -267,28 +289,42 @@ async fn write_kv2(
             let same = !foreign_shape && existing.same_values(data);
             // A secret push-secret owns is never a handover's, whatever its source says.
             match Provenance::from_metadata(&custom_metadata) {
-                Some(p)
-                    if p.owner.is_none()
-                        && p.source == prov.source
-                        && p.source_uid == prov.source_uid =>
-                {
-                    if same {
-                        Ok((Outcome::Unchanged, version))
-                    } else {
-                        Err(Error::precondition(
-                            object,
-                            format!("holds version {version} from this Secret with different data (rotated since?)"),
-                            "Vault is authoritative: mark the Secret consumed with mark-consumed or delete it",
-                        ))
-                    }
-                }
+                // A handover of this Secret (this uid, or an earlier one of the same name that
+                // GitOps re-created). Vault is authoritative: it is never written over.
                 Some(p) if p.owner.is_none() && p.source == prov.source => {
-                    tracing::warn!(
-                        object = %s.object(),
-                        vault_uid = %p.source_uid,
-                        "bootstrap Secret was re-created; Vault already holds its path and is not written"
+                    if !same {
+                        tracing::warn!(
+                            object = %s.object(),
+                            vault_uid = %p.source_uid,
+                            version,
+                            "Vault holds other data for this bootstrap Secret (rotated since); \
+                             Vault is authoritative and is not written"
+                        );
+                        return Ok((Outcome::VaultDiffers, version));
+                    }
+                    if p.source_uid == prov.source_uid {
+                        return Ok((Outcome::Unchanged, version));
+                    }
+                    // Re-created with the same data: a no-op for the data; the provenance
+                    // moves to the new uid (the old one is kept) so that later runs and the
+                    // consumed Secret's record agree with the live object.
+                    let relink = relink_patch(
+                        &custom_metadata,
+                        &s.uid,
+                        &s.resource_version,
+                        &cfg.workflow.label(),
                     );
-                    Ok((Outcome::AlreadyHeld, version))
+                    let plan = || {
+                        would_write(
+                            cfg,
+                            version,
+                            "the Secret was re-created with the data Vault holds: move the \
+                             provenance in custom_metadata to the new uid, keeping the old one",
+                        )
+                    };
+                    let provenance = vault.kv2_patch_metadata(mount, path, &relink);
+                    cfg.dry_run.gate(plan, (), provenance).await?;
+                    Ok((Outcome::ProvenanceUpdated, version))
                 }
                 None if same => {
                     // Our write landed but the step stopped before recording provenance.
@@ -297,6 +333,17 @@ async fn write_kv2(
                     cfg.dry_run.gate(plan, (), provenance).await?;
                     Ok((Outcome::Unchanged, version))
                 }
+                Some(p) if p.owner.is_some() => Err(Error::precondition(
+                    object,
+                    format!(
+                        "holds version {version} published by {} from {}; a handover never \
+                         takes over a path another step owns",
+                        p.owner.unwrap_or_default(),
+                        p.source
+                    ),
+                    "give this bootstrap Secret another path with the secops.io/vault-path \
+                     annotation, or remove its bootstrap label if push-secret publishes it",
+                )),
                 _ => Err(Error::precondition(
                     object,
                     format!("already holds version {version} from another source"),
@@ -328,14 +375,22 @@ async fn write_kv1(
     match vault.kv1_read(mount, path).await? {
         None => {
             let plan = || would_write(cfg, 0, "KV v1 write of an empty path");
-            cfg.dry_run.gate(plan, (), vault.kv1_write(mount, path, data)).await?;
+            cfg.dry_run
+                .gate(plan, (), vault.kv1_write(mount, path, data))
+                .await?;
             Ok(Outcome::Written)
         }
         Some(existing) if existing.same_values(data) => Ok(Outcome::Unchanged),
         Some(_) => Err(Error::precondition(
             format!("Vault path {mount}/{path}"),
-            "already holds other data",
-            "the runtime authority wins: choose another path with the secops.io/vault-path annotation",
+            format!(
+                "already holds other data than {} (KV v1 keeps no provenance, so a bootstrap \
+                 Secret re-created from Git cannot be told from another writer)",
+                s.object()
+            ),
+            "the runtime authority wins: if Vault holds the current value (rotated since), \
+             delete the bootstrap Secret from Git and the cluster; otherwise choose another path \
+             with the secops.io/vault-path annotation",
         )),
     }
 }
@@ -380,7 +435,11 @@ async fn ours_already(cfg: &Config, vault: &Vault) -> Result<Option<u64>> {
             custom_metadata,
             ..
         } => Ok(Provenance::from_metadata(&custom_metadata)
-            .filter(|p| p.source == format!("{}/{}", r.namespace, r.name) && p.source_uid == r.uid)
+            .filter(|p| {
+                p.owner.is_none()
+                    && p.source == format!("{}/{}", r.namespace, r.name)
+                    && p.source_uid == r.uid
+            })
             .map(|_| version)),
         _ => Ok(None),
     }

@@ -104,6 +104,62 @@ impl Provenance {
     }
 }
 
+/// The metadata PATCH that moves a handover's provenance to a re-created bootstrap Secret
+/// holding the same data (the cluster was rebuilt from Git): the new uid and resourceVersion
+/// become the source, the uid Vault held goes first into `secops.io/previous-source-uids`
+/// (no duplicates; the oldest dropped past Vault's 512-byte value limit). Keys, values and the
+/// original handover time and workflow are left as they are.
+pub fn relink_patch(
+    custom_metadata: &BTreeMap<String, String>,
+    uid: &str,
+    resource_version: &str,
+    workflow: &str,
+) -> BTreeMap<String, Option<String>> {
+    let old = custom_metadata
+        .get(META_SOURCE_UID)
+        .map(String::as_str)
+        .unwrap_or_default();
+    let mut previous: Vec<&str> = Vec::new();
+    let earlier = custom_metadata
+        .get(META_PREVIOUS_SOURCE_UIDS)
+        .map(String::as_str)
+        .unwrap_or_default();
+    for u in std::iter::once(old).chain(earlier.split(',')) {
+        if !u.is_empty() && u != uid && !previous.contains(&u) {
+            previous.push(u);
+        }
+    }
+    while previous.join(",").len() > META_VALUE_MAX {
+        previous.pop();
+    }
+    let mut m: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        // Vault rejects empty values: leave an unknown field as it is.
+        if !v.is_empty() {
+            m.insert(k.to_owned(), Some(truncate(&v)));
+        }
+    };
+    set(META_SOURCE_UID, uid.to_owned());
+    set(META_SOURCE_RV, resource_version.to_owned());
+    set(META_PREVIOUS_SOURCE_UIDS, previous.join(","));
+    set(META_SOURCE_RELINKED_AT, jiff::Timestamp::now().to_string());
+    set(META_SOURCE_RELINKED_BY, workflow.to_owned());
+    m
+}
+
+/// The earlier source uids a relinked handover records.
+pub fn previous_source_uids(custom_metadata: &BTreeMap<String, String>) -> Vec<String> {
+    custom_metadata
+        .get(META_PREVIOUS_SOURCE_UIDS)
+        .map(|v| {
+            v.split(',')
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn chunk_key(i: usize) -> String {
     if i == 0 {
         META_BASE64_KEYS.to_owned()
@@ -633,6 +689,46 @@ mod tests {
         assert!(set.len() <= 64);
         assert_eq!(base64_keys(&set), keys);
         assert_eq!(Provenance::from_metadata(&set).unwrap().base64_keys, keys);
+    }
+
+    #[test]
+    fn relinking_keeps_earlier_uids_once_and_within_vaults_limits() {
+        let mut m = BTreeMap::from([
+            (META_SOURCE.to_owned(), "apps/db".to_owned()),
+            (META_SOURCE_UID.to_owned(), "uid-1".to_owned()),
+        ]);
+        // Vault's merge PATCH of custom_metadata: set, or remove on null.
+        let apply = |m: &mut BTreeMap<String, String>, uid: &str, rv: &str| {
+            for (k, v) in relink_patch(m, uid, rv, "wf/u") {
+                match v {
+                    Some(v) => m.insert(k, v),
+                    None => m.remove(&k),
+                };
+            }
+        };
+        apply(&mut m, "uid-2", "7");
+        assert_eq!(m[META_SOURCE_UID], "uid-2");
+        assert_eq!(m[META_SOURCE_RV], "7");
+        assert_eq!(previous_source_uids(&m), ["uid-1"]);
+        assert_eq!(m[META_SOURCE_RELINKED_BY], "wf/u");
+        // The same uid again: nothing new recorded, no duplicate.
+        apply(&mut m, "uid-2", "7");
+        assert_eq!(previous_source_uids(&m), ["uid-1"]);
+        // A third incarnation, then back to an earlier uid: most recent first, each once.
+        apply(&mut m, "uid-3", "8");
+        assert_eq!(previous_source_uids(&m), ["uid-2", "uid-1"]);
+        apply(&mut m, "uid-1", "9");
+        assert_eq!(previous_source_uids(&m), ["uid-3", "uid-2"]);
+        // Many rebuilds: bounded to one value, the oldest dropped, the newest kept.
+        for i in 0..100 {
+            let uid = format!("{i:08}-aaaa-bbbb-cccc-dddddddddddd");
+            apply(&mut m, &uid, "1");
+        }
+        let prev = &m[META_PREVIOUS_SOURCE_UIDS];
+        assert!(prev.len() <= 512, "{}", prev.len());
+        assert!(prev.starts_with("00000098-"), "{prev}");
+        assert!(m.len() <= 64 && m.keys().all(|k| k.len() <= 128));
+        assert!(m.values().all(|v| !v.is_empty() && v.len() <= 512));
     }
 
     #[test]

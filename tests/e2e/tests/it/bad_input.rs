@@ -305,6 +305,26 @@ async fn run(name: &str, c: Case) {
         );
     }
     assert_no_canary(name, &run);
+    // A refusal (exit 3) names the object, the reason and the next step: on stderr, or for a
+    // discovery that refused some Secrets, in each entry of refused.json.
+    if c.code == 3 {
+        match crate::refusals::stderr_refusal(c.step, &run.stderr) {
+            Some(m) => {
+                crate::refusals::refusal_parts(m);
+            }
+            None => {
+                let refused: Vec<Value> =
+                    serde_json::from_str(run.outputs.get("refused.json").unwrap_or_else(|| {
+                        panic!("{name}: exit 3 without a refusal message:\n{}", run.stderr)
+                    }))
+                    .unwrap();
+                assert!(!refused.is_empty(), "{name}: exit 3, nothing refused");
+                for r in &refused {
+                    crate::refusals::refusal_parts(r["reason"].as_str().unwrap());
+                }
+            }
+        }
+    }
 
     // Nothing written: the servers' logs show no change, Vault holds what it held.
     let vault_log = env.vault.requests()[vault_before..].to_vec();

@@ -6,6 +6,7 @@ mod bad_input;
 mod batch;
 mod chain;
 mod crash;
+mod drills;
 mod dry_run;
 mod faults;
 mod fixtures;

@@ -3,6 +3,111 @@
 use e2e::{annotation, label, secret_bytes, Env, SeedSecret};
 use serde_json::json;
 
+/// Words a next-step clause starts its instruction with: what an operator can do.
+const ACTIONS: &[&str] = &[
+    "add",
+    "ask",
+    "audit",
+    "check",
+    "choose",
+    "confirm",
+    "create",
+    "delete",
+    "deliver",
+    "drop",
+    "fix",
+    "give",
+    "grant",
+    "hand",
+    "inspect",
+    "label",
+    "mark",
+    "mount",
+    "move",
+    "pass",
+    "pick",
+    "re-run",
+    "remove",
+    "restore",
+    "retry",
+    "rotate",
+    "run",
+    "set",
+    "split",
+    "store",
+    "undelete",
+    "unseal",
+    "update",
+    "use",
+    "wipe",
+    "re-initialise",
+];
+
+/// Every refusal names the object, the reason and the next step for the operator: the
+/// library writes them as `{object}: {reason}; {next step}` (`Error::precondition`). Returns
+/// (object, reason, next step), or panics saying which part is missing.
+#[track_caller]
+pub fn refusal_parts(message: &str) -> (&str, &str, &str) {
+    let message = message.trim();
+    let (object, rest) = message
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("no object named before ': ' in {message:?}"));
+    // The reason ends at the first "; "; the next step may go on with a why ("...; remove the
+    // label; tokens are never handed over").
+    let (reason, next) = rest
+        .split_once("; ")
+        .unwrap_or_else(|| panic!("no '; next step' clause in {message:?}"));
+    assert!(!object.trim().is_empty(), "empty object in {message:?}");
+    assert!(!reason.trim().is_empty(), "empty reason in {message:?}");
+    let words: Vec<String> = next
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    assert!(
+        words.iter().any(|w| ACTIONS.contains(&w.as_str())),
+        "the next step {next:?} tells the operator nothing to do, in {message:?}"
+    );
+    (object, reason, next)
+}
+
+/// As [`refusal_parts`], and the object is the one expected (e.g. `Secret apps/db`).
+#[track_caller]
+pub fn assert_names_object_reason_and_next_step(message: &str, object: &str) {
+    let (named, _, _) = refusal_parts(message);
+    assert!(
+        named.ends_with(object),
+        "names {named:?}, not {object:?}: {message:?}"
+    );
+}
+
+/// The refusal a step printed on stderr (`<step>: error: <message>`), if any.
+pub fn stderr_refusal<'a>(step: &str, stderr: &'a str) -> Option<&'a str> {
+    let prefix = format!("{step}: error: ");
+    stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+#[test]
+fn the_refusal_shape_check_catches_each_missing_part() {
+    let ok =
+        "Secret apps/db: has no data to hand over; add its data in Git, then re-run the handover";
+    assert_eq!(refusal_parts(ok).0, "Secret apps/db");
+    assert_names_object_reason_and_next_step(ok, "Secret apps/db");
+    for bad in [
+        "has no data to hand over",
+        "Secret apps/db: has no data to hand over",
+        "Secret apps/db: has no data; see above",
+        "Secret apps/db: is not labeled; only labeled Secrets are handed over",
+    ] {
+        assert!(
+            std::panic::catch_unwind(|| refusal_parts(bad)).is_err(),
+            "{bad:?} passed"
+        );
+    }
+}
+
 fn writes(env: &Env) -> Vec<(String, String)> {
     env.vault
         .requests()
@@ -98,7 +203,7 @@ async fn a_resynced_bootstrap_is_never_written_over_vault() {
     let runs = env.handover("apps", "ignore").await;
     assert_eq!(runs.len(), 1);
     let (wv, mc) = &runs[0];
-    assert_eq!(wv.output("outcome"), "already-held");
+    assert_eq!(wv.output("outcome"), "vault-differs");
     assert_eq!(mc.output("outcome"), "consumed-vault-differs");
     assert_eq!(env.vault_versions("apps/db").await, 1, "Vault not written");
     assert_eq!(env.vault_bytes("apps/db").await["password"], b"original");
