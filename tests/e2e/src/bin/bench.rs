@@ -781,7 +781,23 @@ fn startup_times(
     let url = format!("http://{addr}");
     let kubeconfig = ctx.work.join("startup-kubeconfig");
     let real = std::fs::read_to_string(&ctx.kubeconfig)?;
-    std::fs::write(&kubeconfig, real.replace(&ctx.servers.str("kube"), &url))?;
+    // With a cluster CA, as every in-cluster configuration has (the ServiceAccount's
+    // ca.crt). Without one, kube-rs would load the host's whole trust store (rustls platform
+    // verifier) at start-up: a cost a pod never pays, and a scratch image has no store. Any
+    // CA will do: the listener speaks plain HTTP, so nothing is verified.
+    let server_line = format!("server: \"{url}\"");
+    let with_ca = real.replace(&ctx.servers.str("kube"), &url).replace(
+        &server_line,
+        &format!(
+            "{server_line}\n    certificate-authority: \"{}\"",
+            ctx.vault_ca()
+        ),
+    );
+    anyhow::ensure!(
+        with_ca.contains("certificate-authority"),
+        "no server line in the kubeconfig"
+    );
+    std::fs::write(&kubeconfig, with_ca)?;
     let reference = ctx.work.join("startup-ref.json");
     std::fs::write(
         &reference,
