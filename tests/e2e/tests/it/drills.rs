@@ -506,6 +506,37 @@ async fn drill_cluster_loss_consumes_recreated_secrets_without_writing_vault_and
     rb.assert_code(0);
     let refs = rb.references();
     assert_eq!(refs.len(), 3, "all three found again");
+    // First the plan, as an operator would look at it after a rebuild: a dry run names the
+    // provenance move and the Vault-differs case, and sends Vault no write at all.
+    let dry_at = Instant::now();
+    let mut plans = Vec::new();
+    for r in &refs {
+        let dry = env
+            .step("write-vault")
+            .args(["--reference", &r.to_string(), "--dry-run"])
+            .run()
+            .await;
+        dry.assert_code(0);
+        plans.extend(dry.plan().iter().map(|l| l.to_string()));
+    }
+    assert!(
+        vault_writes_since(&env, dry_at).is_empty(),
+        "a dry run writes nothing"
+    );
+    for name in ["db", "blob"] {
+        assert!(
+            plans.iter().any(|l| l.starts_with(&format!(
+                "plan: would-write Secret apps/{name} -> Vault secret/apps/{name} version 1: the Secret was re-created"
+            ))),
+            "{name}: {plans:#?}"
+        );
+    }
+    assert!(
+        plans.iter().any(|l| l
+            .starts_with("plan: skip Secret apps/api -> Vault secret/apps/api version 2")
+            && l.contains("Vault is authoritative")),
+        "{plans:#?}"
+    );
     let mut runs = vec![rb];
     for r in refs {
         let r = r.to_string();
