@@ -95,7 +95,7 @@ fuzz:
 	done
 
 ## bench: release binaries against loopback servers (a separate process); prints the tables
-##   and each target as met or not (estimated 10 min on 2 idle cores)
+##   and each target as met or not (16 min on 2 idle cores)
 ##   make bench BENCH_ARGS=--quick   a small run (10 and 100 Secrets); target/release/bench --help
 ##   needs GNU time (/usr/bin/time), curl and jq (for the sh/curl/jq baseline)
 BENCH_ARGS ?=

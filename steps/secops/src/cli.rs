@@ -218,6 +218,20 @@ impl VaultTarget {
 
 impl VaultArgs {
     /// `vault_token_env` is VAULT_TOKEN, read by the binary's edge and passed in.
+    /// [`VaultArgs::config`] with the run's retry budget and dry-run mode (both are in
+    /// [`KubeArgs`], which every step has).
+    pub fn target(
+        &self,
+        vault_token_env: Option<String>,
+        kube: &KubeArgs,
+        dry_run: &crate::plan::DryRun,
+    ) -> Result<VaultTarget> {
+        Ok(self
+            .config(vault_token_env)?
+            .with_retry(&kube.retry)
+            .with_dry_run(dry_run))
+    }
+
     pub fn config(&self, vault_token_env: Option<String>) -> Result<VaultTarget> {
         if !matches!(self.vault_addr.scheme(), "http" | "https") {
             return Err(Error::Usage(format!(

@@ -103,11 +103,7 @@ impl HandoverArgs {
         let dry_run = self.kube.dry_run.dry_run();
         Ok(Handover {
             references: self.reference.references()?,
-            vault: self
-                .vault
-                .config(vault_token)?
-                .with_retry(&self.kube.retry)
-                .with_dry_run(&dry_run),
+            vault: self.vault.target(vault_token, &self.kube, &dry_run)?,
             paths: self.paths.policy()?,
             audit: Auditor {
                 step,
@@ -286,11 +282,7 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
         .collect::<Result<Vec<_>>>()?;
     let workflow = a.workflow.workflow()?;
     let dry_run = a.kube.dry_run.dry_run();
-    let vault_target = a
-        .vault
-        .config(vault_token)?
-        .with_retry(&a.kube.retry)
-        .with_dry_run(&dry_run);
+    let vault_target = a.vault.target(vault_token, &a.kube, &dry_run)?;
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
         return Err(Error::Usage(
             "rotate needs KV version 2 (versions and check-and-set); --kv-version 1 is not supported".into(),
@@ -376,11 +368,7 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
     }
     .policy()?;
     let dry_run = a.kube.dry_run.dry_run();
-    let vault_target = a
-        .vault
-        .config(vault_token)?
-        .with_retry(&a.kube.retry)
-        .with_dry_run(&dry_run);
+    let vault_target = a.vault.target(vault_token, &a.kube, &dry_run)?;
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
         return Err(Error::Usage(
             "push-secret needs KV version 2 (check-and-set, metadata)".into(),
@@ -691,11 +679,7 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
         .collect();
     validate_namespaces(namespaces.iter())?;
     let dry_run = a.kube.dry_run.dry_run();
-    let vault_target = a
-        .vault
-        .config(vault_token)?
-        .with_retry(&a.kube.retry)
-        .with_dry_run(&dry_run);
+    let vault_target = a.vault.target(vault_token, &a.kube, &dry_run)?;
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
         return Err(Error::Usage(
             "audit-authority needs KV version 2 (provenance lives in custom_metadata)".into(),

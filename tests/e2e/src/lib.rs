@@ -497,6 +497,17 @@ impl Env {
     }
 }
 
+/// A second Vault emulator, uninitialised and sealed, as a fresh Vault is before
+/// init-authority runs (plain HTTP; `Env`'s own Vault stays initialised).
+pub async fn uninitialized_vault() -> vault_emulator::Handle {
+    vault_emulator::start(vault_emulator::Options {
+        initialized: false,
+        ..Default::default()
+    })
+    .await
+    .expect("an uninitialised Vault emulator")
+}
+
 pub async fn vault_call(
     base: &str,
     token: &str,

@@ -394,12 +394,7 @@ async fn the_crash_window_keeps_the_keys_while_the_process_lives_and_is_reported
 #[tokio::test]
 async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     let env = Env::start().await;
-    let vault = vault_emulator::start(vault_emulator::Options {
-        initialized: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let vault = e2e::uninitialized_vault().await;
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
     let (id, recipient) = identity(&env, "op.age");
     let (policies, roles) = (templates.join("policies"), templates.join("roles"));
@@ -457,12 +452,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::{Api, PostParams};
     let env = Env::start().await;
-    let vault = vault_emulator::start(vault_emulator::Options {
-        initialized: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let vault = e2e::uninitialized_vault().await;
     let runner = Runner::new(&env);
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
     // `kubectl create configmap secops-vault-grants --from-file=policies --from-file=roles`

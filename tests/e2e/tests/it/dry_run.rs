@@ -442,12 +442,7 @@ async fn authority_step(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_authority_and_unseal_plan_without_touching_vault_or_the_material() {
     let env = Env::start().await;
-    let vault = vault_emulator::start(vault_emulator::Options {
-        initialized: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let vault = e2e::uninitialized_vault().await;
     let addr = vault.url();
     let id = age::x25519::Identity::generate();
     let id_file = env.dir.path().join("op.age");
@@ -508,12 +503,7 @@ async fn init_authority_and_unseal_plan_without_touching_vault_or_the_material()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_authority_refuses_a_foreign_secret_in_the_way_with_the_real_exit_code() {
     let env = Env::start().await;
-    let vault = vault_emulator::start(vault_emulator::Options {
-        initialized: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let vault = e2e::uninitialized_vault().await;
     // A Secret of that name that is not the authority's placeholder.
     env.seed(
         SeedSecret::bootstrap(AUTH_NS, "vault-unseal")
