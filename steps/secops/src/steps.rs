@@ -555,18 +555,39 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
         unseal_timeout: a.unseal_timeout,
         dry_run: a.kube.dry_run.dry_run(),
     };
-    let audit = Auditor {
-        step: "init-authority",
-        workflow: a.workflow.workflow()?,
-        dry_run: cfg.dry_run.clone(),
-    };
-    let mut vault_cfg = a.vault.config(a.kube.retry.policy())?;
-    vault_cfg.dry_run = cfg.dry_run.active();
-    let vault = Vault::anonymous(&vault_cfg)?;
-    let kube = Kube::connect(a.kube.config("init-authority")).await?;
-    let outputs = Outputs::new(a.outputs.outputs_dir);
+    let (audit, vault, kube, outputs) = authority_clients(
+        "init-authority",
+        &a.vault,
+        &a.kube,
+        &a.workflow,
+        a.outputs,
+        &cfg.dry_run,
+    )
+    .await?;
     let res = init::run(&cfg, &kube, &vault, operator_token, &audit, &outputs).await;
     cfg.dry_run.finish("init-authority", &outputs, res)
+}
+
+/// What init-authority and unseal both work with: their audit trail, Vault without a login
+/// (they run before any auth method exists), Kubernetes (the unseal material) and outputs.
+async fn authority_clients(
+    step: &'static str,
+    vault: &crate::cli::VaultServerArgs,
+    kube: &KubeArgs,
+    workflow: &WorkflowArgs,
+    outputs: OutputArgs,
+    dry_run: &crate::plan::DryRun,
+) -> Result<(Auditor, Vault, Kube, Outputs)> {
+    let audit = Auditor {
+        step,
+        workflow: workflow.workflow()?,
+        dry_run: dry_run.clone(),
+    };
+    let mut vault_cfg = vault.config(kube.retry.policy())?;
+    vault_cfg.dry_run = dry_run.active();
+    let vault = Vault::anonymous(&vault_cfg)?;
+    let kube = Kube::connect(kube.config(step)).await?;
+    Ok((audit, vault, kube, Outputs::new(outputs.outputs_dir)))
 }
 
 /// `SealConfig.Validate`'s rules, checked before anything is contacted.
@@ -609,16 +630,15 @@ pub async fn unseal(a: UnsealArgs, _vault_token: Option<String>) -> Result<Exit>
         identity_file: a.age_identity_file,
         dry_run: a.kube.dry_run.dry_run(),
     };
-    let audit = Auditor {
-        step: "unseal",
-        workflow: a.workflow.workflow()?,
-        dry_run: cfg.dry_run.clone(),
-    };
-    let mut vault_cfg = a.vault.config(a.kube.retry.policy())?;
-    vault_cfg.dry_run = cfg.dry_run.active();
-    let vault = Vault::anonymous(&vault_cfg)?;
-    let kube = Kube::connect(a.kube.config("unseal")).await?;
-    let outputs = Outputs::new(a.outputs.outputs_dir);
+    let (audit, vault, kube, outputs) = authority_clients(
+        "unseal",
+        &a.vault,
+        &a.kube,
+        &a.workflow,
+        a.outputs,
+        &cfg.dry_run,
+    )
+    .await?;
     let res = crate::authority::unseal::run(&cfg, &kube, &vault, &audit, &outputs).await;
     cfg.dry_run.finish("unseal", &outputs, res)
 }
