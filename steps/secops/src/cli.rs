@@ -124,18 +124,9 @@ pub enum KvVersion {
 
 #[derive(Debug, Clone, Args)]
 pub struct VaultArgs {
-    /// Vault server address.
-    #[arg(long, env = "VAULT_ADDR", value_name = "URL")]
-    pub vault_addr: url::Url,
-    /// Vault Enterprise namespace.
-    #[arg(long, env = "VAULT_NAMESPACE", value_name = "NS")]
-    pub vault_namespace: Option<String>,
-    /// PEM bundle of the CA(s) that sign Vault's certificate; only these are trusted.
-    #[arg(long, env = "VAULT_CACERT", value_name = "FILE")]
-    pub vault_cacert: Option<PathBuf>,
-    /// Do not verify Vault's TLS certificate (never in production).
-    #[arg(long, env = "VAULT_SKIP_VERIFY", value_parser = parse_bool, default_value = "false", value_name = "BOOL")]
-    pub vault_skip_verify: bool,
+    /// Where Vault is and how its TLS is checked (the authority's own steps share these).
+    #[command(flatten)]
+    pub server: VaultServerArgs,
     /// How to log in to Vault. The token itself comes from VAULT_TOKEN or --vault-token-file,
     /// never from an argument.
     #[arg(
@@ -174,14 +165,12 @@ pub struct VaultArgs {
     /// KV engine version. Version 1 has no check-and-set: see the README for the weaker guarantee.
     #[arg(long, env = "SECOPS_KV_VERSION", value_enum, default_value = "2")]
     pub kv_version: KvVersion,
-    /// Per-request timeout for Vault, in seconds.
-    #[arg(
-        long,
-        env = "SECOPS_VAULT_TIMEOUT",
-        default_value_t = 30,
-        value_name = "SECONDS"
-    )]
-    pub vault_timeout: u64,
+}
+
+/// A path where empty stays empty (clap's own path parser refuses it), for the Vault CLI's
+/// "empty is unset" variables.
+fn path_or_empty(s: &str) -> std::result::Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 /// Vault's own parsing of VAULT_SKIP_VERIFY (strconv.ParseBool).
@@ -233,12 +222,7 @@ impl VaultArgs {
     }
 
     pub fn config(&self, vault_token_env: Option<String>) -> Result<VaultTarget> {
-        if !matches!(self.vault_addr.scheme(), "http" | "https") {
-            return Err(Error::Usage(format!(
-                "VAULT_ADDR {} must be an http:// or https:// URL",
-                self.vault_addr
-            )));
-        }
+        let server = self.server.config(RetryPolicy::default())?;
         let mount = VaultPath::parse(&self.kv_mount).map_err(|e| {
             Error::Usage(format!("--kv-mount {:?} is not valid: {e}", self.kv_mount))
         })?;
@@ -294,34 +278,27 @@ impl VaultArgs {
                 .map_err(|e| Error::Usage(format!("--vault-auth-mount {m:?} is not valid: {e}")))?;
         }
         Ok(VaultTarget {
-            client: VaultConfig {
-                addr: self.vault_addr.clone(),
-                namespace: self.vault_namespace.clone().filter(|n| !n.is_empty()),
-                cacert: self.vault_cacert.clone(),
-                skip_verify: self.vault_skip_verify,
-                auth,
-                timeout: Duration::from_secs(self.vault_timeout.max(1)),
-                retry: RetryPolicy::default(),
-                dry_run: false,
-            },
+            client: VaultConfig { auth, ..server },
             mount,
             kv_version: self.kv_version,
         })
     }
 }
 
-/// Vault flags of the authority's own steps (init-authority, unseal): they talk to Vault
-/// before any auth method exists, so there is no login; a token only from a file or VAULT_TOKEN.
+/// The connection to one Vault server, with the Vault CLI's variables. Alone, it is the Vault
+/// side of the authority's own steps (init-authority, unseal): they talk to Vault before any
+/// auth method exists, so there is no login; a token only from a file or VAULT_TOKEN.
 #[derive(Debug, Clone, Args)]
 pub struct VaultServerArgs {
-    /// Vault server address (one server: init and unseal are per node).
+    /// Vault server address (init-authority and unseal: one node).
     #[arg(long, env = "VAULT_ADDR", value_name = "URL")]
     pub vault_addr: url::Url,
     /// Vault Enterprise namespace.
     #[arg(long, env = "VAULT_NAMESPACE", value_name = "NS")]
     pub vault_namespace: Option<String>,
-    /// PEM bundle of the CA(s) that sign Vault's certificate; only these are trusted.
-    #[arg(long, env = "VAULT_CACERT", value_name = "FILE")]
+    /// PEM bundle of the CA(s) that sign Vault's certificate; only these are trusted. Empty is
+    /// unset, as in Vault's CLI (the built-in public roots), so a template can always pass it.
+    #[arg(long, env = "VAULT_CACERT", value_name = "FILE", value_parser = path_or_empty)]
     pub vault_cacert: Option<PathBuf>,
     /// Do not verify Vault's TLS certificate (never in production).
     #[arg(long, env = "VAULT_SKIP_VERIFY", value_parser = parse_bool, default_value = "false", value_name = "BOOL")]
@@ -348,7 +325,10 @@ impl VaultServerArgs {
         Ok(VaultConfig {
             addr: self.vault_addr.clone(),
             namespace: self.vault_namespace.clone().filter(|n| !n.is_empty()),
-            cacert: self.vault_cacert.clone(),
+            cacert: self
+                .vault_cacert
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
             skip_verify: self.vault_skip_verify,
             auth: VaultAuth::Token(SecretString::from(String::new())),
             timeout: Duration::from_secs(self.vault_timeout.max(1)),
@@ -545,5 +525,34 @@ mod tests {
         assert_eq!(parse_bool("true"), Ok(true));
         assert_eq!(parse_bool(""), Ok(false));
         assert!(parse_bool("yes").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Server {
+        #[command(flatten)]
+        vault: VaultServerArgs,
+    }
+
+    fn server(args: &[&str]) -> VaultConfig {
+        use clap::Parser;
+        let args = ["step", "--vault-addr=https://vault.vault.svc:8200"]
+            .iter()
+            .chain(args);
+        Server::try_parse_from(args)
+            .unwrap()
+            .vault
+            .config(RetryPolicy::default())
+            .unwrap()
+    }
+
+    /// Vault's CLI ignores an empty VAULT_CACERT; the templates always pass the parameter.
+    #[test]
+    fn empty_cacert_is_unset_like_vault() {
+        assert_eq!(server(&["--vault-cacert="]).cacert, None);
+        assert_eq!(server(&[]).cacert, None);
+        assert_eq!(
+            server(&["--vault-cacert=/etc/secops/vault-ca/ca.crt"]).cacert,
+            Some(PathBuf::from("/etc/secops/vault-ca/ca.crt"))
+        );
     }
 }

@@ -1088,7 +1088,7 @@ impl Exec<'_> {
             });
         }
         let args: Vec<String> = pod.args.iter().map(|a| rewrite_arg(a, &mounts)).collect();
-        let env = self.pod_env(pod, dir)?;
+        let env = self.pod_env(pod, dir, &mounts)?;
         let mut cmd = tokio::process::Command::new(crate::bin(&pod.binary));
         cmd.env_clear()
             .envs(&env)
@@ -1149,14 +1149,16 @@ impl Exec<'_> {
                         .map(|(k, v)| (k, v.0))
                         .collect()
                 }
-                VolumeSource::ConfigMap(name) => {
+                VolumeSource::ConfigMap { name, optional } => {
                     let api: kube::Api<ConfigMap> =
                         kube::Api::namespaced(self.env.client.clone(), self.namespace);
-                    let c = api
-                        .get_opt(name)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("volume {volume}: configmap {name:?} not found"))?;
+                    let c = match api.get_opt(name).await.map_err(|e| e.to_string())? {
+                        Some(c) => c,
+                        None if *optional => continue,
+                        None => {
+                            return Err(format!("volume {volume}: configmap {name:?} not found"))
+                        }
+                    };
                     c.data
                         .unwrap_or_default()
                         .into_iter()
@@ -1175,7 +1177,12 @@ impl Exec<'_> {
     /// connection (here a kubeconfig, where a pod has in-cluster config) and its
     /// ServiceAccount token (here a file named by the env fallback of
     /// `--service-account-token-file`, where a pod has it at the default path).
-    fn pod_env(&self, pod: &Pod, dir: &Path) -> Result<BTreeMap<String, String>> {
+    fn pod_env(
+        &self,
+        pod: &Pod,
+        dir: &Path,
+        mounts: &[(String, PathBuf)],
+    ) -> Result<BTreeMap<String, String>> {
         // The kubeconfig's bearer token names the ServiceAccount, so the Kubernetes API's
         // records attribute each request to the identity a pod would have.
         let kubeconfig = dir.join("kubeconfig");
@@ -1198,11 +1205,19 @@ impl Exec<'_> {
                 token.display().to_string(),
             );
         }
-        // The test Vault's CA, standing in for roots the image trusts (Vault is on TLS).
-        let ca = dir.join("vault-ca.pem");
-        std::fs::write(&ca, &crate::vault_pki().ca_pem)?;
-        env.insert("VAULT_CACERT".into(), ca.display().to_string());
-        env.extend(pod.env.iter().cloned());
+        // A path in an env value names a file in a mounted volume, as args do.
+        env.extend(
+            pod.env
+                .iter()
+                .map(|(k, v)| (k.clone(), rewrite_path(v, mounts))),
+        );
+        // An empty VAULT_CACERT means the roots built into the image; the test Vault's CA
+        // stands in for them (Vault is on TLS, its CA is no public one).
+        if env.get("VAULT_CACERT").is_none_or(String::is_empty) {
+            let ca = dir.join("vault-ca.pem");
+            std::fs::write(&ca, &crate::vault_pki().ca_pem)?;
+            env.insert("VAULT_CACERT".into(), ca.display().to_string());
+        }
         Ok(env)
     }
 }
@@ -1561,7 +1576,12 @@ fn container_env(c: &Value) -> Result<Vec<(String, String)>> {
 enum VolumeSource {
     EmptyDir,
     Secret(String),
-    ConfigMap(String),
+    /// `optional`: a missing ConfigMap mounts as an empty directory instead of keeping the
+    /// pod from starting.
+    ConfigMap {
+        name: String,
+        optional: bool,
+    },
 }
 
 fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String, VolumeSource)>> {
@@ -1588,8 +1608,11 @@ fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String, Vol
             check_keys(sv, "secretName", "volumes[].secret")?;
             VolumeSource::Secret(str_at(sv, &["secretName"])?.to_owned())
         } else if let Some(cm) = volume.get("configMap") {
-            check_keys(cm, "name", "volumes[].configMap")?;
-            VolumeSource::ConfigMap(str_at(cm, &["name"])?.to_owned())
+            check_keys(cm, "name optional", "volumes[].configMap")?;
+            VolumeSource::ConfigMap {
+                name: str_at(cm, &["name"])?.to_owned(),
+                optional: cm["optional"] == Value::Bool(true),
+            }
         } else {
             bail!("volume {name}: emptyDir, secret or configMap only")
         };

@@ -326,20 +326,21 @@ pub fn check_container(
     }
 
     // Every step gets the workflow's dry-run parameter, so a dry run writes nothing anywhere.
-    let dry_run = literal_of(c, "--dry-run", "SECOPS_DRY_RUN");
-    if !dry_run
-        .as_deref()
-        .is_some_and(|v| v.contains("parameters.dry-run}}"))
-    {
-        out.push(Problem::at(
-            doc,
-            at,
-            format!(
-                "{} must get --dry-run={{{{workflow.parameters.dry-run}}}} (or an input parameter \
-                 dry-run), not {dry_run:?}: a dry run of the workflow must reach every step",
-                bin.name
-            ),
-        ));
+    from_parameter(
+        (doc, at, c, bin.name),
+        ("--dry-run", "SECOPS_DRY_RUN", "dry-run"),
+        "a dry run of the workflow must reach every step",
+        out,
+    );
+    // A cluster's own Vault rarely has a publicly trusted certificate: every Vault step takes
+    // its CA bundle from the workflow (the optional ConfigMap secops-vault-ca, mounted).
+    if bin.uses_vault() {
+        from_parameter(
+            (doc, at, c, bin.name),
+            ("--vault-cacert", "VAULT_CACERT", "vault-cacert"),
+            "without it a Vault with a private CA cannot be reached",
+            out,
+        );
     }
 
     if bin.logs_in_to_vault() && facts.vault_role.is_none() {
@@ -354,6 +355,29 @@ pub fn check_container(
         }
     }
     facts
+}
+
+/// The container passes the workflow (or input) parameter `param` as `flag` or `env`.
+fn from_parameter(
+    (doc, at, c, step): (&Doc, &str, &Value, &str),
+    (flag, env, param): (&str, &str, &str),
+    why: &str,
+    out: &mut Vec<Problem>,
+) {
+    let given = literal_of(c, flag, env);
+    if !given
+        .as_deref()
+        .is_some_and(|v| v.contains(&format!("parameters.{param}}}}}")))
+    {
+        out.push(Problem::at(
+            doc,
+            at,
+            format!(
+                "{step} must get {flag}={{{{workflow.parameters.{param}}}}} (or env {env}, or \
+                 an input parameter {param}), not {given:?}: {why}"
+            ),
+        ));
+    }
 }
 
 /// A literal Vault role (`--vault-role` wins over `SECOPS_VAULT_ROLE`, as in clap) and its path.

@@ -620,3 +620,72 @@ async fn batch_template_hands_over_in_one_pod_per_batch() {
         );
     }
 }
+
+/// `kubectl -n secops create configmap secops-vault-ca --from-file=ca.crt=<pem>`, replacing
+/// one that is there.
+async fn vault_ca_configmap(env: &Env, pem: &str) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::DeleteParams;
+    let api = Api::<ConfigMap>::namespaced(env.client.clone(), "secops");
+    let _ = api
+        .delete("secops-vault-ca", &DeleteParams::default())
+        .await;
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("secops-vault-ca".into()),
+            ..Default::default()
+        },
+        data: Some([("ca.crt".to_owned(), pem.to_owned())].into()),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &cm).await.unwrap();
+}
+
+/// A Vault with a private CA (README "Vault's CA"): the bundle reaches every Vault step from
+/// the optional ConfigMap secops-vault-ca through the `vault-cacert` parameter; without the
+/// ConfigMap, or with another CA in it, the steps stop with exit 2 and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_vault_ca_comes_from_the_configmap() {
+    let env = env().await;
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "ca-canary-pw"))
+        .await;
+    let args = [
+        ("namespaces", "apps"),
+        ("consume-mode", "ignore"),
+        ("vault-cacert", "/etc/secops/vault-ca/ca.crt"),
+    ];
+    let refused = |run: &WorkflowRun, needle: &str| {
+        run.assert_phase(Phase::Failed);
+        let write = run.pod("write-vault");
+        // Exit 2 is for a human: no retry.
+        assert_eq!(write.exit_codes, [2], "{}", run.summary());
+        assert!(write.stderr.contains(needle), "{}", write.stderr);
+        assert!(run.pods_of("mark-consumed").is_empty(), "{}", run.summary());
+    };
+
+    // The parameter is set but the ConfigMap was never created: the optional volume is empty.
+    let run = submit(&env, HANDOVER, &args).await;
+    refused(&run, "cannot read VAULT_CACERT");
+
+    // Another CA: fails closed before any request reaches Vault's API.
+    let other = vault_emulator::TestPki::generate("an unrelated CA", &["127.0.0.1"]).unwrap();
+    vault_ca_configmap(&env, &other.ca_pem).await;
+    let run = submit(&env, HANDOVER, &args).await;
+    refused(&run, "TLS to Vault failed");
+    assert_eq!(env.vault_versions("apps/db").await, 0);
+    let live = env.secret("apps", "db").await.unwrap();
+    assert_eq!(label(&live, "secops.io/state"), None);
+
+    // Vault's own CA: both Vault steps verify it from the mounted file, and the handover goes through.
+    vault_ca_configmap(&env, &e2e::vault_pki().ca_pem).await;
+    let run = submit(&env, HANDOVER, &args).await;
+    run.assert_phase(Phase::Succeeded);
+    for step in ["write-vault", "mark-consumed"] {
+        let cacert = &run.pod(step).env["VAULT_CACERT"];
+        assert!(
+            cacert.ends_with("volumes/vault-ca/ca.crt"),
+            "{step} reads the mounted bundle, not the image's roots: {cacert}"
+        );
+    }
+    assert_eq!(env.vault_versions("apps/db").await, 1);
+}

@@ -76,14 +76,14 @@ fn a_flag_with_its_value_in_the_next_argument() {
 fn an_undeclared_workflow_parameter() {
     let found = check_after(|t| {
         let wf = t.doc_mut("WorkflowTemplate", "secret-rotation");
-        *at(wf, "/spec/templates/0/container/env/3/value") =
+        *at(wf, "/spec/templates/0/container/env/4/value") =
             json!("{{workflow.parameters.kv-mnt}}");
     });
     assert_exactly(
         &found,
         &[(
             ROTATION,
-            "spec.templates[0].container.env[3].value",
+            "spec.templates[0].container.env[4].value",
             "{{workflow.parameters.kv-mnt}} is not declared",
         )],
     );
@@ -564,7 +564,7 @@ fn a_vault_role_without_role_and_policy_files() {
     let found = check_after(|t| {
         *at(
             t.doc_mut("WorkflowTemplate", "push-internal-secrets"),
-            "/spec/templates/0/container/env/2/value",
+            "/spec/templates/0/container/env/3/value",
         ) = json!("secops-pusher");
     });
     assert_exactly(
@@ -572,12 +572,12 @@ fn a_vault_role_without_role_and_policy_files() {
         &[
             (
                 PUSH,
-                "spec.templates[0].container.env[2].value",
+                "spec.templates[0].container.env[3].value",
                 "no templates/vault/roles/secops-pusher.json",
             ),
             (
                 PUSH,
-                "spec.templates[0].container.env[2].value",
+                "spec.templates[0].container.env[3].value",
                 "no templates/vault/policies/secops-pusher.hcl",
             ),
             (
@@ -599,7 +599,7 @@ fn a_vault_role_that_does_not_bind_the_pods_service_account() {
         &found,
         &[(
             ROTATION,
-            "spec.templates[0].container.env[2].value",
+            "spec.templates[0].container.env[3].value",
             "Vault role secops-rotate does not bind ServiceAccount secops-rotate",
         )],
     );
@@ -1132,6 +1132,27 @@ fn a_step_that_does_not_get_the_dry_run_parameter() {
             HANDOVER,
             "spec.templates[3].container",
             "write-vault must get --dry-run={{workflow.parameters.dry-run}}",
+        )],
+    );
+}
+
+#[test]
+fn a_vault_step_without_the_ca_parameter() {
+    let found = check_after(|t| {
+        let env = at(
+            t.doc_mut("WorkflowTemplate", "secret-rotation"),
+            "/spec/templates/0/container/env",
+        )
+        .as_array_mut()
+        .unwrap();
+        env.retain(|e| e["name"] != "VAULT_CACERT");
+    });
+    assert_exactly(
+        &found,
+        &[(
+            ROTATION,
+            "spec.templates[0].container",
+            "rotate must get --vault-cacert={{workflow.parameters.vault-cacert}} (or env VAULT_CACERT, or an input parameter vault-cacert), not None",
         )],
     );
 }
