@@ -664,6 +664,7 @@ async fn a_private_vault_ca_comes_from_the_configmap() {
     };
 
     // The parameter is set but the ConfigMap was never created: the optional volume is empty.
+    let before = env.vault.request_count();
     let run = submit(&env, HANDOVER, &args).await;
     refused(&run, "cannot read VAULT_CACERT");
 
@@ -672,6 +673,7 @@ async fn a_private_vault_ca_comes_from_the_configmap() {
     vault_ca_configmap(&env, &other.ca_pem).await;
     let run = submit(&env, HANDOVER, &args).await;
     refused(&run, "TLS to Vault failed");
+    assert_eq!(env.vault.request_count(), before, "no request got through");
     assert_eq!(env.vault_versions("apps/db").await, 0);
     let live = env.secret("apps", "db").await.unwrap();
     assert_eq!(label(&live, "secops.io/state"), None);
