@@ -1,6 +1,13 @@
-//! The fault schedules the two test servers (`kube-server`, `vault-emulator`) share. Each
-//! server keeps its own `Fault` enum and turns a [`Failure`] into its own wire answer (a
-//! `metav1.Status`, a Vault `errors` body); what is common is *when* a request fails.
+//! Test-only fault injection. [`proxy`] is a recording, fault-injecting reverse proxy that
+//! stands in front of any test server, so faults and request logs come from one place; [`pki`]
+//! is the throwaway CA its TLS listener uses. The schedules below (*when* a request fails) are
+//! also used by test servers that still inject faults themselves, until they move behind it.
+
+pub mod pki;
+pub mod proxy;
+
+pub use pki::{TestPki, TlsIdentity};
+pub use proxy::{is_vault_sys, start, Dialect, Fault, Handle, Hook, Options, Record, INJECTED};
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! A throwaway test PKI: a fresh CA and a server certificate it signs, so the emulator can
+//! A throwaway test PKI: a fresh CA and a server certificate it signs, so a test server can
 //! listen over real TLS (as Vault does with `tls_cert_file`/`tls_key_file`) and clients
 //! are tested with `VAULT_CACERT`. Nothing here is ever shipped.
 
