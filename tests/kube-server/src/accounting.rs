@@ -1,11 +1,21 @@
-//! Request accounting so tests can assert how a step talked to the API (how often,
-//! which paths). Only methods and paths are kept: bodies carry secret material.
+//! Who did what, as RBAC sees it, so tests can hold each identity to its grants. How often
+//! and in what order requests came is the proxy's record (`fault-injection`).
 
-use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 /// `(method, resource, namespace)`; namespace is `""` for cluster-scoped requests.
 pub type RequestKey = (String, String, String);
+
+/// The key of a request for counting, `None` for non-resource paths (discovery).
+pub fn request_key(method: &str, path_and_query: &str) -> Option<RequestKey> {
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    let p = crate::path::ResourcePath::parse(path)?;
+    Some((
+        method.to_string(),
+        p.resource,
+        p.namespace.unwrap_or_default(),
+    ))
+}
 
 #[derive(Default)]
 pub struct Accounting {
@@ -15,7 +25,8 @@ pub struct Accounting {
 /// An authorization-relevant view of one request, as RBAC would see it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ApiAccess {
-    /// The bearer token (a test names its identities by token).
+    /// The bearer token (a test names its identities by token); for a service account
+    /// token the server issued, the username `system:serviceaccount:NS:NAME` instead.
     pub user: String,
     /// RBAC verb: get, list, create, update, patch, delete, deletecollection, watch.
     pub verb: String,
@@ -28,26 +39,10 @@ pub struct ApiAccess {
 
 #[derive(Default)]
 struct Inner {
-    log: Vec<(String, String)>,
-    log_at: Vec<std::time::Instant>,
-    counts: BTreeMap<RequestKey, u64>,
     accesses: Vec<ApiAccess>,
 }
 
 impl Accounting {
-    /// Records one request; `resource` is `(plural, namespace)` for resource paths.
-    pub fn record(&self, method: &str, path_and_query: &str, resource: Option<(&str, &str)>) {
-        let mut inner = self.lock();
-        inner
-            .log
-            .push((method.to_string(), path_and_query.to_string()));
-        inner.log_at.push(std::time::Instant::now());
-        if let Some((plural, ns)) = resource {
-            let key = (method.to_string(), plural.to_string(), ns.to_string());
-            *inner.counts.entry(key).or_default() += 1;
-        }
-    }
-
     pub fn access(&self, a: ApiAccess) {
         self.lock().accesses.push(a);
     }
@@ -56,34 +51,8 @@ impl Accounting {
         self.lock().accesses.clone()
     }
 
-    pub fn total(&self) -> u64 {
-        self.lock().log.len() as u64
-    }
-
-    pub fn log(&self) -> Vec<(String, String)> {
-        self.lock().log.clone()
-    }
-
-    pub fn log_at(&self) -> Vec<(std::time::Instant, String, String)> {
-        let inner = self.lock();
-        inner
-            .log_at
-            .iter()
-            .zip(&inner.log)
-            .map(|(t, (m, p))| (*t, m.clone(), p.clone()))
-            .collect()
-    }
-
-    pub fn counts(&self) -> BTreeMap<RequestKey, u64> {
-        self.lock().counts.clone()
-    }
-
     pub fn reset(&self) {
-        let mut inner = self.lock();
-        inner.log.clear();
-        inner.log_at.clear();
-        inner.counts.clear();
-        inner.accesses.clear();
+        self.lock().accesses.clear();
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -1,5 +1,6 @@
 //! Just enough discovery for kube clients (`/version`, `/api`, `/apis` and the resource
 //! lists of the group-versions we serve); kube-fake-client has no HTTP discovery.
+//! `authentication.k8s.io/v1` lists only `tokenreviews`, the one resource of it served.
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -32,7 +33,11 @@ pub fn respond(path: &str, addr: SocketAddr) -> Option<Value> {
         "/apis" => json!({
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": [group("events.k8s.io"), group(EXTERNAL_SECRETS_GROUP)],
+            "groups": [
+                group("authentication.k8s.io"),
+                group("events.k8s.io"),
+                group(EXTERNAL_SECRETS_GROUP),
+            ],
         }),
         "/api/v1" => resource_list(
             "v1",
@@ -42,6 +47,20 @@ pub fn respond(path: &str, addr: SocketAddr) -> Option<Value> {
                 ("events", "Event", &["ev"]),
             ],
         ),
+        "/apis/authentication.k8s.io/v1" => json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "authentication.k8s.io/v1",
+            "resources": [
+                {
+                    "name": "tokenreviews",
+                    "singularName": "tokenreview",
+                    "namespaced": false,
+                    "kind": "TokenReview",
+                    "verbs": ["create"],
+                },
+            ],
+        }),
         "/apis/events.k8s.io/v1" => {
             resource_list("events.k8s.io/v1", &[("events", "Event", &["ev"])])
         }

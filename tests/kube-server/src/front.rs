@@ -2,7 +2,8 @@
 //! a real apiserver would enforce: one-at-a-time request handling (its update is a
 //! get-then-insert under separate locks), forbidden namespaces, Secret conversion and
 //! validation, delete preconditions, resourceVersion conflicts worded like the
-//! apiserver, and Status bodies with `details`. Everything else is forwarded as-is.
+//! apiserver, Status bodies with `details`, and TokenReviews of the service account
+//! tokens it issues (see `tokens`). Everything else is forwarded as-is.
 
 use crate::accounting::Accounting;
 use crate::backend::{is_custom_resource, object_path, Backend};
@@ -13,6 +14,7 @@ use crate::semantics::{
     parse_object, patch_kind, stale, to_vec, PatchKind,
 };
 use crate::status::{self, FieldError, FieldErrorKind, Reply};
+use crate::tokens::{self, Caller, Tokens};
 use crate::{discovery, pages, query};
 use bytes::Bytes;
 use http::Method;
@@ -29,19 +31,13 @@ pub struct Request {
     pub query: Option<String>,
     pub content_type: Option<String>,
     pub body: Bytes,
-    /// The bearer token, which names the caller (tokens are not checked; a test gives each
-    /// identity its own kubeconfig so requests can be attributed).
+    /// The bearer token, which names the caller (a test gives each identity its own
+    /// kubeconfig so requests can be attributed). Only a TokenReview checks it, since
+    /// its callers (Vault's Kubernetes auth) must be authenticated to make one.
     pub user: Option<String>,
 }
 
 impl Request {
-    fn path_and_query(&self) -> String {
-        match self.query.as_deref() {
-            Some(q) if !q.is_empty() => format!("{}?{q}", self.path),
-            _ => self.path.clone(),
-        }
-    }
-
     fn query_param(&self, key: &str) -> Option<String> {
         query::param(self.query.as_deref(), key)
     }
@@ -62,8 +58,8 @@ pub struct Front {
     serial: tokio::sync::Mutex<()>,
     forbidden: RwLock<BTreeSet<String>>,
     pub accounting: Accounting,
-    /// Test-only; see `fault`.
-    pub fault: std::sync::Mutex<crate::fault::Rule>,
+    /// Service account tokens and the kubeconfig users' tokens.
+    pub tokens: Tokens,
 }
 
 impl Front {
@@ -74,7 +70,7 @@ impl Front {
             serial: tokio::sync::Mutex::new(()),
             forbidden: RwLock::new(forbidden.iter().cloned().collect()),
             accounting: Accounting::default(),
-            fault: Default::default(),
+            tokens: Tokens::new(&[crate::TOKEN]),
         }
     }
 
@@ -89,13 +85,6 @@ impl Front {
 
     pub async fn handle(&self, req: Request) -> Reply {
         let parsed = ResourcePath::parse(&req.path);
-        self.accounting.record(
-            req.method.as_str(),
-            &req.path_and_query(),
-            parsed
-                .as_ref()
-                .map(|p| (p.resource.as_str(), p.namespace.as_deref().unwrap_or(""))),
-        );
         if req.method == Method::GET {
             if let Some(body) = discovery::respond(&req.path, self.addr) {
                 return Reply::ok(body);
@@ -104,6 +93,9 @@ impl Front {
         let Some(p) = parsed else {
             return status::no_such_resource();
         };
+        if p.group == "authentication.k8s.io" && p.version == "v1" && p.resource == "tokenreviews" {
+            return self.token_review(&req, &p);
+        }
         let Some((kind, namespaced)) = kind_of(&p) else {
             return status::no_such_resource();
         };
@@ -116,7 +108,7 @@ impl Front {
             );
         };
         self.accounting.access(crate::accounting::ApiAccess {
-            user: req.user.clone().unwrap_or_default(),
+            user: self.tokens.caller_name(req.user.as_deref()),
             verb: verb.to_string(),
             group: p.group.clone(),
             resource: p.resource.clone(),
@@ -153,6 +145,36 @@ impl Front {
                     .await
             }
         }
+    }
+
+    /// TokenReview is create-only and cluster-scoped, and, unlike the rest of this
+    /// server, checks its caller's bearer token: authentication comes before RBAC (a
+    /// rejected token is 401 and never reaches it; no token is `system:anonymous`, whom
+    /// RBAC denies).
+    fn token_review(&self, req: &Request, p: &ResourcePath) -> Reply {
+        if p.namespace.is_some() || p.name.is_some() {
+            return status::no_such_resource();
+        }
+        if req.method != Method::POST {
+            return status::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            );
+        }
+        let caller = self.tokens.authenticate(req.user.as_deref());
+        if caller == Caller::Rejected {
+            return status::unauthorized();
+        }
+        self.accounting.access(crate::accounting::ApiAccess {
+            user: self.tokens.caller_name(req.user.as_deref()),
+            verb: "create".to_string(),
+            group: p.group.clone(),
+            resource: p.resource.clone(),
+            namespace: String::new(),
+        });
+        if caller == Caller::Anonymous {
+            return status::forbidden_as(p, "create", "system:anonymous");
+        }
+        tokens::create_review(&self.tokens, &req.body)
     }
 
     fn is_forbidden(&self, p: &ResourcePath, namespaced: bool) -> bool {

@@ -1,5 +1,6 @@
 //! A kubeconfig pointing at the server, so step binaries are configured exactly as in a
-//! cluster: through a file, with a bearer-token user (the token is not checked).
+//! cluster: through a file, with a bearer-token user (the token is checked only by
+//! TokenReview, see `front`).
 
 use std::net::SocketAddr;
 use std::path::Path;

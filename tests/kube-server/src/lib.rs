@@ -3,12 +3,13 @@
 //! Step binaries are real kube clients configured by a kubeconfig file, so they need
 //! an HTTP server with real API semantics. The semantics come from the maintained
 //! `kube-fake-client` crate (served through `kube::Client::send`); a thin front layer
-//! adds only what it lacks (see `front`). This crate is never shipped.
+//! adds only what it lacks (see `front`). It also issues service account tokens and
+//! answers TokenReviews of them, so a Vault/OpenBao Kubernetes auth method can use it
+//! as its `kubernetes_host` (see `tokens`). This crate is never shipped.
 
 mod accounting;
 mod backend;
 mod discovery;
-mod fault;
 mod front;
 mod kubeconfig;
 mod names;
@@ -19,14 +20,16 @@ mod secret;
 mod semantics;
 mod server;
 mod status;
+mod tokens;
 
-pub use accounting::{ApiAccess, RequestKey};
-pub use fault::{Failure, Fault};
+pub use accounting::{request_key, ApiAccess, RequestKey};
 pub use kubeconfig::TOKEN;
 pub use status::USER;
+/// `iss` of the issued service account tokens, and the audience they carry unless told
+/// otherwise (the API server's own).
+pub use tokens::ISSUER as SERVICE_ACCOUNT_ISSUER;
 
 use anyhow::Context as _;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -97,17 +100,57 @@ impl Handle {
     }
 
     /// A kubeconfig whose bearer token is `token`, so this caller's requests can be told
-    /// apart in [`Handle::accesses`].
+    /// apart in [`Handle::accesses`]. The token authenticates from then on (it may
+    /// create TokenReviews).
     pub fn write_kubeconfig_as(
         &self,
         path: &std::path::Path,
         namespace: &str,
         token: &str,
     ) -> std::io::Result<()> {
+        self.front.tokens.register_caller(token);
         kubeconfig::write_as(path, self.addr, namespace, token)
     }
 
+    /// A token for the service account `namespace/service_account`, shaped like a
+    /// projected token (a JWS with an RS256 header, `iss` [`SERVICE_ACCOUNT_ISSUER`],
+    /// `sub` `system:serviceaccount:NS:NAME`, `aud` [`SERVICE_ACCOUNT_ISSUER`] and the
+    /// `kubernetes.io` claims). Its signature is random bytes: nothing can verify it, and
+    /// only a TokenReview by this server authenticates it. The service account gets one
+    /// uid, the same for every token issued for it.
+    pub fn issue_service_account_token(&self, namespace: &str, service_account: &str) -> String {
+        self.front.tokens.issue(namespace, service_account, &[])
+    }
+
+    /// [`Handle::issue_service_account_token`] with audiences of its own (as a
+    /// `TokenRequest` with `audiences`, or a projected volume with `audience`): a
+    /// TokenReview authenticates it only for one of them, and the API server refuses it
+    /// as a bearer token unless [`SERVICE_ACCOUNT_ISSUER`] is among them.
+    pub fn issue_service_account_token_with_audiences(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audiences: &[&str],
+    ) -> String {
+        self.front
+            .tokens
+            .issue(namespace, service_account, audiences)
+    }
+
+    /// From now on `token` reviews as invalidated and no longer authenticates; other
+    /// tokens of its service account keep working. Unknown tokens are ignored.
+    pub fn revoke_service_account_token(&self, token: &str) {
+        self.front.tokens.revoke(token)
+    }
+
+    /// The uid of a service account a token was issued for (`None` before the first).
+    pub fn service_account_uid(&self, namespace: &str, service_account: &str) -> Option<String> {
+        self.front.tokens.uid(namespace, service_account)
+    }
+
     /// Every resource request as RBAC sees it (caller, verb, group, resource, namespace).
+    /// The caller is the bearer token, or for a token this server issued its service
+    /// account's username.
     pub fn accesses(&self) -> Vec<ApiAccess> {
         self.front.accounting.accesses()
     }
@@ -129,62 +172,8 @@ impl Handle {
         self.front.set_forbidden(ns, false);
     }
 
-    /// Requests received since start or the last reset, discovery included.
-    pub fn request_count(&self) -> u64 {
-        self.front.accounting.total()
-    }
-
-    /// `(method, path+query)` of every request, in arrival order; never bodies.
-    pub fn requests(&self) -> Vec<(String, String)> {
-        self.front.accounting.log()
-    }
-
-    /// [`Handle::requests`] with each request's arrival time, to merge with another
-    /// server's log into the order a client made them.
-    pub fn requests_at(&self) -> Vec<(std::time::Instant, String, String)> {
-        self.front.accounting.log_at()
-    }
-
-    /// Test-only fault injection for every request (see `Fault`); `None` clears it.
-    pub fn set_fault(&self, fault: Option<Fault>) {
-        self.set_fault_for(None, fault)
-    }
-
-    /// A fault for requests of one HTTP method only (`Some("PATCH")`); others pass.
-    pub fn set_fault_for(&self, method: Option<&str>, fault: Option<Fault>) {
-        *self.front.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault::Rule {
-            fault,
-            method: method.map(str::to_owned),
-        };
-    }
-
-    /// The fault in force (a counting fault shows what is left).
-    pub fn fault(&self) -> Option<Fault> {
-        self.front
-            .fault
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .fault
-            .clone()
-    }
-
-    /// Resource requests counted by `(method, resource, namespace)`; namespace is
-    /// empty for cluster-scoped requests such as a LIST across all namespaces.
-    pub fn request_counts(&self) -> BTreeMap<RequestKey, u64> {
-        self.front.accounting.counts()
-    }
-
-    /// One entry of [`Handle::request_counts`], 0 when absent.
-    pub fn count(&self, method: &str, resource: &str, namespace: &str) -> u64 {
-        let key = (
-            method.to_string(),
-            resource.to_string(),
-            namespace.to_string(),
-        );
-        self.request_counts().get(&key).copied().unwrap_or(0)
-    }
-
-    pub fn reset_requests(&self) {
+    /// Forgets the accesses recorded so far.
+    pub fn reset_accesses(&self) {
         self.front.accounting.reset()
     }
 

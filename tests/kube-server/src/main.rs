@@ -1,5 +1,6 @@
 //! `kube-server`: the test API server as a process, for running step binaries by hand
-//! or from scripts. Prints `listening on http://ADDR` once it accepts connections.
+//! or from scripts. Prints `listening on http://ADDR` once it accepts connections,
+//! after a `service-account-token NS/NAME TOKEN` line per `--service-account-token`.
 
 use clap::Parser;
 use std::io::Write as _;
@@ -24,6 +25,19 @@ struct Args {
     /// Deny every request into this namespace with 403 (repeatable).
     #[arg(long = "forbid-namespace")]
     forbid_namespaces: Vec<String>,
+    /// Issue a token for this service account, NAMESPACE/NAME, and print it (repeatable):
+    /// to log in to a Vault/OpenBao whose Kubernetes auth reviews tokens here.
+    #[arg(long = "service-account-token", value_parser = service_account)]
+    service_accounts: Vec<(String, String)>,
+}
+
+fn service_account(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(format!("expected NAMESPACE/NAME, got {s:?}")),
+    }
 }
 
 #[tokio::main]
@@ -38,6 +52,10 @@ async fn main() -> anyhow::Result<()> {
         handle.write_kubeconfig(path, &args.namespace)?;
     }
     let mut stdout = std::io::stdout();
+    for (ns, name) in &args.service_accounts {
+        let token = handle.issue_service_account_token(ns, name);
+        writeln!(stdout, "service-account-token {ns}/{name} {token}")?;
+    }
     writeln!(stdout, "listening on {}", handle.url())?;
     stdout.flush()?;
     wait_for_signal().await?;

@@ -2,7 +2,6 @@
 //! need no certificates. Each request runs in its own task so a client that hangs up
 //! cannot cancel a write half-way through the front layer.
 
-use crate::fault::Action;
 use crate::front::{Front, Request};
 use crate::status::Reply;
 use bytes::Bytes;
@@ -46,7 +45,7 @@ pub async fn serve(listener: TcpListener, front: Arc<Front>, mut shutdown: watch
 async fn connection(stream: TcpStream, front: Arc<Front>, mut shutdown: watch::Receiver<bool>) {
     let service = service_fn(move |req| {
         let front = front.clone();
-        async move { respond(front, req).await.ok_or(Dropped) }
+        async move { Ok::<_, std::convert::Infallible>(serve_request(front, req).await) }
     });
     let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
@@ -57,60 +56,6 @@ async fn connection(stream: TcpStream, front: Arc<Front>, mut shutdown: watch::R
             let _ = conn.await;
         }
     }
-}
-
-/// An injected connection drop: hyper closes the socket without writing a response.
-#[derive(Debug)]
-struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("injected connection drop")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
-/// `None`: drop the connection without a response (an injected fault).
-async fn respond(
-    front: Arc<Front>,
-    req: hyper::Request<Incoming>,
-) -> Option<hyper::Response<Full<Bytes>>> {
-    let action = front
-        .fault
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .apply(req.method().as_str());
-    // Logged as the front layer logs served requests: an empty query is dropped.
-    let path_and_query = match req.uri().query() {
-        Some(q) if !q.is_empty() => format!("{}?{q}", req.uri().path()),
-        _ => req.uri().path().to_owned(),
-    };
-    let mut lost = false;
-    match action {
-        Some(Action::Reply(reply, retry_after)) => {
-            front
-                .accounting
-                .record(req.method().as_str(), &path_and_query, None);
-            let mut res = to_response(reply);
-            if let Some(secs) = retry_after {
-                res.headers_mut()
-                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
-            }
-            return Some(res);
-        }
-        Some(Action::Reset) => {
-            front
-                .accounting
-                .record(req.method().as_str(), &path_and_query, None);
-            return None;
-        }
-        Some(Action::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Action::Lost) => lost = true,
-        None => {}
-    }
-    let res = serve_request(front, req).await;
-    (!lost).then_some(res)
 }
 
 async fn serve_request(

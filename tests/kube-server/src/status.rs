@@ -103,6 +103,11 @@ fn conflict(p: &ResourcePath, name: &str, why: &str) -> Reply {
 
 /// RBAC denial, scoped to the namespace in `p` or to the cluster when it has none.
 pub fn forbidden(p: &ResourcePath, verb: &str) -> Reply {
+    forbidden_as(p, verb, USER)
+}
+
+/// [`forbidden`] for another user.
+pub fn forbidden_as(p: &ResourcePath, verb: &str, user: &str) -> Reply {
     let subject = match &p.name {
         Some(name) if verb != "create" => format!("{} \"{name}\"", p.qualified_resource()),
         _ => p.qualified_resource(),
@@ -116,11 +121,16 @@ pub fn forbidden(p: &ResourcePath, verb: &str) -> Reply {
         None => "at the cluster scope".to_string(),
     };
     let message = format!(
-        "{subject} is forbidden: User \"{USER}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
+        "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
         p.group
     );
     let name = p.name.as_deref().filter(|_| verb != "create");
     Reply::failure(403, "Forbidden", message, details(p, name))
+}
+
+/// A bearer token no authenticator accepts.
+pub fn unauthorized() -> Reply {
+    Reply::failure(401, "Unauthorized", "Unauthorized", json!({}))
 }
 
 pub fn bad_request(message: impl Into<String>) -> Reply {
