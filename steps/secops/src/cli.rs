@@ -167,9 +167,22 @@ pub struct VaultArgs {
     pub kv_version: KvVersion,
 }
 
+/// This pod's API server, as the kubelet announces it (`KUBERNETES_SERVICE_HOST`/`_PORT`).
+pub fn in_cluster_kubernetes_host() -> Option<String> {
+    let host = std::env::var("KUBERNETES_SERVICE_HOST").ok()?;
+    let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+    // An IPv6 service address needs brackets in a URL.
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Some(format!("https://{host}:{port}"))
+}
+
 /// A path where empty stays empty (clap's own path parser refuses it), for the Vault CLI's
 /// "empty is unset" variables.
-fn path_or_empty(s: &str) -> std::result::Result<PathBuf, String> {
+pub fn path_or_empty(s: &str) -> std::result::Result<PathBuf, String> {
     Ok(PathBuf::from(s))
 }
 

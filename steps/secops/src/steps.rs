@@ -465,6 +465,26 @@ pub struct InitAuthorityArgs {
         value_name = "MOUNT"
     )]
     pub vault_auth_mount: String,
+    /// The API server Vault sends logins' TokenReviews to; default: this pod's cluster
+    /// (https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT).
+    #[arg(long, env = "SECOPS_KUBERNETES_HOST", value_name = "URL")]
+    pub kubernetes_host: Option<String>,
+    /// The API server's CA, for a Vault outside the cluster; without it Vault must run in the
+    /// cluster and reads its own service account's CA and token (the default).
+    #[arg(long, env = "SECOPS_KUBERNETES_CA_FILE", value_name = "FILE", value_parser = crate::cli::path_or_empty)]
+    pub kubernetes_ca_file: Option<PathBuf>,
+    /// A JWT of a service account allowed to create TokenReviews (system:auth-delegator), for a
+    /// Vault outside the cluster; without it each login's own JWT must be allowed to.
+    #[arg(long, env = "SECOPS_TOKEN_REVIEWER_JWT_FILE", value_name = "FILE", value_parser = crate::cli::path_or_empty)]
+    pub token_reviewer_jwt_file: Option<PathBuf>,
+    /// Where the steps' KV v2 engine is (enabled when absent).
+    #[arg(
+        long,
+        env = "SECOPS_KV_MOUNT",
+        default_value = "secret",
+        value_name = "MOUNT"
+    )]
+    pub kv_mount: String,
     /// An operator token (e.g. from `vault operator generate-root`) to establish policies and
     /// roles on an already initialised Vault; instead of VAULT_TOKEN.
     #[arg(long, env = "VAULT_TOKEN_FILE", value_name = "FILE")]
@@ -485,6 +505,46 @@ pub struct InitAuthorityArgs {
     pub workflow: WorkflowArgs,
     #[command(flatten)]
     pub outputs: OutputArgs,
+}
+
+/// How Vault reaches this cluster's API server: the flag, else the pod's own service address;
+/// needed only when roles are written. Files are read now, before anything is contacted.
+fn kubernetes_auth(
+    a: &InitAuthorityArgs,
+    needed: bool,
+) -> Result<crate::authority::establish::KubernetesAuth> {
+    let host = a
+        .kubernetes_host
+        .clone()
+        .filter(|h| !h.is_empty())
+        .or_else(crate::cli::in_cluster_kubernetes_host);
+    let Some(host) = host else {
+        return if needed {
+            Err(Error::Usage(
+                "--roles-dir needs the API server Vault reviews logins with: pass \
+                 --kubernetes-host (this pod has no KUBERNETES_SERVICE_HOST)"
+                    .into(),
+            ))
+        } else {
+            Ok(Default::default())
+        };
+    };
+    url::Url::parse(&host)
+        .map_err(|e| Error::Usage(format!("--kubernetes-host {host:?} is not a URL: {e}")))?;
+    let read = |flag: &str, file: &Option<PathBuf>| -> Result<Option<String>> {
+        match file.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+            None => Ok(None),
+            Some(p) => std::fs::read_to_string(p)
+                .map(|s| Some(s.trim().to_owned()))
+                .map_err(|e| Error::Usage(format!("cannot read {flag} {}: {e}", p.display()))),
+        }
+    };
+    Ok(crate::authority::establish::KubernetesAuth {
+        host,
+        ca_pem: read("--kubernetes-ca-file", &a.kubernetes_ca_file)?,
+        reviewer_jwt: read("--token-reviewer-jwt-file", &a.token_reviewer_jwt_file)?
+            .map(secrecy::SecretString::from),
+    })
 }
 
 pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -> Result<Exit> {
@@ -550,6 +610,8 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
             a.policies_dir.as_deref(),
             a.roles_dir.as_deref(),
             &a.vault_auth_mount,
+            &a.kv_mount,
+            kubernetes_auth(&a, a.roles_dir.is_some())?,
         )?,
         store_timeout: a.store_timeout,
         unseal_timeout: a.unseal_timeout,

@@ -118,8 +118,8 @@ pub async fn run(
     drop(root_vault);
     if !revoked {
         tracing::warn!(
-            "Vault did not revoke the root token (RustyVault has no revoke-self); it was never \
-             stored or printed and is forgotten when this process exits"
+            "Vault did not revoke the root token; it was never stored or printed and is \
+             forgotten when this process exits"
         );
     }
     established?;

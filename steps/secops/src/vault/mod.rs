@@ -1,10 +1,10 @@
 //! The Vault side: a thin client over Vault's HTTP API for exactly the calls the steps make.
 //!
-//! Why not vaultrs: its response envelope requires fields (`request_id`, `warnings`,
-//! `wrap_info`) that RustyVault does not send, it reads only `errors` (RustyVault sends
-//! `error`), treats every 404 as empty (Vault's KV v2 puts version metadata in the 404 of a
-//! deleted version) and has no metadata PATCH. Here every response is classified by status
-//! into the documented exit codes, and values are parsed straight into secret types.
+//! Why not vaultrs (re-decided against OpenBao 2.7, see ARCHITECTURE.md): the steps need
+//! the body of a KV v2 404 (Vault puts a deleted version's metadata there), a metadata PATCH
+//! (custom_metadata merged, not replaced), cas on every write, and each response classified
+//! by status into the documented exit codes with values parsed straight into secret types and
+//! request bodies wiped after the last retry. Here that is one small client.
 
 mod auth;
 pub mod kv;
@@ -81,20 +81,16 @@ impl Response {
         })
     }
 
-    /// Error text in either shape: Vault's `{"errors":[..]}` or RustyVault's `{"error":".."}`.
+    /// Vault's error text, `{"errors":[..]}`.
     pub fn error_text(&self) -> String {
         #[derive(serde::Deserialize)]
         struct E {
             #[serde(default)]
             errors: Vec<String>,
-            #[serde(default)]
-            error: Option<String>,
         }
         match serde_json::from_slice::<E>(&self.body) {
             Ok(e) => {
-                let mut all = e.errors;
-                all.extend(e.error);
-                let joined = all.join("; ");
+                let joined = e.errors.join("; ");
                 // Vault's messages never carry values; still, keep them short and printable.
                 joined
                     .chars()
@@ -201,7 +197,7 @@ impl Vault {
             Ok(r) => tracing::warn!(
                 status = r.status,
                 error = %r.error_text(),
-                "Vault did not revoke the login token (RustyVault has no revoke-self); it expires at its TTL"
+                "Vault did not revoke the login token; it expires at its TTL"
             ),
             Err(e) => {
                 tracing::warn!(error = %e, "could not revoke the login token; it expires at its TTL")

@@ -1,9 +1,7 @@
 //! The system backend calls of the authority's own lifecycle: init, seal status, unseal,
-//! policies, auth roles, token revocation and KV v2 listing.
-//!
-//! RustyVault answers differently from Vault and both are accepted here: its init response
-//! has `keys` (hex) but no `keys_base64`; its seal-status lacks `initialized` and `type`,
-//! swaps `t` and `n`, and is a 500 before init; unsealing an unsealed server is a 400.
+//! mounts and auth methods, policies, auth roles, token revocation and KV v2 listing.
+
+use std::collections::BTreeMap;
 
 use reqwest::Method;
 use secrecy::SecretString;
@@ -40,7 +38,7 @@ pub struct InitRequest {
     pub recovery_threshold: Option<u8>,
 }
 
-/// The seal state, in the fields both servers send.
+/// The seal state, in the fields the steps use.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SealStatus {
     pub sealed: bool,
@@ -54,12 +52,12 @@ pub enum UnsealStep {
     Status(SealStatus),
     /// The server refused the key (wrong share, or a wrong combination at the threshold).
     Refused(String),
-    /// The server was already unsealed (RustyVault answers this with a 400).
+    /// The server was already unsealed (someone else submitted the last share).
     AlreadyUnsealed,
 }
 
 impl Vault {
-    /// `GET sys/init`: both servers answer `{"initialized": bool}`.
+    /// `GET sys/init`: `{"initialized": bool}`.
     pub async fn initialized(&self) -> Result<bool> {
         #[derive(Deserialize)]
         struct I {
@@ -114,7 +112,7 @@ impl Vault {
         }
     }
 
-    /// Discards a partial unseal someone else left (`reset`); best effort (RustyVault has none).
+    /// Discards a partial unseal someone else left (`reset`); best effort.
     pub async fn unseal_reset(&self) {
         let body = br#"{"reset":true}"#.to_vec();
         let _ = self
@@ -162,7 +160,56 @@ impl Vault {
         }
     }
 
-    /// `POST auth/token/revoke-self`. `Ok(false)` when the server cannot (RustyVault).
+    /// The mounted secrets engines (`GET sys/mounts`) or auth methods (`GET sys/auth`):
+    /// mount path (with its trailing `/`) to its `type` and `options`.
+    pub async fn mounted(&self, table: MountTable) -> Result<BTreeMap<String, Mounted>> {
+        let path = table.path();
+        let what = format!("GET {path}");
+        let r = self.call(Method::GET, path, None).await?;
+        match r.status {
+            200 => {
+                // Vault answers with the table at the top level and again under `data`.
+                #[derive(Deserialize)]
+                struct Env {
+                    data: BTreeMap<String, Mounted>,
+                }
+                Ok(r.parse::<Env>(&what)?.data)
+            }
+            _ => Err(self.unexpected(&what, &format!("Vault {path}"), &r)),
+        }
+    }
+
+    /// `POST sys/mounts/:path` or `sys/auth/:path`: enables an engine or auth method.
+    pub async fn enable(
+        &self,
+        table: MountTable,
+        mount: &str,
+        body: &serde_json::Value,
+    ) -> Result<()> {
+        let path = format!("{}/{mount}", table.path());
+        self.post_json(&path, body, &format!("Vault {path}")).await
+    }
+
+    /// A JSON write whose answer carries nothing we need (`200`/`204`), e.g.
+    /// `auth/kubernetes/config`.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        object: &str,
+    ) -> Result<()> {
+        let what = format!("write of {path}");
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::Internal(e.to_string()))?;
+        let r = self
+            .call(Method::POST, path, Some(("application/json", bytes)))
+            .await?;
+        match r.status {
+            200 | 204 => Ok(()),
+            _ => Err(self.unexpected(&what, object, &r)),
+        }
+    }
+
+    /// `POST auth/token/revoke-self`. `Ok(false)` when the server refused.
     pub async fn revoke_self(&self) -> Result<bool> {
         let r = self
             .call(Method::POST, "auth/token/revoke-self", None)
@@ -205,26 +252,56 @@ impl Vault {
     }
 }
 
+impl Mounted {
+    /// The KV `version` option, when set.
+    pub fn version(&self) -> Option<&str> {
+        self.options.as_ref()?.get("version").map(String::as_str)
+    }
+}
+
+/// Which of Vault's two mount tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountTable {
+    /// Secrets engines, `sys/mounts`.
+    Secrets,
+    /// Auth methods, `sys/auth`.
+    Auth,
+}
+
+impl MountTable {
+    fn path(self) -> &'static str {
+        match self {
+            MountTable::Secrets => "sys/mounts",
+            MountTable::Auth => "sys/auth",
+        }
+    }
+}
+
+/// One mounted engine or auth method.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Mounted {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn both_init_response_shapes_parse() {
+    fn init_response_parses_with_base64_keys() {
         use secrecy::ExposeSecret;
         let vault: InitResponse = serde_json::from_str(
             r#"{"keys":["aa"],"keys_base64":["qg=="],"recovery_keys":[],"recovery_keys_base64":[],"root_token":"hvs.x"}"#,
         )
         .unwrap();
         assert_eq!(vault.keys_base64[0].expose_secret(), "qg==");
-        let rusty: InitResponse =
-            serde_json::from_str(r#"{"keys":["aa","bb"],"root_token":"t"}"#).unwrap();
-        assert_eq!(rusty.keys.len(), 2);
-        assert!(rusty.keys_base64.is_empty());
     }
 
     #[test]
-    fn seal_status_parses_without_vaults_extra_fields() {
+    fn seal_status_parses_the_fields_the_steps_use() {
         let s: SealStatus =
             serde_json::from_str(r#"{"sealed":true,"t":3,"n":2,"progress":1}"#).unwrap();
         assert!(s.sealed);
