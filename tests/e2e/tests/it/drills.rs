@@ -241,7 +241,7 @@ async fn drill_handover_failure_mid_batch_leaves_the_failed_authoritative_and_a_
         // login, then write + provenance PATCH per item, one item at a time: the first two
         // items land, Vault fails every request after.
         env.vault
-            .set_fault(Some(vault_emulator::Fault::FailAfter { ok: 5, status }));
+            .set_fault(Some(fault_injection::Fault::FailAfter { ok: 5, status }));
         let (wv, mc) = batch_pass(&env, refs_file, "inert").await;
         env.vault.set_fault(None);
         wv.assert_code(code);
@@ -333,7 +333,6 @@ async fn push(env: &Env) -> StepRun {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_runtime_authority_failure_exits_5_keeps_materialized_secrets_and_resumes() {
     let env = Env::start().await;
-    eso::install_reader(&env).await.expect("ESO reader");
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "initial"))
         .await;
     env.handover("apps", "delete").await;
@@ -353,7 +352,7 @@ async fn drill_runtime_authority_failure_exits_5_keeps_materialized_secrets_and_
         let materialized = env.secret("apps", "db").await.expect("materialized");
         let t = Instant::now();
         match outage {
-            "sealed" => env.vault.seal(),
+            "sealed" => env.vault.seal().await,
             _ => env.vault.stop_listening().await,
         }
         let r = rotate(&env, rotation_id).await;
@@ -378,7 +377,7 @@ async fn drill_runtime_authority_failure_exits_5_keeps_materialized_secrets_and_
         assert_eq!(secret_bytes(&live), secret_bytes(&materialized), "{outage}");
         // Vault back: nothing was written during the outage.
         match outage {
-            "sealed" => env.vault.unseal(),
+            "sealed" => env.vault.unseal().await,
             _ => env.vault.start_listening().await.unwrap(),
         }
         let writes = vault_writes_since(&env, t);
@@ -458,7 +457,6 @@ fn outcome_of(runs: &[StepRun], step_action: &str, name: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_cluster_loss_consumes_recreated_secrets_without_writing_vault_and_eso_restores() {
     let mut env = Env::start().await;
-    eso::install_reader(&env).await.expect("ESO reader");
     let old_uids = apply_git(&env).await;
     let first = chain(&env, "apps", "delete", &[]).await;
     assert!(first.iter().all(|r| r.code == 0));

@@ -469,7 +469,10 @@ async fn init_authority_and_unseal_plan_without_touching_vault_or_the_material()
     );
     says(&run, "plan: would-unseal Vault");
     assert_eq!(run.output("outcome"), "would-initialize");
-    assert!(!vault.is_initialized(), "a dry run never calls sys/init");
+    assert!(
+        !vault.is_initialized().await,
+        "a dry run never calls sys/init"
+    );
     assert!(env.secret(AUTH_NS, "vault-unseal").await.is_none());
     assert!(vault_mutations(&vault.requests()[v0..]).is_empty());
     assert!(kube_mutations(&env.kube.requests()[k0..]).is_empty());
@@ -478,7 +481,7 @@ async fn init_authority_and_unseal_plan_without_touching_vault_or_the_material()
     authority_step(&env, "init-authority", &addr, &init_args, false)
         .await
         .assert_code(0);
-    vault.seal();
+    vault.seal().await;
     let unseal_args = ["--age-identity-file", id_file.to_str().unwrap()];
     let before = env.secret(AUTH_NS, "vault-unseal").await.unwrap();
     let (k0, v0) = (env.kube.requests().len(), vault.requests().len());
@@ -490,14 +493,14 @@ async fn init_authority_and_unseal_plan_without_touching_vault_or_the_material()
         "plan: would-unseal Vault: submit the stored key shares",
     );
     assert_eq!(run.output("outcome"), "would-unseal");
-    assert!(vault.is_sealed(), "a dry run submits no key share");
+    assert!(vault.is_sealed().await, "a dry run submits no key share");
     assert!(vault_mutations(&vault.requests()[v0..]).is_empty());
     assert!(kube_mutations(&env.kube.requests()[k0..]).is_empty());
     assert_eq!(env.secret(AUTH_NS, "vault-unseal").await.unwrap(), before);
     authority_step(&env, "unseal", &addr, &unseal_args, false)
         .await
         .assert_code(0);
-    assert!(!vault.is_sealed());
+    assert!(!vault.is_sealed().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,7 +523,7 @@ async fn init_authority_refuses_a_foreign_secret_in_the_way_with_the_real_exit_c
     let real = authority_step(&env, "init-authority", &vault.url(), &args, false).await;
     assert_eq!(run.code, real.code, "exit code parity");
     assert_eq!(real.code, 3);
-    assert!(!vault.is_initialized());
+    assert!(!vault.is_initialized().await);
     // `vault_call` is the harness' raw client: the emulator answers reads all along.
     let (st, _) = vault_call(&vault.url(), "", "GET", "sys/init", None).await;
     assert_eq!(st, 200);

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use e2e::{label, secret_bytes, Env, SeedSecret, StepRun};
-use kube_server::{Failure as KubeFailure, Fault as KubeFault};
-use vault_emulator::{Failure, Fault};
+use fault_injection::{Failure as KubeFailure, Fault as KubeFault};
+use fault_injection::{Failure, Fault};
 
 use crate::chain::{merged_requests, Server};
 
@@ -223,18 +223,18 @@ async fn vault_409_is_a_precondition_exit_3_and_not_retried() {
 async fn vault_sealed_mid_run_exits_5_with_nothing_written() {
     let c = case().await;
     // Login is served, then Vault seals before the write.
-    c.env.vault.set_fault(Some(Fault::SealAfter { ok: 1 }));
+    c.env.vault.set_fault(Some(c.env.vault.seal_after(1)));
     let run = c.write_vault(&[]).await;
     run.assert_code(5);
-    assert!(c.env.vault.is_sealed());
-    c.env.vault.unseal();
+    assert!(c.env.vault.is_sealed().await);
+    c.env.vault.unseal().await;
     c.assert_untouched(0).await;
     // mark-consumed sealed mid-run: nothing consumed.
     c.write_vault(&[]).await.assert_code(0);
-    c.env.vault.set_fault(Some(Fault::SealAfter { ok: 1 }));
+    c.env.vault.set_fault(Some(c.env.vault.seal_after(1)));
     let run = c.mark_consumed(&[]).await;
     run.assert_code(5);
-    c.env.vault.unseal();
+    c.env.vault.unseal().await;
     c.assert_untouched(1).await;
 }
 
@@ -244,7 +244,7 @@ async fn an_expired_login_token_is_replaced_mid_run_and_a_static_one_exits_3() {
     // The Kubernetes-auth login token is revoked after login: the step logs in again.
     c.env
         .vault
-        .set_fault(Some(Fault::RevokeTokensAfter { ok: 1 }));
+        .set_fault(Some(c.env.vault.revoke_tokens_after(1)));
     let run = c.write_vault(&[]).await;
     c.env.vault.set_fault(None);
     run.assert_code(0);
@@ -264,7 +264,7 @@ async fn an_expired_login_token_is_replaced_mid_run_and_a_static_one_exits_3() {
     let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
     c.env
         .vault
-        .set_fault(Some(Fault::RevokeTokensAfter { ok: 0 }));
+        .set_fault(Some(c.env.vault.revoke_tokens_after(0)));
     let run = c
         .env
         .step("mark-consumed")

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use e2e::{Env, SeedSecret, StepRun};
+use fault_injection::Fault;
 use serde_json::json;
-use vault_emulator::Fault;
 
 const CANARY: &str = "CANARY-7f3a9c-do-not-leak";
 
@@ -106,9 +106,9 @@ async fn the_canary_is_nowhere_but_in_the_two_authorities() {
         ),
         3
     );
-    env.vault.seal();
+    env.vault.seal().await;
     assert_eq!(step!("write-vault", &["--reference", r.as_str()]), 5);
-    env.vault.unseal();
+    env.vault.unseal().await;
     env.seed(canary_secret("leak-refused", "s").unlabeled())
         .await;
     assert_eq!(

@@ -14,7 +14,7 @@ const REPETITIONS: usize = 4;
 
 fn slow_vault(env: &Env) {
     env.vault
-        .set_fault(Some(vault_emulator::Fault::Delay(Duration::from_millis(
+        .set_fault(Some(fault_injection::Fault::Delay(Duration::from_millis(
             120,
         ))));
 }

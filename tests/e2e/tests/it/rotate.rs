@@ -315,7 +315,7 @@ async fn external_secrets_reading_the_path_are_refreshed_and_others_untouched() 
 async fn sealed_vault_and_bad_input_change_nothing() {
     let env = Env::start().await;
     let path = handed_over(&env).await;
-    env.vault.seal();
+    env.vault.seal().await;
     let run = rotate(
         &env,
         &[
@@ -329,7 +329,7 @@ async fn sealed_vault_and_bad_input_change_nothing() {
     )
     .await;
     run.assert_code(5);
-    env.vault.unseal();
+    env.vault.unseal().await;
     assert_eq!(env.vault_versions(path).await, 1);
     for (args, code) in [
         (vec!["--path", path, "--key", "password=nonsense"], 2),
@@ -446,7 +446,7 @@ async fn a_kill_at_every_request_boundary_ends_with_one_new_version() {
     let mut covered = 0;
     for (k, p) in paths.iter().skip(1).enumerate().take(work) {
         // Killed after k requests: every later request never reaches Vault.
-        env.vault.set_fault(Some(vault_emulator::Fault::FailAfter {
+        env.vault.set_fault(Some(fault_injection::Fault::FailAfter {
             ok: k as u32,
             status: 503,
         }));
@@ -490,7 +490,7 @@ async fn a_concurrent_writer_gives_exit_4_and_no_partial_state() {
     let env = Env::start().await;
     let path = handed_over(&env).await;
     // Slow Vault: each request waits 1s, so the test can write between rotate's read and write.
-    env.vault.set_fault(Some(vault_emulator::Fault::Delay(
+    env.vault.set_fault(Some(fault_injection::Fault::Delay(
         std::time::Duration::from_secs(1),
     )));
     let step = env.step("rotate").args([
@@ -501,13 +501,15 @@ async fn a_concurrent_writer_gives_exit_4_and_no_partial_state() {
         "--rotation-id",
         "c-1",
     ]);
-    // Once rotate's read was served (the log records served requests), a concurrent writer
-    // adds a version; it lands a second later, well before rotate's write does.
+    // Once rotate's read was served (its record has a status), a concurrent writer adds a
+    // version; it lands at once, a second before rotate's next request is served.
     let reads = || {
         env.vault
-            .requests()
+            .proxy
+            .records()
             .iter()
-            .filter(|(m, p)| m == "GET" && p == "/v1/secret/data/apps/db")
+            .filter(|r| r.method == "GET" && r.path == "/v1/secret/data/apps/db")
+            .filter(|r| r.status.is_some())
             .count()
     };
     let handover_reads = reads();

@@ -415,17 +415,17 @@ async fn retry_strategy_retries_transient_and_unavailable_exits_only() {
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "pw"))
         .await;
     // Vault sealed: exit 5 on every attempt, 1 + limit 4 of them, then the workflow fails.
-    env.vault.seal();
+    env.vault.seal().await;
     let sealed = submit(&env, HANDOVER, &[("namespaces", "apps")]).await;
     sealed.assert_phase(Phase::Failed);
     assert_eq!(sealed.pod("write-vault").exit_codes, [5; 5]);
     assert!(sealed.pods_of("mark-consumed").is_empty());
-    env.vault.unseal();
+    env.vault.unseal().await;
     assert_eq!(env.vault_versions("apps/db").await, 0);
 
     // Vault fails for longer than a pod's own retry budget (4 attempts by default): the
     // retried pod completes the handover.
-    env.vault.set_fault(Some(vault_emulator::Fault::FailNext {
+    env.vault.set_fault(Some(fault_injection::Fault::FailNext {
         count: 4,
         status: 503,
     }));
@@ -669,7 +669,7 @@ async fn a_private_vault_ca_comes_from_the_configmap() {
     refused(&run, "cannot read VAULT_CACERT");
 
     // Another CA: fails closed before any request reaches Vault's API.
-    let other = vault_emulator::TestPki::generate("an unrelated CA", &["127.0.0.1"]).unwrap();
+    let other = fault_injection::TestPki::generate("an unrelated CA", &["127.0.0.1"]).unwrap();
     vault_ca_configmap(&env, &other.ca_pem).await;
     let run = submit(&env, HANDOVER, &args).await;
     refused(&run, "TLS to Vault failed");

@@ -3,7 +3,7 @@
 //! reaches Vault; VAULT_SKIP_VERIFY works only when set, and warns.
 
 use e2e::{role_of, Env, SeedSecret, StepRun};
-use vault_emulator::TestPki;
+use fault_injection::TestPki;
 
 /// A bootstrap Secret ready to hand over, and its reference.
 async fn env_with_reference() -> (Env, String) {
@@ -101,9 +101,10 @@ async fn a_wrong_host_name_fails_closed_with_exit_2() {
     let pki = TestPki::generate("secops test CA 2", &["elsewhere.test"]).unwrap();
     let ca = env.dir.path().join("ca-2.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
-    let other = vault_emulator::start(vault_emulator::Options {
+    let bao = e2e::openbao::OpenBao::dev().await;
+    let other = fault_injection::start(fault_injection::Options {
         tls: Some(pki.server.clone()),
-        ..Default::default()
+        ..fault_injection::Options::new(bao.url.clone(), fault_injection::Dialect::Vault)
     })
     .await
     .unwrap();

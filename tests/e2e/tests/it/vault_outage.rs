@@ -8,13 +8,13 @@ async fn sealed_vault_gives_exit_5_and_leaves_the_secret_untouched() {
     env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "pw"))
         .await;
     let r = env.only_reference("apps").await;
-    env.vault.seal();
+    env.vault.seal().await;
     let wv = env.write_vault(&r).await;
     wv.assert_code(5);
     assert!(wv.stderr.contains("sealed"), "{}", wv.stderr);
-    env.vault.unseal();
+    env.vault.unseal().await;
     env.write_vault(&r).await.assert_code(0);
-    env.vault.seal();
+    env.vault.seal().await;
     let before = env.secret("apps", "db").await.unwrap();
     let mc = env.mark_consumed(&r, Some("1"), "delete").await;
     mc.assert_code(5);
@@ -25,7 +25,7 @@ async fn sealed_vault_gives_exit_5_and_leaves_the_secret_untouched() {
     );
     assert_eq!(label(&after, "secops.io/state"), None);
     // After unseal, the same step completes.
-    env.vault.unseal();
+    env.vault.unseal().await;
     env.mark_consumed(&r, Some("1"), "delete")
         .await
         .assert_code(0);
