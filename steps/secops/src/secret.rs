@@ -197,15 +197,15 @@ impl VaultData {
 
     /// The JSON object Vault receives. Building the request body is the one place a value
     /// is serialized, and it goes straight to the authority.
-    pub fn as_request_body(&self) -> ExposedForVault<'_> {
-        ExposedForVault(&self.values)
+    pub fn as_request_body(&self) -> ExposedToVault<'_> {
+        ExposedToVault(&self.values)
     }
 }
 
 /// A borrowed view that serializes values; only constructed by [`VaultData::as_request_body`].
-pub struct ExposedForVault<'a>(&'a BTreeMap<String, SecretString>);
+pub struct ExposedToVault<'a>(&'a BTreeMap<String, SecretString>);
 
-impl Serialize for ExposedForVault<'_> {
+impl Serialize for ExposedToVault<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (k, v) in self.0 {
@@ -256,8 +256,8 @@ mod tests {
         assert_not_impl!(SecretBytes: serde::Serialize);
         assert_not_impl!(SecretData: serde::Serialize);
         assert_not_impl!(VaultData: serde::Serialize);
-        assert_not_impl!(ExposedForVault<'static>: std::fmt::Debug);
-        assert_not_impl!(ExposedForVault<'static>: std::fmt::Display);
+        assert_not_impl!(ExposedToVault<'static>: std::fmt::Debug);
+        assert_not_impl!(ExposedToVault<'static>: std::fmt::Display);
         assert_not_impl!(SecretBytes: Clone);
         assert_not_impl!(SecretData: Clone);
     }

@@ -403,7 +403,7 @@ impl Vault {
     ) -> Result<CasWrite> {
         #[derive(serde::Serialize)]
         struct Body<'a> {
-            data: crate::secret::ExposedForVault<'a>,
+            data: crate::secret::ExposedToVault<'a>,
             options: Opts,
         }
         #[derive(serde::Serialize)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 const APPS: &str = "apps";
 
 /// Everything a step could change, as JSON: the Secrets and Events of `namespaces` and the
-/// data and metadata of `paths` in the emulator's KV v2 mount.
+/// data and metadata of `paths` in OpenBao's KV v2 mount.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     secrets: BTreeMap<String, Value>,
@@ -524,7 +524,7 @@ async fn init_authority_refuses_a_foreign_secret_in_the_way_with_the_real_exit_c
     assert_eq!(run.code, real.code, "exit code parity");
     assert_eq!(real.code, 3);
     assert!(!vault.is_initialized().await);
-    // `vault_call` is the harness' raw client: the emulator answers reads all along.
+    // `vault_call` is the harness' raw client: OpenBao answers reads all along.
     let (st, _) = vault_call(&vault.url(), "", "GET", "sys/init", None).await;
     assert_eq!(st, 200);
 }

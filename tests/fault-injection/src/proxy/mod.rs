@@ -63,7 +63,7 @@ impl Options {
 }
 
 /// Whether a raw path is Vault's `/v1/sys` or under it, percent-encoded or not: health
-/// checks and seal control keep working while a fault is set, as with the emulator.
+/// checks and seal control keep working while a fault is set.
 pub fn is_vault_sys(path: &str) -> bool {
     let decoded = percent_decode(path);
     decoded == "/v1/sys" || decoded.starts_with("/v1/sys/")
