@@ -477,6 +477,38 @@ pub struct InitAuthorityArgs {
     /// Vault outside the cluster; without it each login's own JWT must be allowed to.
     #[arg(long, env = "SECOPS_TOKEN_REVIEWER_JWT_FILE", value_name = "FILE", value_parser = crate::cli::path_or_empty)]
     pub token_reviewer_jwt_file: Option<PathBuf>,
+    /// Directory of password policies (*.hcl, named after the file) to write; rotate's
+    /// `--key k=policy:NAME` generators use them.
+    #[arg(long, env = "SECOPS_PASSWORD_POLICIES_DIR", value_name = "DIR")]
+    pub password_policies_dir: Option<PathBuf>,
+    /// The KV v2 engine's max_versions (its config); unset leaves Vault's.
+    #[arg(long, env = "SECOPS_KV_MAX_VERSIONS", value_name = "N")]
+    pub kv_max_versions: Option<u32>,
+    /// This step's own Vault role (generated: exactly the declared objects), through which
+    /// later runs converge without a root token; empty disables it.
+    #[arg(
+        long,
+        env = "SECOPS_AUTHORITY_ROLE",
+        default_value = "secops-authority",
+        value_name = "ROLE"
+    )]
+    pub authority_role: String,
+    /// The ServiceAccount the authority role is bound to: this step's own, NAMESPACE/NAME.
+    #[arg(
+        long,
+        env = "SECOPS_AUTHORITY_SERVICE_ACCOUNT",
+        default_value = "secops/secops-init-authority",
+        value_name = "NAMESPACE/NAME"
+    )]
+    pub authority_service_account: String,
+    /// This pod's ServiceAccount token, to log in as the authority role.
+    #[arg(
+        long,
+        env = "SECOPS_SERVICE_ACCOUNT_TOKEN_FILE",
+        default_value = crate::cli::SA_TOKEN_PATH,
+        value_name = "FILE"
+    )]
+    pub service_account_token_file: PathBuf,
     /// Where the steps' KV v2 engine is (enabled when absent).
     #[arg(
         long,
@@ -548,7 +580,8 @@ fn kubernetes_auth(
 }
 
 pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -> Result<Exit> {
-    use crate::authority::{establish::Grants, init, KeyType, Protection};
+    use crate::authority::establish::{Authority, Grants, Sources};
+    use crate::authority::{init, KeyType, Protection};
     use crate::vault::sys::InitRequest;
     let (key_type, request) = match a.seal {
         SealKind::Shamir => {
@@ -597,6 +630,41 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
         (None, t) => t,
     }
     .map(secrecy::SecretString::from);
+    let mut grants = Grants::load(
+        Sources {
+            policies: a.policies_dir.as_deref(),
+            roles: a.roles_dir.as_deref(),
+            password_policies: a.password_policies_dir.as_deref(),
+        },
+        &a.vault_auth_mount,
+        &a.kv_mount,
+        kubernetes_auth(&a, a.roles_dir.is_some())?,
+    )?;
+    grants.kv_max_versions = a.kv_max_versions;
+    let authority_login = if grants.is_empty() || a.authority_role.is_empty() {
+        None
+    } else {
+        let (namespace, service_account) = a
+            .authority_service_account
+            .split_once('/')
+            .filter(|(n, s)| crate::selection::is_dns_label(n) && crate::selection::is_dns_label(s))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--authority-service-account {:?} is not NAMESPACE/NAME",
+                    a.authority_service_account
+                ))
+            })?;
+        grants.authority = Some(Authority {
+            role: a.authority_role.clone(),
+            namespace: namespace.to_owned(),
+            service_account: service_account.to_owned(),
+        });
+        Some(crate::vault::VaultAuth::Kubernetes {
+            role: a.authority_role.clone(),
+            mount: a.vault_auth_mount.clone(),
+            jwt_file: a.service_account_token_file.clone(),
+        })
+    };
     let cfg = init::Config {
         store: a.store.store()?,
         request,
@@ -606,13 +674,8 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
             &a.age_recipients_files,
             a.plaintext_unseal_keys,
         )?,
-        grants: Grants::load(
-            a.policies_dir.as_deref(),
-            a.roles_dir.as_deref(),
-            &a.vault_auth_mount,
-            &a.kv_mount,
-            kubernetes_auth(&a, a.roles_dir.is_some())?,
-        )?,
+        grants,
+        authority_login,
         store_timeout: a.store_timeout,
         unseal_timeout: a.unseal_timeout,
         dry_run: a.kube.dry_run.dry_run(),

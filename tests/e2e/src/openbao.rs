@@ -290,6 +290,57 @@ impl OpenBao {
         panic!("the test's unseal keys did not unseal OpenBao");
     }
 
+    /// A new root token from key shares, as an operator recovers a Vault whose root token is
+    /// revoked (the legacy unauthenticated `sys/generate-root`, enabled in the raft config;
+    /// the token comes back XORed with a one-time password).
+    pub async fn generate_root(&self, keys: &[String]) -> String {
+        use base64::Engine as _;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let attempt = loop {
+            // Right after an unseal the raft node may not be active yet.
+            let (st, body) = vault_call(
+                &self.url,
+                "",
+                "PUT",
+                "sys/generate-root/attempt",
+                Some(json!({})),
+            )
+            .await;
+            if st == 200 {
+                break body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "generate-root attempt: {st} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let (nonce, otp) = (
+            attempt["nonce"].clone(),
+            attempt["otp"].as_str().unwrap().to_owned(),
+        );
+        for key in keys {
+            let (st, body) = vault_call(
+                &self.url,
+                "",
+                "PUT",
+                "sys/generate-root/update",
+                Some(json!({"key": key, "nonce": nonce})),
+            )
+            .await;
+            assert_eq!(st, 200, "generate-root update: {body}");
+            if body["complete"] == json!(true) {
+                let encoded = body["encoded_token"].as_str().unwrap();
+                let xored = base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(encoded.trim_end_matches('='))
+                    .expect("encoded token");
+                let token: Vec<u8> = xored.iter().zip(otp.bytes()).map(|(a, b)| a ^ b).collect();
+                return String::from_utf8(token).expect("token");
+            }
+        }
+        panic!("the keys did not complete the root generation");
+    }
+
     /// A call as root, for set-up and assertions beside the steps (not through any proxy).
     pub async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         vault_call(&self.url, &self.root_token, method, path, body).await
@@ -375,6 +426,8 @@ listener "tcp" {{
   address         = "127.0.0.1:{port}"
   cluster_address = "127.0.0.1:{cluster_port}"
   tls_disable     = true
+  # The runbook's way out for a Vault without any token (tests use it to act as an operator).
+  disable_unauthed_generate_root_endpoints = false
 }}
 api_addr     = "http://127.0.0.1:{port}"
 cluster_addr = "http://127.0.0.1:{cluster_port}"

@@ -222,8 +222,8 @@ async fn revoke_all_but_root(url: &str, root: &str) {
 }
 
 /// Installs a `templates/vault`-shaped directory unchanged, as README's install steps do:
-/// each `policies/<name>.hcl` as ACL policy `<name>`, each `roles/<name>.json` as Kubernetes
-/// auth role `<name>`.
+/// each `policies/<name>.hcl` as ACL policy `<name>`, each `password-policies/<name>.hcl` as
+/// password policy `<name>`, each `roles/<name>.json` as Kubernetes auth role `<name>`.
 pub async fn install_config(bao: &OpenBao, dir: &Path) -> Result<()> {
     for (name, path) in sorted_files(&dir.join("policies"), "hcl")? {
         let policy = std::fs::read_to_string(&path)?;
@@ -235,6 +235,17 @@ pub async fn install_config(bao: &OpenBao, dir: &Path) -> Result<()> {
             )
             .await;
         ensure!(st < 300, "policy {name}: {st} {resp}");
+    }
+    for (name, path) in sorted_files(&dir.join("password-policies"), "hcl")? {
+        let policy = std::fs::read_to_string(&path)?;
+        let (st, resp) = bao
+            .root(
+                "PUT",
+                &format!("sys/policies/password/{name}"),
+                Some(json!({ "policy": policy })),
+            )
+            .await;
+        ensure!(st < 300, "password policy {name}: {st} {resp}");
     }
     for (name, path) in sorted_files(&dir.join("roles"), "json")? {
         let role: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)

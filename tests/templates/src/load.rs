@@ -55,6 +55,8 @@ pub struct Templates {
     pub vault_roles: BTreeMap<String, VaultFile<Value>>,
     /// By policy name (the file stem).
     pub vault_policies: BTreeMap<String, VaultFile<String>>,
+    /// Password policies (`vault/password-policies/<name>.hcl`), by name.
+    pub vault_password_policies: BTreeMap<String, VaultFile<String>>,
     /// Every file under `templates/`, relative to the repository root.
     pub files: BTreeSet<String>,
     /// Files that could not be read or parsed.
@@ -115,12 +117,31 @@ pub fn load(repo: &Path, templates_dir: &Path) -> Templates {
                         },
                     );
                 }
-                Err(e) => t
-                    .problems
-                    .push(Problem::new(&rel, None, "", format!("invalid JSON: {e}"))),
+                Err(e) => {
+                    t.problems
+                        .push(Problem::new(&rel, None, "", format!("invalid JSON: {e}")))
+                }
             },
             "hcl" if parent.ends_with("vault/policies") => {
                 t.vault_policies.insert(
+                    stem,
+                    VaultFile {
+                        file: rel,
+                        content: text,
+                    },
+                );
+            }
+            "hcl" if parent.ends_with("vault/password-policies") => {
+                // Vault refuses a password policy without a length; say so before it does.
+                if !text.lines().any(|l| l.trim_start().starts_with("length")) {
+                    t.problems.push(Problem::new(
+                        &rel,
+                        None,
+                        "",
+                        "a password policy needs `length = N`",
+                    ));
+                }
+                t.vault_password_policies.insert(
                     stem,
                     VaultFile {
                         file: rel,
@@ -133,7 +154,8 @@ pub fn load(repo: &Path, templates_dir: &Path) -> Templates {
                 &rel,
                 None,
                 "",
-                "unexpected file: templates/ holds YAML, vault/roles/*.json and vault/policies/*.hcl",
+                "unexpected file: templates/ holds YAML, vault/roles/*.json, vault/policies/*.hcl \
+                 and vault/password-policies/*.hcl",
             )),
         }
     }

@@ -33,6 +33,8 @@ pub struct Config {
     pub key_type: KeyType,
     pub protection: Protection,
     pub grants: Grants,
+    /// How this step logs in as the authority role (its own ServiceAccount's token).
+    pub authority_login: Option<crate::vault::VaultAuth>,
     /// How long to keep retrying the store after Vault answered.
     pub store_timeout: Duration,
     /// How long to wait for an auto-unseal Vault to unseal itself.
@@ -66,6 +68,7 @@ pub async fn run(
             "confirm the material is obsolete, move the Secret away (it is never overwritten), then run again",
         ));
     }
+    cfg.protection.required()?;
     if cfg.dry_run.active() {
         return plan_init(cfg, stored.as_ref(), audit, outputs);
     }
@@ -112,8 +115,12 @@ pub async fn run(
         KeyType::Recovery => wait_unsealed(vault, cfg.unseal_timeout).await?,
     }
     drop(material);
+    wait_active(vault, cfg.unseal_timeout).await?;
     let root_vault = vault.with_token(root);
-    let established = cfg.grants.apply(&root_vault).await;
+    let established = match cfg.grants.establish(&root_vault).await {
+        Ok(report) => verify(cfg, vault).await.map(|()| report),
+        Err(e) => Err(e),
+    };
     let revoked = root_vault.revoke_self().await.unwrap_or(false);
     drop(root_vault);
     if !revoked {
@@ -122,7 +129,7 @@ pub async fn run(
              forgotten when this process exits"
         );
     }
-    established?;
+    let report = established?;
     let state = if cfg.grants.is_empty() {
         AUTHORITY_STORED
     } else {
@@ -138,6 +145,7 @@ pub async fn run(
         "encrypted": matches!(cfg.protection, Protection::Age(_)),
         "state": state,
         "established": cfg.grants.names(),
+        "report": report,
         "rootTokenRevoked": revoked,
     });
     let mut ev = audit.event("init", "initialized", None, None, None);
@@ -226,7 +234,7 @@ fn plan_init(
     )));
     dry.record(PlanItem::new(Action::WouldPatch, &object).because(match &cfg.protection {
         Protection::Age(r) => format!("store the unseal material encrypted to {} age recipient(s), before anything else", r.len()),
-        Protection::Plaintext => "store the unseal material in plaintext (--plaintext-unseal-keys), before anything else".to_owned(),
+        Protection::Plaintext | Protection::Unset => "store the unseal material in plaintext (--plaintext-unseal-keys), before anything else".to_owned(),
     }));
     dry.record(
         PlanItem::new(Action::WouldUnseal, "Vault").because(match cfg.key_type {
@@ -358,6 +366,89 @@ async fn wait_unsealed(vault: &Vault, timeout: Duration) -> Result<()> {
     }
 }
 
+/// Unsealed is not yet serving: a raft node elects itself leader a moment later, and until
+/// then answers 500 ("local node not active"). `sys/health` says 200 once it is active.
+async fn wait_active(vault: &Vault, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if vault.is_active().await? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Unavailable(
+                "Vault is unsealed but did not become active in time (raft leader election); \
+                 its keys are stored: run init-authority again"
+                    .into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Who converges on a Vault initialised before.
+enum Acting {
+    Operator(Vault),
+    Authority(Vault),
+    Nobody,
+}
+
+/// A login as the authority role, when one is configured. A Vault whose grants were never
+/// established has no such role: that is the precondition the way-out runbook is for.
+async fn authority_session(
+    cfg: &Config,
+    vault: &Vault,
+    object: &str,
+    state: &str,
+) -> Result<Option<Vault>> {
+    let never = || {
+        Error::precondition(
+            object,
+            "Vault is initialised and its keys are stored, but the policies and roles were \
+             never established (the run that initialised it stopped before; its root token \
+             is gone)",
+            "generate a root token with `bao operator generate-root` (or `vault ...`) and the \
+             stored keys, run init-authority again with it in --vault-token-file, then revoke it \
+             (README: Runbook, Bring-up on a fresh Vault)",
+        )
+    };
+    let Some(auth) = &cfg.authority_login else {
+        return if state == AUTHORITY_ESTABLISHED {
+            Ok(None)
+        } else {
+            Err(never())
+        };
+    };
+    match vault.logged_in(auth).await {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if state != AUTHORITY_ESTABLISHED => {
+            tracing::warn!(error = %e, "no login as the authority role");
+            Err(never())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// After establishing: the authority role logs in with this pod's token and the KV mount
+/// answers it, or the bring-up is not done.
+async fn verify(cfg: &Config, vault: &Vault) -> Result<()> {
+    let Some(auth) = &cfg.authority_login else {
+        return Ok(());
+    };
+    let v = vault.logged_in(auth).await?;
+    let mount = format!("{}/config", cfg.grants.kv_mount);
+    let answered = v.read_config(&mount).await;
+    v.close().await;
+    answered?.ok_or_else(|| {
+        Error::precondition(
+            format!("Vault mount {}/", cfg.grants.kv_mount),
+            "does not answer the authority role after bring-up",
+            "check the mount and the authority policy, then run init-authority again",
+        )
+    })?;
+    tracing::info!("verified: the authority role logs in and the KV mount answers");
+    Ok(())
+}
+
 /// Vault was initialised before: check the material is stored; establish with an operator
 /// token when one is given (the root token of the first run is never kept).
 async fn already_initialized(
@@ -386,44 +477,51 @@ async fn already_initialized(
         .to_owned();
     let mut outcome = "already-initialized";
     let mut new_state = state.clone();
+    let mut report = None;
     if !cfg.grants.is_empty() {
-        match operator_token {
-            Some(t) if !t.expose_secret().is_empty() => {
-                let operator = vault.with_token(t);
+        // With an operator token: everything, as the first run would. Without: converge as
+        // the authority role the first run established.
+        let (acting, what) = match operator_token.filter(|t| !t.expose_secret().is_empty()) {
+            Some(t) => (
+                Acting::Operator(vault.with_token(t)),
+                "with the operator token",
+            ),
+            None => match authority_session(cfg, vault, &object, &state).await? {
+                Some(v) => (Acting::Authority(v), "as the authority role"),
+                None => (Acting::Nobody, ""),
+            },
+        };
+        let converging = async {
+            match &acting {
+                Acting::Operator(v) => cfg.grants.establish(v).await,
+                Acting::Authority(v) => cfg.grants.converge(v).await,
+                Acting::Nobody => Ok(Default::default()),
+            }
+        };
+        if !matches!(acting, Acting::Nobody) {
+            let plan = || {
+                PlanItem::new(Action::WouldEstablish, "Vault")
+                    .because(format!("{what}: {}", cfg.grants.names()))
+            };
+            let done = cfg.dry_run.gate(plan, Default::default(), converging).await;
+            if let Acting::Authority(v) = acting {
+                v.close().await;
+            }
+            report = Some(done?);
+            if state != AUTHORITY_ESTABLISHED {
                 let plan = || {
-                    PlanItem::new(Action::WouldEstablish, "Vault")
-                        .because(format!("with the operator token: {}", cfg.grants.names()))
+                    PlanItem::new(Action::WouldPatch, &object)
+                        .because(format!("annotate state {AUTHORITY_ESTABLISHED}"))
                 };
-                cfg.dry_run
-                    .gate(plan, (), cfg.grants.apply(&operator))
-                    .await?;
-                if state != AUTHORITY_ESTABLISHED {
-                    let plan = || {
-                        PlanItem::new(Action::WouldPatch, &object)
-                            .because(format!("annotate state {AUTHORITY_ESTABLISHED}"))
-                    };
-                    let marking =
-                        mark(kube, &cfg.store, &s.resource_version, AUTHORITY_ESTABLISHED);
-                    cfg.dry_run.gate(plan, String::new(), marking).await?;
-                }
-                new_state = AUTHORITY_ESTABLISHED.to_owned();
-                outcome = if cfg.dry_run.active() {
-                    "would-establish"
-                } else {
-                    "established"
-                };
+                let marking = mark(kube, &cfg.store, &s.resource_version, AUTHORITY_ESTABLISHED);
+                cfg.dry_run.gate(plan, String::new(), marking).await?;
             }
-            _ if state != AUTHORITY_ESTABLISHED => {
-                return Err(Error::precondition(
-                    &object,
-                    "Vault is initialised and its keys are stored, but the policies and roles were \
-                     never established (the run that initialised it stopped before; its root token \
-                     is gone)",
-                    "generate a root token with `vault operator generate-root` and the stored keys, \
-                     run init-authority again with it in --vault-token-file, then revoke it",
-                ));
-            }
-            _ => {}
+            new_state = AUTHORITY_ESTABLISHED.to_owned();
+            outcome = match (cfg.dry_run.active(), state == AUTHORITY_ESTABLISHED) {
+                (true, _) => "would-establish",
+                (false, false) => "established",
+                (false, true) => "converged",
+            };
         }
     }
     let result = serde_json::json!({
@@ -431,6 +529,7 @@ async fn already_initialized(
         "secret": { "namespace": cfg.store.namespace, "name": cfg.store.name },
         "state": new_state,
         "established": if outcome == "established" { cfg.grants.names() } else { serde_json::Value::Null },
+        "report": report,
     });
     let mut ev = audit.event("init", outcome, None, None, None);
     ev.details = Some(result.clone());

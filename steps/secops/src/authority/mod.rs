@@ -136,6 +136,9 @@ pub enum Protection {
     /// Plaintext in the Secret; only with an explicit `--plaintext-unseal-keys`.
     Plaintext,
     Age(Vec<age::x25519::Recipient>),
+    /// Neither given: fine for a run that converges an initialised Vault, a usage error the
+    /// moment keys would be stored (see [`Protection::required`]).
+    Unset,
 }
 
 impl std::fmt::Debug for Protection {
@@ -143,6 +146,7 @@ impl std::fmt::Debug for Protection {
         match self {
             Protection::Plaintext => write!(f, "Plaintext"),
             Protection::Age(r) => write!(f, "Age({} recipients)", r.len()),
+            Protection::Unset => write!(f, "Unset"),
         }
     }
 }
@@ -167,16 +171,11 @@ impl Protection {
         }
         all.retain(|s| !s.is_empty());
         if all.is_empty() {
-            return if plaintext {
-                Ok(Protection::Plaintext)
+            return Ok(if plaintext {
+                Protection::Plaintext
             } else {
-                Err(Error::Usage(
-                    "give --age-recipient (or --age-recipients-file) so the unseal keys are \
-                     stored encrypted, or pass --plaintext-unseal-keys=true to store them in \
-                     plaintext on purpose"
-                        .into(),
-                ))
-            };
+                Protection::Unset
+            });
         }
         if plaintext {
             return Err(Error::Usage(
@@ -196,6 +195,19 @@ impl Protection {
         Ok(Protection::Age(parsed))
     }
 
+    /// Before anything that would store keys: how they are protected must be chosen.
+    pub fn required(&self) -> Result<()> {
+        match self {
+            Protection::Unset => Err(Error::Usage(
+                "give --age-recipient (or --age-recipients-file) so the unseal keys are \
+                 stored encrypted, or pass --plaintext-unseal-keys=true to store them in \
+                 plaintext on purpose"
+                    .into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The Secret's data and annotations holding `m`.
     pub fn seal(
         &self,
@@ -208,6 +220,9 @@ impl Protection {
             (ANN_UNSEAL_THRESHOLD.to_owned(), m.threshold.to_string()),
         ]);
         match self {
+            Protection::Unset => Err(Error::Internal(
+                "unseal material stored without a chosen protection".into(),
+            )),
             Protection::Plaintext => {
                 ann.insert(ANN_UNSEAL_ENCRYPTION.to_owned(), "none".to_owned());
                 Ok((KEY_PLAIN.to_owned(), plain, ann))
@@ -375,7 +390,13 @@ mod tests {
 
     #[test]
     fn plaintext_needs_consent_and_never_prints() {
-        assert!(Protection::from_flags(&[], &[], false).is_err());
+        let unset = Protection::from_flags(&[], &[], false).unwrap();
+        assert_eq!(unset.required().unwrap_err().exit(), crate::Exit::Usage);
+        assert!(
+            unset.seal(&material()).is_err(),
+            "nothing is stored unprotected by default"
+        );
+        assert!(Protection::Plaintext.required().is_ok());
         let (key, bytes, _) = Protection::Plaintext.seal(&material()).unwrap();
         assert_eq!(key, KEY_PLAIN);
         let m = open(&secret_with(&key, bytes.expose_secret().to_vec()), None).unwrap();

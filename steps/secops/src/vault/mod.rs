@@ -182,6 +182,17 @@ impl Vault {
         }
     }
 
+    /// The same connection logged in anew with `auth` (e.g. init-authority's own role on a
+    /// Vault whose root token is long gone); the token is ours, revoked by [`Vault::close`].
+    pub async fn logged_in(&self, auth: &VaultAuth) -> Result<Self> {
+        let mut v = self.with_token(SecretString::from(String::new()));
+        let (token, owns) = auth::login(&v, auth).await?;
+        v.set_token(token);
+        v.owns_token = owns;
+        v.auth = owns.then(|| auth.clone());
+        Ok(v)
+    }
+
     /// Revokes a token we logged in for. Best effort: the step's work is done either way.
     pub async fn close(self) {
         if !self.owns_token {

@@ -84,6 +84,13 @@ impl Vault {
         }
     }
 
+    /// `GET sys/health`: true once this node is initialised, unsealed and active (200);
+    /// false while it is standby, sealed or not yet serving (other statuses).
+    pub async fn is_active(&self) -> Result<bool> {
+        let r = self.call(Method::GET, "sys/health", None).await?;
+        Ok(r.status == 200)
+    }
+
     /// `GET sys/seal-status`.
     pub async fn seal_status(&self) -> Result<SealStatus> {
         let r = self.call(Method::GET, "sys/seal-status", None).await?;
@@ -188,6 +195,46 @@ impl Vault {
     ) -> Result<()> {
         let path = format!("{}/{mount}", table.path());
         self.post_json(&path, body, &format!("Vault {path}")).await
+    }
+
+    /// `GET path` of a configuration object (a policy, a role, an engine's config): `None`
+    /// when Vault has none. Never for secret data: the body is parsed as plain JSON.
+    pub async fn read_config(&self, path: &str) -> Result<Option<serde_json::Value>> {
+        let what = format!("GET {path}");
+        let r = self.call(Method::GET, path, None).await?;
+        match r.status {
+            200 => {
+                #[derive(Deserialize)]
+                struct Env {
+                    data: serde_json::Value,
+                }
+                Ok(Some(r.parse::<Env>(&what)?.data))
+            }
+            404 => Ok(None),
+            _ => Err(self.unexpected(&what, &format!("Vault {path}"), &r)),
+        }
+    }
+
+    /// `LIST path`: the names under it, empty when none.
+    pub async fn list_names(&self, path: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize, Default)]
+        struct Keys {
+            #[serde(default)]
+            keys: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        struct Env {
+            data: Option<Keys>,
+        }
+        let what = format!("LIST {path}");
+        let r = self
+            .call(Method::from_bytes(b"LIST").expect("method"), path, None)
+            .await?;
+        match r.status {
+            200 => Ok(r.parse::<Env>(&what)?.data.unwrap_or_default().keys),
+            404 => Ok(Vec::new()),
+            _ => Err(self.unexpected(&what, &format!("Vault {path}"), &r)),
+        }
     }
 
     /// A JSON write whose answer carries nothing we need (`200`/`204`), e.g.

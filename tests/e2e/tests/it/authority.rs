@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use e2e::openbao::OpenBao;
-use e2e::{vault_call, Env, StepRun};
+use e2e::{vault_call, Env, SeedSecret, StepRun};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -403,6 +403,7 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     // CA stands for the cluster's on a plain-HTTP test server.
     let kube_url = env.kube.server_url();
     let kube_ca = env.dir.path().join("vault-ca.pem").display().to_string();
+    let sa = sa_token(&env, "secops", "secops-init-authority");
     let args = [
         "--age-recipient",
         recipient.as_str(),
@@ -414,6 +415,8 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
         &kube_url,
         "--kubernetes-ca-file",
         &kube_ca,
+        "--service-account-token-file",
+        &sa,
     ];
     let run = step(&env, "init-authority", &vault.url(), &args).await;
     run.assert_code(0);
@@ -460,10 +463,13 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     assert_eq!(stored_keys(&env, &id).await.len(), 5);
     let s = env.secret(NS, NAME).await.unwrap();
     assert_eq!(annotation(&s, "secops.io/authority-state"), "established");
-    // Re-run without a token: established already, a no-op.
+    // Re-run without a token: it converges as the authority role, and nothing differs.
     let again = step(&env, "init-authority", &vault.url(), &args).await;
     again.assert_code(0);
-    assert_eq!(again.output("outcome"), "already-initialized");
+    assert_eq!(again.output("outcome"), "converged");
+    let result: Value = serde_json::from_str(again.output("result.json")).unwrap();
+    assert_eq!(result["report"]["created"], serde_json::json!([]));
+    assert_eq!(result["report"]["updated"], serde_json::json!([]));
     // Five shares, threshold three: unseal after a restart uses the stored keys.
     vault.seal().await;
     assert!(vault.is_sealed().await);
@@ -571,6 +577,22 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     let s = env.secret(NS, NAME).await.unwrap();
     assert_eq!(annotation(&s, "secops.io/authority-state"), "established");
 
+    // The daily convergence CronWorkflow: no root token, the authority role, nothing differs.
+    let run = runner
+        .submit_cron(
+            workflow_file("authority-bring-up.yaml"),
+            "2026-11-29T04:17:00Z",
+            &[
+                ("vault-addr", url.as_str()),
+                ("kubernetes-host", kube_url.as_str()),
+                ("kubernetes-ca-file", kube_ca.as_str()),
+            ],
+        )
+        .await
+        .unwrap();
+    run.assert_phase(Phase::Succeeded);
+    assert_eq!(run.pod("init-authority").output("outcome"), "converged");
+
     // A restart (sealed): the CronWorkflow's run unseals; the next one is a no-op.
     vault.seal().await;
     for expect in ["unsealed", "already-unsealed"] {
@@ -588,9 +610,13 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     assert!(!vault.is_sealed().await);
 
     // Kubernetes: init-authority and unseal touched Secrets in secops-authority only, with
-    // exactly the verbs templates/authority/roles.yaml grants.
+    // exactly the verbs templates/authority/roles.yaml grants. (TokenReviews are Vault's:
+    // without a reviewer JWT it presents each login's own token to review it.)
     let mut used = std::collections::BTreeSet::new();
     for a in env.kube.accesses() {
+        if a.resource == "tokenreviews" {
+            continue;
+        }
         for sa in ["secops-init-authority", "secops-unseal"] {
             if a.user == e2e::argo::service_account_user("secops", sa) {
                 assert_eq!(
@@ -612,4 +638,273 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     .map(|(s, v)| (s, v.to_owned()))
     .collect();
     assert_eq!(used, want);
+}
+
+/// A ServiceAccount token file in the test's directory, as the kubelet mounts one.
+fn sa_token(env: &Env, ns: &str, sa: &str) -> String {
+    let path = env.dir.path().join(format!("{ns}-{sa}.token"));
+    std::fs::write(&path, env.kube.issue_service_account_token(ns, sa)).unwrap();
+    path.display().to_string()
+}
+
+/// A step against another Vault (`url`), logging in with Kubernetes auth as `role`.
+async fn step_as(env: &Env, name: &'static str, url: &str, role: &str, args: &[&str]) -> StepRun {
+    env.step(name)
+        .no_vault_defaults()
+        .env("VAULT_ADDR", url)
+        .env("SECOPS_VAULT_AUTH", "kubernetes")
+        .env("SECOPS_VAULT_ROLE", role)
+        .args([
+            "--service-account-token-file".to_owned(),
+            sa_token(env, "secops", role),
+        ])
+        .args(args.iter().copied())
+        .run()
+        .await
+}
+
+/// init-authority's arguments for a bring-up of everything `templates/vault` declares from
+/// `vault_dir`, Vault reaching kube-server directly for its TokenReviews.
+fn bring_up_args(env: &Env, vault_dir: &std::path::Path, recipient: &str) -> Vec<String> {
+    let d = |s: &str| vault_dir.join(s).display().to_string();
+    vec![
+        "--age-recipient".into(),
+        recipient.into(),
+        "--key-shares".into(),
+        "3".into(),
+        "--key-threshold".into(),
+        "2".into(),
+        "--policies-dir".into(),
+        d("policies"),
+        "--roles-dir".into(),
+        d("roles"),
+        "--password-policies-dir".into(),
+        d("password-policies"),
+        "--kv-max-versions".into(),
+        "20".into(),
+        "--kubernetes-host".into(),
+        env.kube.server_url(),
+        "--kubernetes-ca-file".into(),
+        env.dir.path().join("vault-ca.pem").display().to_string(),
+        "--service-account-token-file".into(),
+        sa_token(env, "secops", "secops-init-authority"),
+    ]
+}
+
+fn templates_vault() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault")
+}
+
+fn report(run: &StepRun) -> Value {
+    let result: Value = serde_json::from_str(run.output("result.json")).unwrap();
+    result["report"].clone()
+}
+
+fn names(v: &Value) -> Vec<String> {
+    serde_json::from_value(v.clone()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_openbao_is_brought_up_serves_the_steps_and_converges_later_without_root() {
+    let env = Env::start().await;
+    let vault = e2e::uninitialized_vault().await;
+    let url = vault.url();
+    let (id, recipient) = identity(&env, "op.age");
+    let args = bring_up_args(&env, &templates_vault(), &recipient);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // 1. Bring-up from nothing: everything declared is created, verified, root revoked.
+    let first = step(&env, "init-authority", &url, &args).await;
+    first.assert_code(0);
+    let result: Value = serde_json::from_str(first.output("result.json")).unwrap();
+    assert_eq!(result["rootTokenRevoked"], true);
+    assert_eq!(result["state"], "established");
+    let declared = |sub: &str| {
+        std::fs::read_dir(templates_vault().join(sub))
+            .unwrap()
+            .count()
+    };
+    let created = names(&report(&first)["created"]);
+    assert_eq!(
+        created.len(),
+        declared("policies") + declared("roles") + declared("password-policies"),
+        "every declared object: {created:?}"
+    );
+    // The KV engine exists with Vault's defaults once enabled: its config is updated.
+    assert_eq!(
+        names(&report(&first)["updated"]),
+        ["KV engine secret/ config"]
+    );
+    assert!(first.stderr.contains("verified"), "{}", first.stderr);
+
+    // 2. The steps work with the roles it established: a handover, then a rotation whose
+    //    generator is the declared password policy.
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "from-git"))
+        .await;
+    let r = env.only_reference("apps").await;
+    let wv = step_as(
+        &env,
+        "write-vault",
+        &url,
+        "secops-write-vault",
+        &["--reference", &r],
+    )
+    .await;
+    wv.assert_code(0);
+    let mc = step_as(
+        &env,
+        "mark-consumed",
+        &url,
+        "secops-mark-consumed",
+        &["--reference", &r, "--mode", "delete"],
+    )
+    .await;
+    mc.assert_code(0);
+    let rot = step_as(
+        &env,
+        "rotate",
+        &url,
+        "secops-rotate",
+        &[
+            "--path",
+            "apps/db",
+            "--key",
+            "password=policy:secops-strong",
+            "--rotation-id",
+            "r1",
+        ],
+    )
+    .await;
+    rot.assert_code(0);
+
+    // 3. A later run has no root token: it logs in as the authority role; nothing differs.
+    let again = step(&env, "init-authority", &url, &args).await;
+    again.assert_code(0);
+    assert_eq!(again.output("outcome"), "converged");
+    assert_eq!(names(&report(&again)["created"]), Vec::<String>::new());
+    assert_eq!(names(&report(&again)["updated"]), Vec::<String>::new());
+    assert_eq!(names(&report(&again)["unchanged"]).len(), created.len() + 1);
+
+    // 4. Drift, by an operator with a root token from the stored shares: a shipped policy
+    //    changed by hand and a policy that is not ours.
+    let keys = stored_keys(&env, &id).await;
+    let root = vault.bao.generate_root(&keys[..2]).await;
+    let by_hand = |method: &'static str, path: &'static str, body: Value| {
+        let (url, root) = (vault.bao.url.clone(), root.clone());
+        async move {
+            let (st, b) = vault_call(&url, &root, method, path, Some(body)).await;
+            assert!(st < 300, "{path}: {st} {b}");
+        }
+    };
+    by_hand(
+        "PUT",
+        "sys/policies/acl/secops-write-vault",
+        serde_json::json!({"policy": "path \"secret/*\" { capabilities = [\"sudo\", \"delete\"] }"}),
+    )
+    .await;
+    by_hand(
+        "PUT",
+        "sys/policies/acl/someone-elses",
+        serde_json::json!({"policy": "path \"other/*\" { capabilities = [\"read\"] }"}),
+    )
+    .await;
+    let healed = step(&env, "init-authority", &url, &args).await;
+    healed.assert_code(0);
+    assert_eq!(
+        names(&report(&healed)["updated"]),
+        ["ACL policy secops-write-vault"]
+    );
+    assert_eq!(
+        names(&report(&healed)["extras"]),
+        ["ACL policy someone-elses"]
+    );
+    let (_, p) = vault_call(
+        &url,
+        &root,
+        "GET",
+        "sys/policies/acl/secops-write-vault",
+        None,
+    )
+    .await;
+    assert_eq!(
+        p["data"]["policy"].as_str().unwrap().trim_end(),
+        std::fs::read_to_string(templates_vault().join("policies/secops-write-vault.hcl"))
+            .unwrap()
+            .trim_end(),
+        "the shipped policy is back"
+    );
+    let (st, _) = vault_call(&url, &root, "GET", "sys/policies/acl/someone-elses", None).await;
+    assert_eq!(st, 200, "an extra is reported, never deleted");
+    // The authority role may touch nothing else: not a policy it does not declare.
+    let authority = log_in_token(
+        &env,
+        &url,
+        "secops-authority",
+        "secops",
+        "secops-init-authority",
+    )
+    .await;
+    let (st, _) = vault_call(
+        &url,
+        &authority,
+        "PUT",
+        "sys/policies/acl/someone-elses",
+        Some(serde_json::json!({"policy": "path \"*\" { capabilities = [\"sudo\"] }"})),
+    )
+    .await;
+    assert_eq!(
+        st, 403,
+        "the authority role cannot write undeclared policies"
+    );
+    let (st, _) = vault_call(
+        &url,
+        &authority,
+        "PUT",
+        "sys/policies/acl/secops-authority",
+        Some(serde_json::json!({"policy": "path \"*\" { capabilities = [\"sudo\"] }"})),
+    )
+    .await;
+    assert_eq!(st, 403, "nor widen its own");
+    vault_call(&url, &root, "POST", "auth/token/revoke-self", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_object_vault_rejects_is_named_with_what_was_established_and_what_is_left() {
+    let env = Env::start().await;
+    let vault = e2e::uninitialized_vault().await;
+    let url = vault.url();
+    // A copy of templates/vault with one policy OpenBao cannot parse.
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["policies", "roles", "password-policies"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for f in std::fs::read_dir(templates_vault().join(sub))
+            .unwrap()
+            .flatten()
+        {
+            std::fs::copy(f.path(), dir.path().join(sub).join(f.file_name())).unwrap();
+        }
+    }
+    let broken = dir.path().join("policies/secops-zz-broken.hcl");
+    std::fs::write(&broken, "path \"secret/*\" {\n  capabilities = [\"read\"\n").unwrap();
+    let (_, recipient) = identity(&env, "op.age");
+    let args = bring_up_args(&env, dir.path(), &recipient);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = step(&env, "init-authority", &url, &args).await;
+    run.assert_code(3);
+    for part in [
+        "ACL policy secops-zz-broken",
+        "secops-zz-broken.hcl",
+        "established so far",
+        "ACL policy secops-write-vault",
+        "left: [\"ACL policy secops-zz-broken\", \"auth role kubernetes/secops-audit-authority\"",
+    ] {
+        assert!(run.stderr.contains(part), "{part:?} in {}", run.stderr);
+    }
+    // Fixed in Git, the next run converges as the authority role (the root token is gone).
+    std::fs::remove_file(&broken).unwrap();
+    let fixed = step(&env, "init-authority", &url, &args).await;
+    fixed.assert_code(0);
+    assert_eq!(fixed.output("outcome"), "established");
+    assert!(names(&report(&fixed)["created"])
+        .contains(&"auth role kubernetes/secops-write-vault".to_owned()));
 }
