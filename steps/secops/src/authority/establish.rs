@@ -166,14 +166,15 @@ impl Grants {
                 .await?;
             tracing::info!(role = %a.role, "authority policy and role written");
         }
-        self.ensure_kv(root).await?;
         self.converge(root).await
     }
 
     /// Every run after the first, logged in as the authority role (or with an operator token):
-    /// creates what is missing, updates what differs, reports what is not declared. A
-    /// refusal names the object and says what was established and what is left.
+    /// the KV engine if it is missing, then creates what is missing, updates what differs,
+    /// reports what is not declared. A refusal names the object and says what was
+    /// established and what is left.
     pub async fn converge(&self, v: &Vault) -> Result<Report> {
+        self.ensure_kv(v).await?;
         let mut report = Report::default();
         let objects = self.objects();
         for (i, o) in objects.iter().enumerate() {
@@ -312,6 +313,12 @@ impl Grants {
             ));
         };
         let rw = "\"create\", \"read\", \"update\"";
+        // The KV engine the steps use: seen, and enabled if missing (not tuned, not removed).
+        rule("sys/mounts", "\"read\"");
+        rule(
+            &format!("sys/mounts/{}", self.kv_mount),
+            "\"create\", \"update\"",
+        );
         rule("sys/policies/acl", "\"list\"");
         for (n, _) in &self.policies {
             rule(&format!("sys/policies/acl/{n}"), rw);

@@ -84,11 +84,23 @@ impl Vault {
         }
     }
 
-    /// `GET sys/health`: true once this node is initialised, unsealed and active (200);
-    /// false while it is standby, sealed or not yet serving (other statuses).
+    /// `GET sys/health`: true once this node is initialised, unsealed and active; false
+    /// while it is standby (a raft node before its election), sealed or uninitialised. Every
+    /// state is asked to answer 200 so none reads as a failure (standby is a 429 by default).
     pub async fn is_active(&self) -> Result<bool> {
-        let r = self.call(Method::GET, "sys/health", None).await?;
-        Ok(r.status == 200)
+        #[derive(Deserialize)]
+        struct Health {
+            initialized: bool,
+            sealed: bool,
+            standby: bool,
+        }
+        let path = "sys/health?standbycode=200&sealedcode=200&uninitcode=200&perfstandbyok=true";
+        let r = self.call(Method::GET, path, None).await?;
+        if r.status != 200 {
+            return Err(self.unexpected("GET sys/health", "Vault", &r));
+        }
+        let h: Health = r.parse("GET sys/health")?;
+        Ok(h.initialized && !h.sealed && !h.standby)
     }
 
     /// `GET sys/seal-status`.

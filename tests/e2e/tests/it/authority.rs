@@ -908,3 +908,89 @@ async fn a_declared_object_vault_rejects_is_named_with_what_was_established_and_
     assert!(names(&report(&fixed)["created"])
         .contains(&"auth role kubernetes/secops-write-vault".to_owned()));
 }
+
+/// A fresh raft OpenBao behind a proxy that faults every request, `sys/` included: the
+/// establishing requests are `sys/` writes.
+async fn fresh_vault_faultable() -> (e2e::openbao::OpenBao, fault_injection::Handle) {
+    let bao = OpenBao::raft().await;
+    let proxy = fault_injection::start(fault_injection::Options::new(
+        bao.url.clone(),
+        fault_injection::Dialect::Vault,
+    ))
+    .await
+    .unwrap();
+    (bao, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bring_up_killed_while_establishing_converges_on_the_rerun_once_the_authority_role_exists(
+) {
+    // Kill points named by the request they interrupt (health polls before them vary in
+    // number): the first establishing request, the authority role unsent and landed with its
+    // answer lost, the first declared object, the verification login, the root revocation.
+    let role = "/v1/auth/kubernetes/role/secops-authority";
+    let points: [(&str, &str, bool, bool); 6] = [
+        ("GET", "/v1/sys/auth", false, false),
+        ("POST", role, false, false),
+        ("POST", role, true, true),
+        (
+            "POST",
+            "/v1/sys/policies/password/secops-strong",
+            false,
+            true,
+        ),
+        ("POST", "/v1/auth/kubernetes/login", false, true),
+        ("POST", "/v1/auth/token/revoke-self", false, true),
+    ];
+    for (method, path, served, role_landed) in points {
+        let what = format!("killed at {method} {path} (served: {served})");
+        let env = Env::start().await;
+        let (_bao, proxy) = fresh_vault_faultable().await;
+        let (_, recipient) = identity(&env, "op.age");
+        let args = bring_up_args(&env, &templates_vault(), &recipient);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        proxy.set_fault(Some(fault_injection::Fault::KillAt {
+            method,
+            path: path.into(),
+            served,
+        }));
+        let killed = step(&env, "init-authority", &proxy.url(), &args).await;
+        // Revoking the root token is best effort (a warning): the rest was done.
+        if !path.ends_with("revoke-self") {
+            assert_ne!(killed.code, 0, "{what}: {}", killed.stderr);
+        }
+        assert!(
+            proxy
+                .records()
+                .iter()
+                .any(|r| r.method == method && r.path == path),
+            "{what}: the kill point was reached"
+        );
+        proxy.set_fault(None);
+        let kept = env.secret(NS, NAME).await.expect("material stored").data;
+        let rerun = step(&env, "init-authority", &proxy.url(), &args).await;
+        if role_landed {
+            rerun.assert_code(0);
+            let r = report(&rerun);
+            let all = names(&r["created"]).len()
+                + names(&r["updated"]).len()
+                + names(&r["unchanged"]).len();
+            assert_eq!(all, 16, "{what}: every declared object converged: {r}");
+        } else {
+            // Before the authority role exists only an operator token helps (README runbook).
+            rerun.assert_code(3);
+            assert!(
+                rerun.stderr.contains("generate-root"),
+                "{what}: {}",
+                rerun.stderr
+            );
+        }
+        let s = env.secret(NS, NAME).await.unwrap();
+        assert_eq!(s.data, kept, "{what}: the material is never rewritten");
+        assert_eq!(
+            annotation(&s, "secops.io/authority-state"),
+            if role_landed { "established" } else { "stored" },
+            "{what}"
+        );
+    }
+}

@@ -33,6 +33,15 @@ pub enum Fault {
     /// The client is killed after `ok` forwarded requests: the next one is forwarded with
     /// its response lost when `served`, else reset unforwarded; every later one is reset.
     KillAfter { ok: u32, served: bool },
+    /// The client is killed at the first request with this method and raw path (e.g.
+    /// `POST /v1/auth/kubernetes/role/x`): forwarded with its response lost when `served`,
+    /// else reset unforwarded; every later request is reset. Earlier ones pass, however many:
+    /// a kill point named by what it interrupts, where counts vary (polls, retries).
+    KillAt {
+        method: &'static str,
+        path: String,
+        served: bool,
+    },
     /// Each request fails with probability `percent`/100, the failure picked from
     /// `failures`; `seed` makes it repeatable (it advances as the generator's state).
     Random {
@@ -78,6 +87,16 @@ impl std::fmt::Debug for Fault {
             Self::KillAfter { ok, served } => f
                 .debug_struct("KillAfter")
                 .field("ok", ok)
+                .field("served", served)
+                .finish(),
+            Self::KillAt {
+                method,
+                path,
+                served,
+            } => f
+                .debug_struct("KillAt")
+                .field("method", method)
+                .field("path", path)
                 .field("served", served)
                 .finish(),
             Self::Random {
@@ -133,6 +152,18 @@ impl PartialEq for Fault {
                 },
             ) => (count, failure) == (c, f),
             (KillAfter { ok, served }, KillAfter { ok: o, served: s }) => (ok, served) == (o, s),
+            (
+                KillAt {
+                    method,
+                    path,
+                    served,
+                },
+                KillAt {
+                    method: m,
+                    path: p,
+                    served: s,
+                },
+            ) => (method, path, served) == (m, p, s),
             (
                 Random {
                     percent,
@@ -282,6 +313,23 @@ impl Rule {
             Some(Fault::KillAfter { ok, served }) => {
                 crate::kill_after(ok, served).map(|f| action_of(&f))
             }
+            Some(Fault::KillAt {
+                method: m,
+                path: p,
+                served,
+            }) => {
+                if !(m.eq_ignore_ascii_case(method) && p == path) {
+                    return None;
+                }
+                let (mut ok, mut served) = (0, *served);
+                let action = crate::kill_after(&mut ok, &mut served).map(|f| action_of(&f));
+                // Dead from here on: every later request is reset.
+                *fault = Some(Fault::KillAfter {
+                    ok: 0,
+                    served: false,
+                });
+                action
+            }
             Some(Fault::Random {
                 percent,
                 seed,
@@ -349,6 +397,25 @@ mod tests {
         assert_eq!(r.apply("PUT", "/a"), None);
         assert_eq!(r.apply("put", "/a"), Some(Action::Fail(503)));
         assert_eq!(r.apply("GET", "/a"), None);
+    }
+
+    #[test]
+    fn kill_at_passes_everything_before_its_request_then_resets_all() {
+        for (served, at) in [(true, Action::Lost), (false, Action::Reset)] {
+            let mut r = rule(Fault::KillAt {
+                method: "POST",
+                path: "/v1/x".into(),
+                served,
+            });
+            for _ in 0..5 {
+                assert_eq!(r.apply("GET", "/v1/x"), None, "another method passes");
+                assert_eq!(r.apply("POST", "/v1/y"), None, "another path passes");
+            }
+            assert_eq!(r.apply("POST", "/v1/x"), Some(at));
+            for p in ["/v1/x", "/v1/y"] {
+                assert_eq!(r.apply("GET", p), Some(Action::Reset), "dead after");
+            }
+        }
     }
 
     #[test]
