@@ -225,35 +225,25 @@ async fn revoke_all_but_root(url: &str, root: &str) {
 /// each `policies/<name>.hcl` as ACL policy `<name>`, each `password-policies/<name>.hcl` as
 /// password policy `<name>`, each `roles/<name>.json` as Kubernetes auth role `<name>`.
 pub async fn install_config(bao: &OpenBao, dir: &Path) -> Result<()> {
-    for (name, path) in sorted_files(&dir.join("policies"), "hcl")? {
-        let policy = std::fs::read_to_string(&path)?;
-        let (st, resp) = bao
-            .root(
-                "PUT",
-                &format!("sys/policies/acl/{name}"),
-                Some(json!({ "policy": policy })),
-            )
-            .await;
-        ensure!(st < 300, "policy {name}: {st} {resp}");
-    }
-    for (name, path) in sorted_files(&dir.join("password-policies"), "hcl")? {
-        let policy = std::fs::read_to_string(&path)?;
-        let (st, resp) = bao
-            .root(
-                "PUT",
-                &format!("sys/policies/password/{name}"),
-                Some(json!({ "policy": policy })),
-            )
-            .await;
-        ensure!(st < 300, "password policy {name}: {st} {resp}");
-    }
-    for (name, path) in sorted_files(&dir.join("roles"), "json")? {
-        let role: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
-            .with_context(|| format!("{}", path.display()))?;
-        let (st, resp) = bao
-            .root("POST", &format!("auth/kubernetes/role/{name}"), Some(role))
-            .await;
-        ensure!(st < 300, "role {name}: {st} {resp}");
+    // (subdirectory, extension, where each file goes, how its text is sent)
+    let kinds: [(&str, &str, &str, fn(String) -> Result<Value>); 3] = [
+        ("policies", "hcl", "sys/policies/acl", |t| {
+            Ok(json!({ "policy": t }))
+        }),
+        ("password-policies", "hcl", "sys/policies/password", |t| {
+            Ok(json!({ "policy": t }))
+        }),
+        ("roles", "json", "auth/kubernetes/role", |t| {
+            Ok(serde_json::from_str(&t)?)
+        }),
+    ];
+    for (sub, ext, at, body) in kinds {
+        for (name, path) in sorted_files(&dir.join(sub), ext)? {
+            let text = std::fs::read_to_string(&path)?;
+            let body = body(text).with_context(|| format!("{}", path.display()))?;
+            let (st, resp) = bao.root("PUT", &format!("{at}/{name}"), Some(body)).await;
+            ensure!(st < 300, "{at}/{name}: {st} {resp}");
+        }
     }
     Ok(())
 }
