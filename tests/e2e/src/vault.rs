@@ -226,7 +226,8 @@ async fn revoke_all_but_root(url: &str, root: &str) {
 /// password policy `<name>`, each `roles/<name>.json` as Kubernetes auth role `<name>`.
 pub async fn install_config(bao: &OpenBao, dir: &Path) -> Result<()> {
     // (subdirectory, extension, where each file goes, how its text is sent)
-    let kinds: [(&str, &str, &str, fn(String) -> Result<Value>); 3] = [
+    type Body = fn(String) -> Result<Value>;
+    let kinds: [(&str, &str, &str, Body); 3] = [
         ("policies", "hcl", "sys/policies/acl", |t| {
             Ok(json!({ "policy": t }))
         }),
