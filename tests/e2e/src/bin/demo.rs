@@ -1,5 +1,5 @@
 //! `make demo`: the handover on this machine, end to end. Starts the loopback Kubernetes API
-//! and Vault servers, installs templates/vault, seeds bootstrap Secrets and submits
+//! (kube-server) and a real OpenBao, installs templates/vault, seeds bootstrap Secrets and submits
 //! templates/workflows/secret-handover.yaml through the e2e Argo runner, so the step binaries
 //! start exactly as the YAML wires them. Prints every node with its audit trail, then the
 //! final state on both sides, and stops.
@@ -16,7 +16,11 @@ async fn main() {
         env.kube.url(),
         env.kubeconfig.display()
     );
-    println!("   Vault           {}", env.vault.url());
+    println!(
+        "   Vault           {} (OpenBao {}, behind a TLS proxy)",
+        env.vault.url(),
+        env.vault.bao.url
+    );
 
     let seeds = [
         SeedSecret::bootstrap("payments", "postgres")
