@@ -14,6 +14,18 @@ use serde_json::{json, Value};
 
 use crate::openbao::{AuditRequest, OpenBao};
 
+/// `/v1/sys/...` is never faulted (health, seal control and init keep answering), except
+/// `sys/capabilities-self`: the check a step makes before writing is a request of its run
+/// like any other, so faults and kill points meet it.
+fn exempt(path: &str) -> bool {
+    fault_injection::is_vault_sys(path) && !path.starts_with("/v1/sys/capabilities-self")
+}
+
+/// Whether a fault set on the proxy can meet a request to `path` (raw, with `/v1/`).
+pub fn faultable(path: &str) -> bool {
+    !exempt(path)
+}
+
 /// Where the shipped Vault configuration lives.
 pub fn templates_vault_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault")
@@ -34,8 +46,7 @@ impl TestVault {
             upstream: bao.url.clone(),
             tls: Some(crate::vault_pki().server.clone()),
             dialect: Dialect::Vault,
-            // `/v1/sys/...` is never faulted: health, seal control and init keep answering.
-            exempt: Some(fault_injection::is_vault_sys),
+            exempt: Some(exempt),
         })
         .await
         .expect("vault proxy");
@@ -83,8 +94,7 @@ impl TestVault {
             upstream: bao.url.clone(),
             tls: None,
             dialect: Dialect::Vault,
-            // `/v1/sys/...` is never faulted: health, seal control and init keep answering.
-            exempt: Some(fault_injection::is_vault_sys),
+            exempt: Some(exempt),
         })
         .await
         .expect("vault proxy");
