@@ -31,6 +31,11 @@ pub fn templates_vault_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault")
 }
 
+/// A Vault request as both the proxy and OpenBao's audit log can name it: the kind of
+/// operation (`read`, `list`, `write`, `patch`, `delete`) and the path without `/v1/` and
+/// query (`secret/data/apps/db`).
+pub type Call = (&'static str, String);
+
 pub struct TestVault {
     pub bao: OpenBao,
     pub proxy: fault_injection::Handle,
@@ -164,6 +169,55 @@ impl TestVault {
 
     pub async fn start_listening(&self) -> Result<()> {
         self.proxy.start_listening().await
+    }
+
+    /// The requests the proxy forwarded to OpenBao, as [`Call`]s: those a fault answered
+    /// or reset itself never got there. A fault that forwards (a lost answer, a delay, a
+    /// hook) marks its request faulted too, so compare with [`TestVault::audited_calls`]
+    /// only across injected answers and resets.
+    pub fn forwarded_calls(&self) -> Vec<Call> {
+        self.proxy
+            .records()
+            .into_iter()
+            .filter(|r| !r.faulted)
+            .map(|r| {
+                let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+                let list = query.split('&').any(|q| q == "list=true");
+                let kind = match r.method.as_str() {
+                    "GET" if list => "list",
+                    "GET" => "read",
+                    "LIST" => "list",
+                    "POST" | "PUT" => "write",
+                    "PATCH" => "patch",
+                    "DELETE" => "delete",
+                    _ => "other",
+                };
+                let path = path.strip_prefix("/v1/").unwrap_or(path);
+                (kind, path.to_owned())
+            })
+            .collect()
+    }
+
+    /// The requests OpenBao's audit device recorded from clients other than root (the
+    /// steps' tokens and their logins; set-up and assertions are root's), as [`Call`]s.
+    pub fn audited_calls(&self) -> Vec<Call> {
+        self.accesses()
+            .into_iter()
+            .filter(|a| a.remote_address.is_some())
+            .map(|a| {
+                // OpenBao tells a create from an update by whether the path exists; the
+                // HTTP method cannot, so both are a write.
+                let kind = match a.operation.as_str() {
+                    "read" => "read",
+                    "list" => "list",
+                    "create" | "update" => "write",
+                    "patch" => "patch",
+                    "delete" => "delete",
+                    _ => "other",
+                };
+                (kind, a.path)
+            })
+            .collect()
     }
 
     /// Every request OpenBao's audit device saw that a token other than root made.
