@@ -19,7 +19,7 @@ use crate::paths::{annotation_hint, PathPolicy, VaultPath};
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::selection::Selection;
 use crate::vault::kv::CasWrite;
-use crate::vault::{Kv2Read, Provenance, Vault};
+use crate::vault::{Kv2Read, Need, Provenance, Vault};
 use crate::vocab::*;
 
 /// The label of Secrets published for internal distribution.
@@ -67,6 +67,15 @@ pub async fn run(
 ) -> Result<Exit> {
     cfg.selection.validate()?;
     let sources = cfg.selection.fetch(kube, &internal_selector()).await?;
+    let paths = sources
+        .iter()
+        .filter_map(|s| {
+            cfg.paths
+                .target(&s.namespace, &s.name, s.annotation(ANN_VAULT_PATH))
+                .ok()
+        })
+        .flat_map(|p| [data_path(cfg, &p), metadata_path(cfg, &p)]);
+    vault.prefetch_capabilities(paths).await;
     let mut exit = Exit::Done;
     let mut results = Vec::new();
     let pushed: Vec<_> = futures::stream::iter(&sources)
@@ -189,6 +198,14 @@ fn would_push(cfg: &Config, s: &BootstrapSecret, path: &VaultPath, v: u64, why: 
         .because(why)
 }
 
+fn data_path(cfg: &Config, path: &VaultPath) -> String {
+    format!("{}/data/{path}", cfg.vault.mount)
+}
+
+fn metadata_path(cfg: &Config, path: &VaultPath) -> String {
+    format!("{}/metadata/{path}", cfg.vault.mount)
+}
+
 fn identity(s: &BootstrapSecret) -> ObjectIdentity {
     ObjectIdentity {
         namespace: s.namespace.clone(),
@@ -241,6 +258,8 @@ async fn push_one(
                 }
                 // Our first write landed but the step stopped before recording provenance.
                 None if same => {
+                    let needs = [Need::new("patch", metadata_path(cfg, path))];
+                    vault.require(&object, &needs).await?;
                     let plan = || would_push(cfg, s, path, version, "record the missing provenance of this identical version");
                     let provenance = vault.kv2_patch_metadata(mount, path, &patch);
                     cfg.dry_run.gate(plan, (), provenance).await?;
@@ -262,6 +281,15 @@ async fn push_one(
     } else {
         format!("the Secret changed: write over version {cas} (cas={cas})")
     };
+    // A new path is created, a changed one updated; provenance is patched either way.
+    let needs = [
+        Need::new(
+            if first { "create" } else { "update" },
+            data_path(cfg, path),
+        ),
+        Need::new("patch", metadata_path(cfg, path)),
+    ];
+    vault.require(&object, &needs).await?;
     let planned = CasWrite::Written { version: cas + 1 };
     let write = vault.kv2_write_cas(mount, path, &data, cas);
     let plan = || would_push(cfg, s, path, cas + 1, &why);

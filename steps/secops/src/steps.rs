@@ -148,6 +148,7 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
     let res = match (h.references.batch, h.references.items.as_slice()) {
         (false, [one]) => write_vault::run(&config(one), &kube, &vault, &h.audit, &h.outputs).await,
         (_, many) => {
+            write_vault::prefetch(&vault, &h.vault, many).await;
             let (kube, vault, audit) = (&kube, &vault, &h.audit);
             let results = crate::batch::for_each(many, kube, h.concurrency, |i, fetch| {
                 let cfg = config(&many[i]);

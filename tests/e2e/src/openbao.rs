@@ -387,6 +387,7 @@ impl OpenBao {
                     .unwrap_or_default()
                     .into(),
                 allowed: e["auth"]["policy_results"]["allowed"] == json!(true),
+                remote_address: e["request"]["remote_address"].as_str().map(Into::into),
                 user_agent: e["request"]["headers"]["user-agent"][0]
                     .as_str()
                     .map(Into::into),
@@ -407,6 +408,9 @@ pub struct AuditRequest {
     pub user_agent: Option<String>,
     /// The ACL's decision (`auth.policy_results.allowed`).
     pub allowed: bool,
+    /// Who sent it; `None` for the entry the audit device writes itself when it starts
+    /// (`sys/audit/test`), which no client made.
+    pub remote_address: Option<String>,
 }
 
 fn audit_stanza(dir: &Path) -> String {

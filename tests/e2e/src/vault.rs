@@ -14,10 +14,27 @@ use serde_json::{json, Value};
 
 use crate::openbao::{AuditRequest, OpenBao};
 
+/// `/v1/sys/...` is never faulted (health, seal control and init keep answering), except
+/// `sys/capabilities-self`: the check a step makes before writing is a request of its run
+/// like any other, so faults and kill points meet it.
+fn exempt(path: &str) -> bool {
+    fault_injection::is_vault_sys(path) && !path.starts_with("/v1/sys/capabilities-self")
+}
+
+/// Whether a fault set on the proxy can meet a request to `path` (raw, with `/v1/`).
+pub fn faultable(path: &str) -> bool {
+    !exempt(path)
+}
+
 /// Where the shipped Vault configuration lives.
 pub fn templates_vault_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault")
 }
+
+/// A Vault request as both the proxy and OpenBao's audit log can name it: the kind of
+/// operation (`read`, `list`, `write`, `patch`, `delete`) and the path without `/v1/` and
+/// query (`secret/data/apps/db`).
+pub type Call = (&'static str, String);
 
 pub struct TestVault {
     pub bao: OpenBao,
@@ -34,8 +51,7 @@ impl TestVault {
             upstream: bao.url.clone(),
             tls: Some(crate::vault_pki().server.clone()),
             dialect: Dialect::Vault,
-            // `/v1/sys/...` is never faulted: health, seal control and init keep answering.
-            exempt: Some(fault_injection::is_vault_sys),
+            exempt: Some(exempt),
         })
         .await
         .expect("vault proxy");
@@ -83,8 +99,7 @@ impl TestVault {
             upstream: bao.url.clone(),
             tls: None,
             dialect: Dialect::Vault,
-            // `/v1/sys/...` is never faulted: health, seal control and init keep answering.
-            exempt: Some(fault_injection::is_vault_sys),
+            exempt: Some(exempt),
         })
         .await
         .expect("vault proxy");
@@ -154,6 +169,55 @@ impl TestVault {
 
     pub async fn start_listening(&self) -> Result<()> {
         self.proxy.start_listening().await
+    }
+
+    /// The requests the proxy forwarded to OpenBao, as [`Call`]s: those a fault answered
+    /// or reset itself never got there. A fault that forwards (a lost answer, a delay, a
+    /// hook) marks its request faulted too, so compare with [`TestVault::audited_calls`]
+    /// only across injected answers and resets.
+    pub fn forwarded_calls(&self) -> Vec<Call> {
+        self.proxy
+            .records()
+            .into_iter()
+            .filter(|r| !r.faulted)
+            .map(|r| {
+                let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+                let list = query.split('&').any(|q| q == "list=true");
+                let kind = match r.method.as_str() {
+                    "GET" if list => "list",
+                    "GET" => "read",
+                    "LIST" => "list",
+                    "POST" | "PUT" => "write",
+                    "PATCH" => "patch",
+                    "DELETE" => "delete",
+                    _ => "other",
+                };
+                let path = path.strip_prefix("/v1/").unwrap_or(path);
+                (kind, path.to_owned())
+            })
+            .collect()
+    }
+
+    /// The requests OpenBao's audit device recorded from clients other than root (the
+    /// steps' tokens and their logins; set-up and assertions are root's), as [`Call`]s.
+    pub fn audited_calls(&self) -> Vec<Call> {
+        self.accesses()
+            .into_iter()
+            .filter(|a| a.remote_address.is_some())
+            .map(|a| {
+                // OpenBao tells a create from an update by whether the path exists; the
+                // HTTP method cannot, so both are a write.
+                let kind = match a.operation.as_str() {
+                    "read" => "read",
+                    "list" => "list",
+                    "create" | "update" => "write",
+                    "patch" => "patch",
+                    "delete" => "delete",
+                    _ => "other",
+                };
+                (kind, a.path)
+            })
+            .collect()
     }
 
     /// Every request OpenBao's audit device saw that a token other than root made.

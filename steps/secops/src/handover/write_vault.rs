@@ -26,7 +26,7 @@ use crate::reference::SecretRef;
 use crate::secret::VaultData;
 use crate::vault::kv::relink_patch;
 use crate::vault::kv::CasWrite;
-use crate::vault::{Kv2Read, Provenance, Vault};
+use crate::vault::{Kv2Read, Need, Provenance, Vault};
 use crate::vocab::*;
 
 #[derive(Debug, Clone)]
@@ -244,6 +244,10 @@ async fn write_kv2(
     let prov = provenance(cfg, s, data);
     // Validate the metadata before writing anything, so a refusal changes nothing.
     let patch = prov.to_metadata_patch()?;
+    // Every write below is covered: the create-only write, then (whatever it meets) at
+    // most a provenance PATCH. A dry run checks too: it is a read.
+    let object = format!("Vault path {mount}/{path}");
+    vault.require(&object, &needs(&cfg.vault, path)).await?;
     let create = match cfg.dry_run.active() {
         true => planned_create(cfg, vault).await?,
         false => vault.kv2_write_cas(mount, path, data, 0).await?,
@@ -259,7 +263,6 @@ async fn write_kv2(
         CasWrite::Denied { reason } => Some(reason),
     };
     // Something is there (or we may not write at all): judge it.
-    let object = format!("Vault path {mount}/{path}");
     match vault.kv2_read(mount, path, None).await? {
         Kv2Read::Missing => Err(match denied {
             Some(reason) => Error::precondition(
@@ -374,6 +377,8 @@ async fn write_kv1(
     }
     match vault.kv1_read(mount, path).await? {
         None => {
+            let object = format!("Vault path {mount}/{path}");
+            vault.require(&object, &needs(&cfg.vault, path)).await?;
             let plan = || would_write(cfg, 0, "KV v1 write of an empty path");
             cfg.dry_run
                 .gate(plan, (), vault.kv1_write(mount, path, data))
@@ -393,6 +398,29 @@ async fn write_kv1(
              with the secops.io/vault-path annotation",
         )),
     }
+}
+
+/// The capabilities write-vault's writes to `path` need: KV v2 a create-only data write
+/// and a provenance PATCH (never `update`: Vault itself refuses an overwrite); KV v1 a write
+/// of an empty path.
+pub fn needs(vault: &VaultTarget, path: &crate::paths::VaultPath) -> Vec<Need> {
+    let mount = &vault.mount;
+    match vault.kv_version {
+        KvVersion::V2 => vec![
+            Need::new("create", format!("{mount}/data/{path}")),
+            Need::new("patch", format!("{mount}/metadata/{path}")),
+        ],
+        KvVersion::V1 => vec![Need::new("create", format!("{mount}/{path}"))],
+    }
+}
+
+/// A batch asks for every reference's capabilities in a few requests before its first item.
+pub async fn prefetch(vault: &Vault, target: &VaultTarget, refs: &[SecretRef]) {
+    let paths = refs
+        .iter()
+        .flat_map(|r| needs(target, &r.path))
+        .map(|n| n.path);
+    vault.prefetch_capabilities(paths).await;
 }
 
 /// `--dry-run` in place of the create-only write: reads what the write would meet. Nothing

@@ -32,7 +32,7 @@ use crate::paths::VaultPath;
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::secret::VaultData;
 use crate::vault::kv::CasWrite;
-use crate::vault::{Kv2Read, Vault};
+use crate::vault::{Kv2Read, Need, Vault};
 use crate::vocab::META_BASE64_KEYS;
 use generate::Generator;
 use retention::Retention;
@@ -127,6 +127,8 @@ pub async fn run(
     let firsts: Vec<usize> = (0..cfg.paths.len())
         .filter(|&i| seen.insert(cfg.paths[i].to_string()))
         .collect();
+    let all = cfg.paths.iter().flat_map(|p| needs(cfg, p, true, true));
+    vault.prefetch_capabilities(all.map(|n| n.path)).await;
     let mut done: Vec<Option<Result<PathResult>>> = cfg.paths.iter().map(|_| None).collect();
     let concurrent: Vec<(usize, Result<PathResult>)> = futures::stream::iter(firsts)
         .map(|i| async move { (i, rotate_one(cfg, vault, kube, &cfg.paths[i]).await) })
@@ -305,12 +307,18 @@ async fn rotate_one(
         custom.get(META_ROTATION_ID).map(String::as_str) == Some(cfg.rotation_id.as_str());
 
     let new_version = if done_id {
+        vault
+            .require(&object, &needs(cfg, path, false, false))
+            .await?;
         result.outcome = "already-rotated".into();
         result.old_version = version.checked_sub(1);
         version
     } else if let Some((p, landed)) = interrupted(cfg, vault, path, pending, version, &data).await?
     {
         // A previous run of this rotation wrote its version but stopped before recording it.
+        vault
+            .require(&object, &needs(cfg, path, false, true))
+            .await?;
         finish(cfg, vault, path, &custom, p.base, landed).await?;
         result.old_version = Some(p.base);
         landed
@@ -324,6 +332,10 @@ async fn rotate_one(
                 ));
             }
         }
+        // Before the intent is recorded: a refusal after it would leave the protocol half done.
+        vault
+            .require(&object, &needs(cfg, path, true, true))
+            .await?;
         let mut new_data = VaultData {
             values: data
                 .values
@@ -403,6 +415,30 @@ async fn rotate_one(
         }
     };
     finish_path(cfg, vault, kube, path, result, new_version).await
+}
+
+/// What rotating `path` may write: the new version (`update`: the path exists), the
+/// intent and completion records (`patch` on its metadata), and, whenever retention is set,
+/// the revocation of old versions. Revocation is checked even when this run revokes nothing
+/// yet, since it is only known after the new version is written.
+fn needs(cfg: &Config, path: &VaultPath, data: bool, metadata: bool) -> Vec<Need> {
+    let mount = &cfg.vault.mount;
+    let mut out = Vec::new();
+    if data {
+        out.push(Need::new("update", format!("{mount}/data/{path}")));
+    }
+    if metadata {
+        out.push(Need::new("patch", format!("{mount}/metadata/{path}")));
+    }
+    let r = &cfg.retention;
+    if r.keep_versions.is_some() || r.keep_for.is_some() {
+        let verb = match r.revoke {
+            retention::Revoke::Delete => "delete",
+            retention::Revoke::Destroy => "destroy",
+        };
+        out.push(Need::new("update", format!("{mount}/{verb}/{path}")));
+    }
+    out
 }
 
 /// After the new version exists: revocation and consumer refresh.

@@ -34,10 +34,20 @@ struct LoginResponse {
 #[derive(Deserialize)]
 struct LoginAuth {
     client_token: SecretString,
+    #[serde(default)]
+    token_policies: Vec<String>,
 }
 
-/// Returns the token and whether we own it (and so must revoke it).
-pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<(SecretString, bool)> {
+/// A token to use.
+pub(super) struct Login {
+    pub token: SecretString,
+    /// We obtained it (and so must revoke it).
+    pub owned: bool,
+    /// Its policies but `default`, as the login answer lists them (none for a given token).
+    pub policies: Vec<String>,
+}
+
+pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<Login> {
     let (mount, body, what) = match auth {
         VaultAuth::Token(t) => {
             if t.expose_secret().is_empty() {
@@ -46,7 +56,11 @@ pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<(SecretString, 
                         .into(),
                 ));
             }
-            return Ok((t.clone(), false));
+            return Ok(Login {
+                token: t.clone(),
+                owned: false,
+                policies: Vec::new(),
+            });
         }
         VaultAuth::Kubernetes {
             role,
@@ -82,10 +96,18 @@ pub(super) async fn login(v: &Vault, auth: &VaultAuth) -> Result<(SecretString, 
     match r.status {
         200 => {
             let parsed: LoginResponse = r.parse(&what)?;
-            let token = parsed.auth.map(|a| a.client_token).ok_or_else(|| {
+            let auth = parsed.auth.ok_or_else(|| {
                 Error::Internal(format!("Vault answered the {what} without an auth block"))
             })?;
-            Ok((token, true))
+            Ok(Login {
+                token: auth.client_token,
+                owned: true,
+                policies: auth
+                    .token_policies
+                    .into_iter()
+                    .filter(|p| p != "default")
+                    .collect(),
+            })
         }
         400 | 403 => Err(Error::precondition(
             format!("Vault auth mount {mount:?}"),

@@ -365,7 +365,8 @@ impl Vault {
             ));
         }
         if r.status != 200 && r.status != 404 {
-            return Err(self.unexpected(&what, &object, &r));
+            let api_path = format!("{mount}/data/{path}");
+            return Err(self.unexpected_needing(&what, &object, "read", &api_path, &r));
         }
         // 200, or Vault's 404 for a deleted/destroyed version, which still carries metadata.
         let env: Envelope<Kv2DataBody> = r.parse(&what)?;
@@ -463,7 +464,13 @@ impl Vault {
             .await?;
         match r.status {
             200 | 204 => Ok(()),
-            _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+            _ => Err(self.unexpected_needing(
+                &what,
+                &format!("Vault path {mount}/{path}"),
+                "patch",
+                &format!("{mount}/metadata/{path}"),
+                &r,
+            )),
         }
     }
 
@@ -487,7 +494,13 @@ impl Vault {
                 Ok(Some(data))
             }
             404 if r.error_text().is_empty() => Ok(None),
-            _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+            _ => Err(self.unexpected_needing(
+                &what,
+                &format!("Vault path {mount}/{path}"),
+                "read",
+                &format!("{mount}/{path}"),
+                &r,
+            )),
         }
     }
 
@@ -594,7 +607,13 @@ impl Vault {
                 }))
             }
             404 if r.error_text().is_empty() => Ok(None),
-            _ => Err(self.unexpected(&what, &object, &r)),
+            _ => Err(self.unexpected_needing(
+                &what,
+                &object,
+                "read",
+                &format!("{mount}/metadata/{path}"),
+                &r,
+            )),
         }
     }
 
@@ -619,7 +638,13 @@ impl Vault {
             .await?;
         match r.status {
             200 | 204 => Ok(()),
-            _ => Err(self.unexpected(&what, &format!("Vault path {mount}/{path}"), &r)),
+            _ => Err(self.unexpected_needing(
+                &what,
+                &format!("Vault path {mount}/{path}"),
+                "update",
+                &format!("{mount}/{verb}/{path}"),
+                &r,
+            )),
         }
     }
 

@@ -7,6 +7,7 @@
 //! request bodies wiped after the last retry. Here that is one small client.
 
 mod auth;
+pub mod capabilities;
 pub mod kv;
 pub mod sys;
 
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::retry::{parse_retry_after, Failed, RetryPolicy};
 
 pub use auth::VaultAuth;
+pub use capabilities::Need;
 pub use kv::{Kv2Read, Provenance};
 
 /// Vault CLI conventions: VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_SKIP_VERIFY.
@@ -53,6 +55,11 @@ pub struct Vault {
     auth: Option<VaultAuth>,
     retry: RetryPolicy,
     dry_run: bool,
+    /// The login's token policies (without `default`), to name the one to fix in a refusal;
+    /// empty for a supplied token.
+    policies: Vec<String>,
+    /// `sys/capabilities-self` answers so far, by path.
+    capabilities: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 /// A response whose body has not been interpreted yet. Bodies may hold secret values, so
@@ -139,9 +146,13 @@ impl Vault {
             auth: None,
             retry: cfg.retry,
             dry_run: cfg.dry_run,
+            policies: Vec::new(),
+            capabilities: Default::default(),
         };
-        let (token, owns) = auth::login(&v, &cfg.auth).await?;
-        v.set_token(token);
+        let login = auth::login(&v, &cfg.auth).await?;
+        let owns = login.owned;
+        v.set_token(login.token);
+        v.policies = login.policies;
         v.owns_token = owns;
         v.auth = owns.then(|| cfg.auth.clone());
         Ok(v)
@@ -164,6 +175,8 @@ impl Vault {
             auth: None,
             retry: cfg.retry,
             dry_run: cfg.dry_run,
+            policies: Vec::new(),
+            capabilities: Default::default(),
         })
     }
 
@@ -179,6 +192,8 @@ impl Vault {
             auth: None,
             retry: self.retry,
             dry_run: self.dry_run,
+            policies: Vec::new(),
+            capabilities: Default::default(),
         }
     }
 
@@ -292,7 +307,7 @@ impl Vault {
             return false;
         };
         match auth::login(self, auth).await {
-            Ok((token, _)) => {
+            Ok(auth::Login { token, .. }) => {
                 tracing::info!(
                     path,
                     "Vault denied the request; logged in again in case the token expired"
@@ -353,20 +368,37 @@ impl Vault {
         })
     }
 
-    /// Whether a request changes Vault. Reads (GET, LIST), logins and revoking a login token
-    /// we own are not mutations for `--dry-run`; everything else is.
+    /// Whether a request changes Vault. Reads (GET, LIST), logins, the capability check
+    /// (a POST that only reads) and revoking a login token we own are not mutations for
+    /// `--dry-run`; everything else is.
     fn mutates(&self, method: &reqwest::Method, path: &str) -> bool {
         if matches!(method.as_str(), "GET" | "LIST" | "HEAD") {
             return false;
         }
         let login = path.starts_with("auth/") && path.ends_with("/login");
         let own_revoke = path == "auth/token/revoke-self" && self.owns_token;
-        !(login || own_revoke)
+        !(login || own_revoke || path == "sys/capabilities-self")
     }
 
     /// Classifies a status that the caller did not expect.
     pub(crate) fn unexpected(&self, what: &str, object: &str, r: &Response) -> Error {
         status_error(what, object, r.status, &r.error_text())
+    }
+
+    /// As [`Vault::unexpected`], but a policy's 403 names the `capability` on `path` that
+    /// the request needed and the policy to grant it in.
+    pub(crate) fn unexpected_needing(
+        &self,
+        what: &str,
+        object: &str,
+        capability: &str,
+        path: &str,
+        r: &Response,
+    ) -> Error {
+        if r.status == 403 && !token_rejected(r) {
+            return self.denied(object, capability, path, r);
+        }
+        self.unexpected(what, object, r)
     }
 }
 
@@ -385,6 +417,8 @@ impl Vault {
             auth: None,
             retry: RetryPolicy::default(),
             dry_run: false,
+            policies: Vec::new(),
+            capabilities: Default::default(),
         }
     }
 }
@@ -617,6 +651,7 @@ mod dry_run_tests {
         let read = v.kv2_read(&m, &p, None).await.unwrap_err();
         assert_ne!(read.exit(), crate::exit::Exit::Internal, "{read}");
         assert!(!v.mutates(&reqwest::Method::POST, "auth/kubernetes/login"));
+        assert!(!v.mutates(&reqwest::Method::POST, "sys/capabilities-self"));
         assert!(v.mutates(&reqwest::Method::PUT, "sys/init"));
         assert!(v.mutates(&reqwest::Method::PUT, "sys/unseal"));
         // The root token from sys/init is not ours to revoke in a dry run.

@@ -82,7 +82,8 @@ pub async fn until_done(
 }
 
 /// Requests both servers received since `since`, in the order the client made them (steps
-/// make one request at a time), without Vault's `sys/` (faults never touch those).
+/// make one request at a time), without the Vault requests faults never touch (`sys/` but
+/// the capability check).
 pub fn merged_requests(env: &Env, since: Instant) -> Vec<(Server, String, String)> {
     let mut all: Vec<(Instant, Server, String, String)> = env
         .kube
@@ -93,7 +94,7 @@ pub fn merged_requests(env: &Env, since: Instant) -> Vec<(Server, String, String
             env.vault
                 .requests_at()
                 .into_iter()
-                .filter(|(_, _, p)| !p.starts_with("/v1/sys/"))
+                .filter(|(_, _, p)| e2e::vault::faultable(p))
                 .map(|(t, m, p)| (t, Server::Vault, m, p)),
         )
         .filter(|(t, ..)| *t >= since)

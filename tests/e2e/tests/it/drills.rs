@@ -238,10 +238,10 @@ async fn drill_handover_failure_mid_batch_leaves_the_failed_authoritative_and_a_
         rb.assert_code(0);
         let refs_file = rb.outputs_dir.join("references.json");
         let refs_file = refs_file.to_str().unwrap();
-        // login, then write + provenance PATCH per item, one item at a time: the first two
-        // items land, Vault fails every request after.
+        // login, the batch's capability check, then write + provenance PATCH per item, one
+        // item at a time: the first two items land, Vault fails every request after.
         env.vault
-            .set_fault(Some(fault_injection::Fault::FailAfter { ok: 5, status }));
+            .set_fault(Some(fault_injection::Fault::FailAfter { ok: 6, status }));
         let (wv, mc) = batch_pass(&env, refs_file, "inert").await;
         env.vault.set_fault(None);
         wv.assert_code(code);

@@ -391,3 +391,554 @@ async fn every_step_uses_exactly_what_its_role_and_policy_grant() {
         );
     }
 }
+
+// Narrower policies: OpenBao's ACL engine, asked by each step before its first write
+// (sys/capabilities-self), makes the step refuse with exit 3 and nothing written.
+
+/// What a refusal must leave as it was, and where the request logs stood.
+struct Untouched {
+    vault: Vec<(String, VaultState)>,
+    secrets: Vec<(String, String, Option<SecretState>)>,
+    vault_log: usize,
+    kube_log: usize,
+    audit_log: usize,
+    /// Events in `apps` so far.
+    events: usize,
+}
+
+/// Versions, custom_metadata and latest data of a Vault path.
+type VaultState = (u64, BTreeMap<String, String>, Option<serde_json::Value>);
+
+/// resourceVersion, labels, annotations and data of a live Secret.
+type SecretState = (
+    Option<String>,
+    Option<BTreeMap<String, String>>,
+    Option<BTreeMap<String, String>>,
+    BTreeMap<String, Vec<u8>>,
+);
+
+async fn secret_state(env: &Env, ns: &str, name: &str) -> Option<SecretState> {
+    env.secret(ns, name).await.map(|s| {
+        (
+            s.metadata.resource_version.clone(),
+            s.metadata.labels.clone(),
+            s.metadata.annotations.clone(),
+            e2e::secret_bytes(&s),
+        )
+    })
+}
+
+async fn vault_state(env: &Env, path: &str) -> VaultState {
+    (
+        env.vault_versions(path).await,
+        env.vault_custom_metadata(path).await,
+        env.vault_kv2(path).await.map(|(data, _)| data),
+    )
+}
+
+async fn untouched(env: &Env, paths: &[&str], secrets: &[(&str, &str)]) -> Untouched {
+    let mut vault = Vec::new();
+    for p in paths {
+        vault.push((p.to_string(), vault_state(env, p).await));
+    }
+    let mut live = Vec::new();
+    for (ns, name) in secrets {
+        live.push((
+            ns.to_string(),
+            name.to_string(),
+            secret_state(env, ns, name).await,
+        ));
+    }
+    Untouched {
+        vault,
+        secrets: live,
+        vault_log: env.vault.requests().len(),
+        kube_log: env.kube.requests().len(),
+        audit_log: env.vault.accesses().len(),
+        events: env.events("apps").await.len(),
+    }
+}
+
+/// Replaces a shipped policy in this test's OpenBao; the step's role still names it.
+async fn narrow(env: &Env, policy: &str, hcl: &str) {
+    let (st, body) = env
+        .vault_root(
+            "PUT",
+            &format!("sys/policies/acl/{policy}"),
+            Some(json!({ "policy": hcl })),
+        )
+        .await;
+    assert!(st < 300, "policy {policy}: {st} {body}");
+}
+
+/// `step` refused with exit 3, a message `{object}: {reason}; {next}` naming each missing
+/// `(capability, path)` and the policy to fix, and wrote nothing: both authorities' state as
+/// before, no mutating request through either proxy (logins, the capability check and the
+/// login token's revocation change no secret; a Warning Event is the refusal's record), and
+/// no write by a step's token in OpenBao's own audit log. `checked`: the refusal came from
+/// the capability check (else from Vault denying a read).
+#[track_caller]
+fn assert_refused(
+    run: &e2e::StepRun,
+    missing: &[(&str, &str)],
+    policy: &str,
+    checked: bool,
+) -> String {
+    run.assert_code(3);
+    let (cap, path) = missing[0];
+    let needle = format!("`{cap}` on {path}");
+    let message = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once(": error: ").map(|(_, m)| m))
+        .find(|m| m.contains(&needle))
+        .unwrap_or_else(|| panic!("no refusal naming {needle}; stderr:\n{}", run.stderr))
+        .to_owned();
+    let (object, reason, next) = crate::refusals::refusal_parts(&message);
+    assert!(object.starts_with("Vault path "), "{message}");
+    for (cap, path) in missing {
+        let named = format!("`{cap}` on {path}");
+        assert!(reason.contains(&named), "reason misses {named}: {message}");
+        assert!(next.contains(&named), "next step misses {named}: {message}");
+    }
+    assert!(reason.contains(policy), "reason misses {policy}: {message}");
+    assert!(
+        next.contains(&format!("Vault policy {policy}")),
+        "next step misses the policy to fix: {message}"
+    );
+    if checked {
+        assert!(reason.contains("nothing was written"), "{message}");
+    }
+    println!("refused: {message}");
+    message
+}
+
+async fn assert_nothing_written(env: &Env, before: &Untouched, checked: bool) {
+    for (path, state) in &before.vault {
+        assert_eq!(vault_state(env, path).await, *state, "Vault path {path}");
+    }
+    for (ns, name, state) in &before.secrets {
+        assert_eq!(
+            secret_state(env, ns, name).await,
+            *state,
+            "Secret {ns}/{name}"
+        );
+    }
+    let vault_log = env.vault.requests()[before.vault_log..].to_vec();
+    let writes: Vec<_> = vault_log
+        .iter()
+        .filter(|(m, p)| {
+            !matches!(m.as_str(), "GET" | "LIST")
+                && !(m == "POST"
+                    && (p.ends_with("/login")
+                        || p == "/v1/sys/capabilities-self"
+                        || p == "/v1/auth/token/revoke-self"))
+        })
+        .collect();
+    assert!(writes.is_empty(), "Vault writes went out: {writes:?}");
+    let asked = vault_log
+        .iter()
+        .any(|(m, p)| m == "POST" && p == "/v1/sys/capabilities-self");
+    assert!(
+        asked || !checked,
+        "no capability check before writing: {vault_log:?}"
+    );
+    let kube: Vec<_> = env.kube.requests()[before.kube_log..]
+        .iter()
+        .filter(|(m, p)| m != "GET" && !(m == "POST" && p.contains("/events")))
+        .cloned()
+        .collect();
+    assert!(kube.is_empty(), "Kubernetes writes went out: {kube:?}");
+    // OpenBao's own record: no step token wrote anything (it saw only logins, reads, the
+    // capability check and the token's revocation).
+    let audited: Vec<_> = env.vault.accesses()[before.audit_log..]
+        .iter()
+        .filter(|a| {
+            !matches!(a.operation.as_str(), "read" | "list")
+                && !a.path.starts_with("auth/")
+                && a.path != "sys/capabilities-self"
+        })
+        .map(|a| (a.operation.clone(), a.path.clone()))
+        .collect();
+    assert!(audited.is_empty(), "OpenBao audited writes: {audited:?}");
+}
+
+/// Every Event in `apps` since `before` is a Warning: the refusal's record.
+async fn only_warnings(env: &Env, before: &Untouched) {
+    let events = env.events("apps").await;
+    assert!(events.len() > before.events, "the refusal is recorded");
+    for e in &events[before.events..] {
+        assert_eq!(e.type_.as_deref(), Some("Warning"), "{e:?}");
+    }
+}
+
+async fn bootstrap_reference(env: &Env) -> String {
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "lp-canary"))
+        .await;
+    env.only_reference("apps").await
+}
+
+const WRITE_VAULT_WITHOUT_PATCH: &str = r#"path "secret/data/*" {
+  capabilities = ["create", "read"]
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_vault_without_patch_on_metadata_refuses_before_writing() {
+    let env = Env::start().await;
+    let r = bootstrap_reference(&env).await;
+    narrow(&env, "secops-write-vault", WRITE_VAULT_WITHOUT_PATCH).await;
+    let before = untouched(&env, &["apps/db"], &[("apps", "db")]).await;
+    let wv = env.write_vault(&r).await;
+    // Without the check, the data write would land and its provenance PATCH fail: a
+    // version nobody could tell apart from a foreign one.
+    assert_refused(
+        &wv,
+        &[("patch", "secret/metadata/apps/db")],
+        "secops-write-vault",
+        true,
+    );
+    assert_nothing_written(&env, &before, true).await;
+    only_warnings(&env, &before).await;
+    // The shipped policy back: the same reference hands over.
+    install_shipped(&env, "secops-write-vault").await;
+    env.write_vault(&r).await.assert_code(0);
+    assert_eq!(env.vault_versions("apps/db").await, 1);
+}
+
+async fn install_shipped(env: &Env, policy: &str) {
+    let hcl = std::fs::read_to_string(templates_dir().join(format!("vault/policies/{policy}.hcl")))
+        .unwrap();
+    narrow(env, policy, &hcl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_vault_with_mark_consumeds_policy_refuses_before_writing() {
+    let env = Env::start().await;
+    let r = bootstrap_reference(&env).await;
+    // write-vault's role hands out mark-consumed's shipped policy (read only).
+    let (st, role) = env
+        .vault_root("GET", "auth/kubernetes/role/secops-write-vault", None)
+        .await;
+    assert_eq!(st, 200, "{role}");
+    let mut role = role["data"].clone();
+    role["token_policies"] = json!(["secops-mark-consumed"]);
+    role["policies"] = json!(["secops-mark-consumed"]);
+    let (st, body) = env
+        .vault_root(
+            "POST",
+            "auth/kubernetes/role/secops-write-vault",
+            Some(role),
+        )
+        .await;
+    assert!(st < 300, "{st} {body}");
+    let before = untouched(&env, &["apps/db"], &[("apps", "db")]).await;
+    let wv = env.write_vault(&r).await;
+    assert_refused(
+        &wv,
+        &[
+            ("create", "secret/data/apps/db"),
+            ("patch", "secret/metadata/apps/db"),
+        ],
+        "secops-mark-consumed",
+        true,
+    );
+    assert_nothing_written(&env, &before, true).await;
+    only_warnings(&env, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_vault_batch_refuses_each_item_after_one_capability_check() {
+    let env = Env::start().await;
+    for i in 0..3 {
+        env.seed(SeedSecret::bootstrap("apps", &format!("b{i}")).kv("password", "lp-canary"))
+            .await;
+    }
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "apps"])
+        .run()
+        .await;
+    rb.assert_code(0);
+    let refs = rb.outputs_dir.join("references.json");
+    narrow(&env, "secops-write-vault", WRITE_VAULT_WITHOUT_PATCH).await;
+    let paths = ["apps/b0", "apps/b1", "apps/b2"];
+    let secrets = [("apps", "b0"), ("apps", "b1"), ("apps", "b2")];
+    let before = untouched(&env, &paths, &secrets).await;
+    let wv = env
+        .step("write-vault")
+        .args(["--reference-file", refs.to_str().unwrap()])
+        .run()
+        .await;
+    for p in paths {
+        assert_refused(
+            &wv,
+            &[("patch", &format!("secret/metadata/{p}"))],
+            "secops-write-vault",
+            true,
+        );
+    }
+    assert_nothing_written(&env, &before, true).await;
+    // The batch asked once for all its paths, before its first item.
+    let checks = env.vault.requests()[before.vault_log..]
+        .iter()
+        .filter(|(_, p)| p == "/v1/sys/capabilities-self")
+        .count();
+    assert_eq!(checks, 1, "one capability check per batch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_refuses_as_the_real_run_with_a_narrower_policy() {
+    let env = Env::start().await;
+    let r = bootstrap_reference(&env).await;
+    narrow(&env, "secops-write-vault", WRITE_VAULT_WITHOUT_PATCH).await;
+    let before = untouched(&env, &["apps/db"], &[("apps", "db")]).await;
+    let wv = env
+        .step("write-vault")
+        .args(["--reference", &r, "--dry-run"])
+        .run()
+        .await;
+    assert_refused(
+        &wv,
+        &[("patch", "secret/metadata/apps/db")],
+        "secops-write-vault",
+        true,
+    );
+    assert!(
+        wv.plan()
+            .iter()
+            .any(|l| l.starts_with("plan: refuse Secret apps/db") && l.contains("`patch`")),
+        "{:?}",
+        wv.plan()
+    );
+    assert_nothing_written(&env, &before, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mark_consumed_without_read_on_data_refuses_before_consuming() {
+    let env = Env::start().await;
+    let r = bootstrap_reference(&env).await;
+    let wv = env.write_vault(&r).await;
+    wv.assert_code(0);
+    narrow(
+        &env,
+        "secops-mark-consumed",
+        "path \"secret/metadata/*\" {\n  capabilities = [\"read\"]\n}\n",
+    )
+    .await;
+    let before = untouched(&env, &["apps/db"], &[("apps", "db")]).await;
+    let mc = env
+        .mark_consumed(&r, Some(wv.output("vault-version")), "delete")
+        .await;
+    // mark-consumed writes nothing to Vault: its read-back, which comes before any
+    // Kubernetes write, is what Vault denies.
+    assert_refused(
+        &mc,
+        &[("read", "secret/data/apps/db")],
+        "secops-mark-consumed",
+        false,
+    );
+    assert_nothing_written(&env, &before, false).await;
+    only_warnings(&env, &before).await;
+}
+
+/// A secret with two versions, rotated with retention (keep 1, no grace) by `revoke`.
+async fn rotation(env: &Env, revoke: &str) -> e2e::StepRun {
+    env.step("rotate")
+        .args([
+            "--path",
+            "apps/db",
+            "--key",
+            "password=uuid",
+            "--rotation-id",
+            "r1",
+            "--keep-versions",
+            "1",
+            "--grace",
+            "0s",
+            "--revoke",
+            revoke,
+        ])
+        .run()
+        .await
+}
+
+async fn seed_two_versions(env: &Env) {
+    for v in ["a", "b"] {
+        let (st, body) = env
+            .vault_root(
+                "POST",
+                "secret/data/apps/db",
+                Some(json!({"data": {"password": v, "user": "u"}})),
+            )
+            .await;
+        assert_eq!(st, 200, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_without_update_on_data_refuses_before_recording_its_intent() {
+    let env = Env::start().await;
+    seed_two_versions(&env).await;
+    narrow(
+        &env,
+        "secops-rotate",
+        r#"path "secret/data/*" { capabilities = ["read"] }
+path "secret/metadata/*" { capabilities = ["read", "patch"] }
+path "secret/delete/*" { capabilities = ["update"] }
+"#,
+    )
+    .await;
+    let before = untouched(&env, &["apps/db"], &[]).await;
+    let run = rotation(&env, "delete").await;
+    // Without the check the intent would be recorded, then the write denied.
+    assert_refused(
+        &run,
+        &[("update", "secret/data/apps/db")],
+        "secops-rotate",
+        true,
+    );
+    assert_nothing_written(&env, &before, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_without_delete_refuses_before_writing_a_version() {
+    let env = Env::start().await;
+    seed_two_versions(&env).await;
+    narrow(
+        &env,
+        "secops-rotate",
+        r#"path "secret/data/*" { capabilities = ["read", "update"] }
+path "secret/metadata/*" { capabilities = ["read", "patch"] }
+path "secret/destroy/*" { capabilities = ["update"] }
+"#,
+    )
+    .await;
+    let before = untouched(&env, &["apps/db"], &[]).await;
+    let run = rotation(&env, "delete").await;
+    // Without the check the new version would exist and its old ones stay unrevoked.
+    assert_refused(
+        &run,
+        &[("update", "secret/delete/apps/db")],
+        "secops-rotate",
+        true,
+    );
+    assert_nothing_written(&env, &before, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_without_destroy_refuses_before_writing_a_version() {
+    let env = Env::start().await;
+    seed_two_versions(&env).await;
+    narrow(
+        &env,
+        "secops-rotate",
+        r#"path "secret/data/*" { capabilities = ["read", "update"] }
+path "secret/metadata/*" { capabilities = ["read", "patch"] }
+path "secret/delete/*" { capabilities = ["update"] }
+"#,
+    )
+    .await;
+    let before = untouched(&env, &["apps/db"], &[]).await;
+    let run = rotation(&env, "destroy").await;
+    assert_refused(
+        &run,
+        &[("update", "secret/destroy/apps/db")],
+        "secops-rotate",
+        true,
+    );
+    assert_nothing_written(&env, &before, true).await;
+}
+
+async fn seed_internal(env: &Env, value: &str) {
+    env.seed(
+        SeedSecret::bootstrap("apps", "op")
+            .unlabeled()
+            .label("secops.io/class", "internal")
+            .kv("password", value),
+    )
+    .await;
+}
+
+async fn push(env: &Env, extra: &[&str]) -> e2e::StepRun {
+    env.step("push-secret")
+        .args(["--namespaces", "apps"])
+        .args(extra.iter().copied())
+        .run()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_outside_internal_is_refused_with_nothing_written() {
+    let env = Env::start().await;
+    seed_internal(&env, "lp-canary").await;
+    let before = untouched(&env, &["shared/apps/op"], &[("apps", "op")]).await;
+    let run = push(&env, &["--path-prefix", "shared"]).await;
+    // The shipped policy grants nothing outside internal/: Vault denies even the read that
+    // judges what is there, before any write.
+    assert_refused(
+        &run,
+        &[("read", "secret/data/shared/apps/op")],
+        "secops-push-secret",
+        false,
+    );
+    assert_nothing_written(&env, &before, false).await;
+    only_warnings(&env, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_without_patch_on_metadata_refuses_before_writing() {
+    let env = Env::start().await;
+    seed_internal(&env, "lp-canary").await;
+    narrow(
+        &env,
+        "secops-push-secret",
+        r#"path "secret/data/internal/*" { capabilities = ["create", "read", "update"] }
+"#,
+    )
+    .await;
+    let before = untouched(&env, &["internal/apps/op"], &[("apps", "op")]).await;
+    let run = push(&env, &[]).await;
+    assert_refused(
+        &run,
+        &[("patch", "secret/metadata/internal/apps/op")],
+        "secops-push-secret",
+        true,
+    );
+    assert_nothing_written(&env, &before, true).await;
+    only_warnings(&env, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_secret_without_update_refuses_to_publish_a_change() {
+    let env = Env::start().await;
+    seed_internal(&env, "lp-canary").await;
+    push(&env, &[]).await.assert_code(0);
+    // The operator changes its Secret; the policy may create but not update.
+    let mut op = env.secret("apps", "op").await.unwrap();
+    op.data.as_mut().unwrap().insert(
+        "password".into(),
+        k8s_openapi::ByteString(b"lp-canary-2".to_vec()),
+    );
+    env.secrets("apps")
+        .replace("op", &Default::default(), &op)
+        .await
+        .unwrap();
+    narrow(
+        &env,
+        "secops-push-secret",
+        r#"path "secret/data/internal/*" { capabilities = ["create", "read"] }
+path "secret/metadata/internal/*" { capabilities = ["patch"] }
+"#,
+    )
+    .await;
+    let before = untouched(&env, &["internal/apps/op"], &[("apps", "op")]).await;
+    let run = push(&env, &[]).await;
+    assert_refused(
+        &run,
+        &[("update", "secret/data/internal/apps/op")],
+        "secops-push-secret",
+        true,
+    );
+    assert_nothing_written(&env, &before, true).await;
+}

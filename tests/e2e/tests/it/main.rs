@@ -1,6 +1,7 @@
 //! End-to-end tests: the step binaries as processes over HTTP. One test binary (fast links).
 
 mod audit_authority;
+mod audit_log;
 mod authority;
 mod bad_input;
 mod batch;

@@ -391,12 +391,13 @@ async fn sealed_vault_and_bad_input_change_nothing() {
         .contains_key("secops.io/rotation-pending"));
 }
 
-/// Vault requests a step made that a fault can hit (everything outside `/v1/sys/`).
+/// Vault requests a step made that a fault can hit (everything outside `/v1/sys/`, and the
+/// capability check).
 fn faultable(env: &Env) -> usize {
     env.vault
         .requests()
         .iter()
-        .filter(|(_, p)| !p.starts_with("/v1/sys/"))
+        .filter(|(_, p)| e2e::vault::faultable(p))
         .count()
 }
 
@@ -439,8 +440,8 @@ async fn a_kill_at_every_request_boundary_ends_with_one_new_version() {
     // The last request is the login token's revoke-self: after it the work is done.
     let work = faultable(&env) - before - 1;
     assert!(
-        work >= 7,
-        "login, read, intent, write, finish, metadata, revoke: {work}"
+        work >= 8,
+        "login, read, capabilities, intent, write, finish, metadata, revoke: {work}"
     );
 
     let mut covered = 0;
