@@ -134,28 +134,7 @@ fn wipe(body: bytes::Bytes) -> Option<bytes::BytesMut> {
 impl Vault {
     /// Builds the HTTP client and logs in with the configured method.
     pub async fn connect(cfg: &VaultConfig) -> Result<Self> {
-        let http = build_http(cfg)?;
-        let base = format!("{}/v1/", cfg.addr.as_str().trim_end_matches('/'));
-        let mut v = Vault {
-            http,
-            base,
-            namespace: cfg.namespace.clone(),
-            token: std::sync::RwLock::new(SecretString::from(String::new())),
-            owns_token: false,
-            tls_context: tls_context(cfg),
-            auth: None,
-            retry: cfg.retry,
-            dry_run: cfg.dry_run,
-            policies: Vec::new(),
-            capabilities: Default::default(),
-        };
-        let login = auth::login(&v, &cfg.auth).await?;
-        let owns = login.owned;
-        v.set_token(login.token);
-        v.policies = login.policies;
-        v.owns_token = owns;
-        v.auth = owns.then(|| cfg.auth.clone());
-        Ok(v)
+        Self::anonymous(cfg)?.logged_in(&cfg.auth).await
     }
 
     fn set_token(&self, token: SecretString) {
@@ -201,10 +180,11 @@ impl Vault {
     /// Vault whose root token is long gone); the token is ours, revoked by [`Vault::close`].
     pub async fn logged_in(&self, auth: &VaultAuth) -> Result<Self> {
         let mut v = self.with_token(SecretString::from(String::new()));
-        let (token, owns) = auth::login(&v, auth).await?;
-        v.set_token(token);
-        v.owns_token = owns;
-        v.auth = owns.then(|| auth.clone());
+        let login = auth::login(&v, auth).await?;
+        v.set_token(login.token);
+        v.policies = login.policies;
+        v.owns_token = login.owned;
+        v.auth = login.owned.then(|| auth.clone());
         Ok(v)
     }
 
