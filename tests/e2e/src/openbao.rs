@@ -367,32 +367,39 @@ impl OpenBao {
     pub fn audit_requests(&self) -> Vec<AuditRequest> {
         self.audit_log()
             .iter()
-            .filter(|e| e["type"] == "request")
-            .map(|e| AuditRequest {
-                operation: e["request"]["operation"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .into(),
-                path: e["request"]["path"].as_str().unwrap_or_default().into(),
-                policies: e["auth"]["policies"]
-                    .as_array()
-                    .map(|p| {
-                        p.iter()
-                            .filter_map(|p| p.as_str().map(Into::into))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                display_name: e["auth"]["display_name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .into(),
-                allowed: e["auth"]["policy_results"]["allowed"] == json!(true),
-                remote_address: e["request"]["remote_address"].as_str().map(Into::into),
-                user_agent: e["request"]["headers"]["user-agent"][0]
-                    .as_str()
-                    .map(Into::into),
-            })
+            .filter_map(AuditRequest::of)
             .collect()
+    }
+
+    /// The requests the audit device recorded after byte `offset` of its log (whole lines
+    /// only), and the offset to pass next time: follows a long run (the bench) without
+    /// reading the log again from the start.
+    pub fn audit_requests_from(&self, offset: u64) -> (Vec<AuditRequest>, u64) {
+        use std::io::{Read as _, Seek as _};
+        let Ok(mut f) = std::fs::File::open(self.dir.path().join("audit.log")) else {
+            return (Vec::new(), offset);
+        };
+        let mut bytes = Vec::new();
+        if f.seek(std::io::SeekFrom::Start(offset)).is_err() || f.read_to_end(&mut bytes).is_err() {
+            return (Vec::new(), offset);
+        }
+        // A line still being written is left for the next call.
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let requests = bytes[..whole]
+            .split(|b| *b == b'\n')
+            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+            .filter_map(|e| AuditRequest::of(&e))
+            .collect();
+        (requests, offset + whole as u64)
+    }
+
+    /// The server process's id while it runs (e.g. to read its CPU time from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(Child::id)
     }
 }
 
@@ -411,6 +418,41 @@ pub struct AuditRequest {
     /// Who sent it; `None` for the entry the audit device writes itself when it starts
     /// (`sys/audit/test`), which no client made.
     pub remote_address: Option<String>,
+}
+
+impl AuditRequest {
+    /// The request of an audit entry; `None` for a response entry.
+    fn of(e: &Value) -> Option<AuditRequest> {
+        (e["type"] == "request").then(|| AuditRequest {
+            operation: e["request"]["operation"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            path: e["request"]["path"].as_str().unwrap_or_default().into(),
+            policies: e["auth"]["policies"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|p| p.as_str().map(Into::into))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            remote_address: e["request"]["remote_address"].as_str().map(Into::into),
+            display_name: e["auth"]["display_name"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            allowed: e["auth"]["policy_results"]["allowed"] == json!(true),
+            user_agent: e["request"]["headers"]["user-agent"][0]
+                .as_str()
+                .map(Into::into),
+        })
+    }
+
+    /// Made by root (set-up and assertions, not a step).
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
 }
 
 fn audit_stanza(dir: &Path) -> String {

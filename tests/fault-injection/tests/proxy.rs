@@ -243,6 +243,14 @@ async fn forwards_requests_as_they_came_and_records_them() {
     assert!(p.requests().is_empty());
     assert_eq!(status(&p, "/v1/x").await, 200);
     assert_eq!(p.requests(), vec![("GET".into(), "/v1/x".into())]);
+    let taken = p.take_records();
+    assert_eq!(
+        (taken.len(), taken[0].path.as_str(), taken[0].status),
+        (1, "/v1/x", Some(200))
+    );
+    assert_eq!(p.request_count(), 0, "taking forgets");
+    assert_eq!(status(&p, "/v1/y").await, 200);
+    assert_eq!(p.requests(), vec![("GET".into(), "/v1/y".into())]);
 }
 
 /// Reads one HTTP/1.1 response with a Content-Length body off a raw socket.

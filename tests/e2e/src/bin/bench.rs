@@ -1,10 +1,13 @@
-//! `make bench`: the batch handover measured, not tested. Starts the loopback Kubernetes and
-//! Vault servers in a child process (`bench serve`, so their CPU is counted apart from ours),
-//! seeds bootstrap Secrets, and runs read-bootstrap -> write-vault -> mark-consumed as
-//! processes, as Argo would, for batches of 10 to 10,000; then rotate over 1,000 paths, and,
-//! side by side, the per-Secret sh/curl/jq script most users write today
+//! `make bench`: the batch handover measured, not tested. Starts the test servers in a child
+//! process (`bench serve`: kube-server and a dev OpenBao, each behind the recording proxy, so
+//! their CPU is counted apart from ours), seeds bootstrap Secrets, and runs read-bootstrap ->
+//! write-vault -> mark-consumed as processes, as Argo would, with the shipped Vault role and
+//! policy, for batches of 10 to 10,000; then rotate over 1,000 paths, and, side by side
+//! against the same servers, the per-Secret sh/curl/jq script most users write today
 //! (tests/e2e/bench/argo-script-handover.sh). Each process runs under GNU time (wait4 rusage:
-//! user+sys CPU, peak RSS). Prints markdown tables and each target as met or not.
+//! user+sys CPU, peak RSS). Requests are counted by the proxies; the Vault count is checked
+//! against OpenBao's audit log and a disagreement fails the bench. Prints markdown tables and
+//! each target as met or not.
 //!
 //! `bench --help` lists the options (`--quick` for a small run, `--sizes` and friends); each
 //! option also reads an environment variable (BENCH_SIZES, ...), and SECOPS_CONCURRENCY
@@ -37,9 +40,9 @@ const MIB: f64 = 1024.0 * 1024.0;
 #[derive(clap::Parser, Debug)]
 #[command(name = "bench")]
 struct Opts {
-    /// A small run (a minute or two): chains of 10 and 100 (100 also without Events), the
-    /// baseline at 10 and 100, rotate over 100 paths, 5 start-up samples. Explicit options
-    /// still win.
+    /// A small run (a minute or two): chains of 10, 100 and 1,000 (100 also without Events),
+    /// the baseline at 10 and 100 (1,000 extrapolated from it), rotate over 100 paths, 5
+    /// start-up samples. Explicit options still win.
     #[arg(long)]
     quick: bool,
     /// Handover chain sizes [full: 10,100,1000,10000]
@@ -75,7 +78,7 @@ impl Opts {
             parse_sizes(v.as_deref().unwrap_or(if q { quick } else { full }))
         };
         Ok(Plan {
-            sizes: pick(&self.sizes, "10,100,1000,10000", "10,100")?,
+            sizes: pick(&self.sizes, "10,100,1000,10000", "10,100,1000")?,
             quiet: pick(&self.quiet_sizes, "1000", "100")?,
             baseline: pick(&self.baseline_sizes, "10,100,1000", "10,100")?,
             rotate: pick(&self.rotate_paths, "1000", "100")?,
@@ -129,7 +132,9 @@ fn serve() {
         "kubeToken": kube_server::TOKEN,
         "vault": env.vault.url(),
         "dir": env.dir.path(),
+        "baoPid": env.vault.bao.pid(),
     });
+    let mut tally = Tally::default();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{info}").expect("stdout");
     out.flush().expect("stdout");
@@ -141,7 +146,7 @@ fn serve() {
             ["vault-seed", prefix, n] => {
                 rt.block_on(vault_seed(&env, prefix, n.parse().expect("count")))
             }
-            ["stats"] => stats(&env),
+            ["stats"] => tally.update(&env),
             ["verify", ns, n] => rt.block_on(verify(&env, ns, n.parse().expect("count"))),
             ["quit"] => break,
             _ => json!({"error": format!("unknown command {line:?}")}),
@@ -186,21 +191,40 @@ async fn vault_seed(env: &Env, prefix: &str, n: usize) -> Value {
     json!({"ok": written})
 }
 
-fn stats(env: &Env) -> Value {
-    // From the per-resource counters: cloning the whole request log would cost the servers
-    // CPU that grows with every run.
-    let events: u64 = env
-        .kube
-        .request_counts()
-        .iter()
-        .filter(|((_, resource, _), _)| resource == "events")
-        .map(|(_, n)| n)
-        .sum();
-    json!({
-        "kube": env.kube.request_count(),
-        "kubeEvents": events,
-        "vault": env.vault.request_count(),
-    })
+/// What the proxies and OpenBao's audit device saw since the start. Each `stats` takes the
+/// proxies' records since the last one and reads the audit log on from where it stopped, so
+/// the servers' cost of counting does not grow with the run.
+#[derive(Default)]
+struct Tally {
+    kube: u64,
+    events: u64,
+    vault: u64,
+    /// Requests in OpenBao's audit log by any token but root (the steps' and the baseline's,
+    /// logins included); root is the bench's own seeding and checking, which bypasses the
+    /// proxy.
+    audit: u64,
+    audit_offset: u64,
+}
+
+impl Tally {
+    fn update(&mut self, env: &Env) -> Value {
+        for r in env.kube.proxy.take_records() {
+            match kube_server::request_key(&r.method, &r.path) {
+                Some((_, resource, _)) if resource == "events" => self.events += 1,
+                _ => self.kube += 1,
+            }
+        }
+        self.vault += env.vault.proxy.take_records().len() as u64;
+        let (requests, offset) = env.vault.bao.audit_requests_from(self.audit_offset);
+        self.audit_offset = offset;
+        self.audit += requests.iter().filter(|r| !r.is_root()).count() as u64;
+        json!({
+            "kube": self.kube,
+            "kubeEvents": self.events,
+            "vault": self.vault,
+            "vaultAudit": self.audit,
+        })
+    }
 }
 
 async fn verify(env: &Env, ns: &str, n: usize) -> Value {
@@ -260,10 +284,15 @@ impl Servers {
         let v = self.call("stats")?;
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
         Ok(Counts {
-            kube: n("kube") - n("kubeEvents"),
+            kube: n("kube"),
             events: n("kubeEvents"),
             vault: n("vault"),
+            vault_audit: n("vaultAudit"),
             cpu: proc_cpu(self.child.id())?,
+            bao_cpu: match self.info["baoPid"].as_u64() {
+                Some(pid) => proc_cpu(pid as u32)?,
+                None => Duration::ZERO,
+            },
         })
     }
 
@@ -291,12 +320,26 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
+/// Requests seen and the test servers' CPU (kube-server and both proxies, which run in the
+/// `bench serve` process; OpenBao, its own process).
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
+    /// Kubernetes requests through the proxy, Events apart.
     kube: u64,
     events: u64,
+    /// Vault requests through the proxy.
     vault: u64,
+    /// The same, as OpenBao's audit log has them: requests by non-root tokens and logins.
+    vault_audit: u64,
     cpu: Duration,
+    bao_cpu: Duration,
+}
+
+impl Counts {
+    /// Whether the proxy's Vault count and OpenBao's audit log agree.
+    fn audit_agrees(&self) -> bool {
+        self.vault == self.vault_audit
+    }
 }
 
 impl std::ops::Add for Counts {
@@ -306,7 +349,9 @@ impl std::ops::Add for Counts {
             kube: self.kube + o.kube,
             events: self.events + o.events,
             vault: self.vault + o.vault,
+            vault_audit: self.vault_audit + o.vault_audit,
             cpu: self.cpu + o.cpu,
+            bao_cpu: self.bao_cpu + o.bao_cpu,
         }
     }
 }
@@ -318,7 +363,9 @@ impl std::ops::Sub for Counts {
             kube: self.kube - o.kube,
             events: self.events - o.events,
             vault: self.vault - o.vault,
+            vault_audit: self.vault_audit - o.vault_audit,
             cpu: self.cpu.saturating_sub(o.cpu),
+            bao_cpu: self.bao_cpu.saturating_sub(o.bao_cpu),
         }
     }
 }
@@ -463,12 +510,27 @@ struct Row {
     /// Each step's process with the requests it made.
     steps: Vec<(&'static str, Usage, Counts)>,
     counts: Counts,
+    /// The fewest K8s + Vault requests this run could make (handover chains only).
+    floor: Option<u64>,
     ok: String,
 }
 
-/// The shipped Vault roles' token TTL (templates/vault/roles): a run that outlives it gets
-/// 403s, on which the steps log in again (those logins count as Vault requests).
-const TOKEN_TTL_SECS: u64 = 300;
+/// The Vault role (and ServiceAccount) write-vault and mark-consumed log in with: the shipped
+/// `secret-handover-batch` template runs both in one pod as `secops-handover-batch`. The
+/// baseline script uses it too (it writes, patches and reads back).
+const HANDOVER_ROLE: &str = "secops-handover-batch";
+const ROTATE_ROLE: &str = "secops-rotate";
+
+/// A shipped role's `token_ttl` (templates/vault/roles/<role>.json), as loaded into OpenBao:
+/// a step that outlives its token gets a 403 and logs in again (counted as Vault requests).
+fn token_ttl(role: &str) -> String {
+    let file = e2e::vault::templates_vault_dir().join(format!("roles/{role}.json"));
+    std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["token_ttl"].as_u64())
+        .map_or_else(|| "?".into(), |s| format!("{s} s"))
+}
 
 fn bench(plan: Plan) -> anyhow::Result<()> {
     let tmp = tempfile::Builder::new().prefix("secops-bench").tempdir()?;
@@ -502,23 +564,23 @@ fn bench(plan: Plan) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for n in &plan.sizes {
         let row = handover_chain(&mut ctx, &bins, *n, true)?;
-        eprintln!("{}", row_line(&row));
+        progress(&row);
         rows.push(row);
     }
     for n in &plan.quiet {
         let row = handover_chain(&mut ctx, &bins, *n, false)?;
-        eprintln!("{}", row_line(&row));
+        progress(&row);
         rows.push(row);
     }
     for n in &plan.rotate {
         let row = rotate(&mut ctx, &bins, *n)?;
-        eprintln!("{}", row_line(&row));
+        progress(&row);
         rows.push(row);
     }
     let mut baseline = Vec::new();
     for n in &plan.baseline {
         let row = baseline_chain(&mut ctx, *n)?;
-        eprintln!("{}", row_line(&row));
+        progress(&row);
         baseline.push(row);
     }
     let startup = startup_times(&ctx, &bins, plan.startup_runs)?;
@@ -528,7 +590,27 @@ fn bench(plan: Plan) -> anyhow::Result<()> {
 
     report(&rows, &baseline, &startup, &bins, release);
     println!("\nload average at the end: {load_end}");
+    let mismatches: Vec<String> = rows
+        .iter()
+        .chain(&baseline)
+        .filter_map(|r| mismatch(&r.counts).map(|m| format!("{} of {}: {m}", r.what, r.n)))
+        .collect();
+    if !mismatches.is_empty() {
+        println!("\n**{}**", mismatches.join("; "));
+        anyhow::bail!(
+            "the proxy's Vault request counts disagree with OpenBao's audit log: {}",
+            mismatches.join("; ")
+        );
+    }
     Ok(())
+}
+
+/// Shows a finished run on stderr while the bench goes on, and shouts a count mismatch.
+fn progress(row: &Row) {
+    eprintln!("{}", row_line(row));
+    if let Some(m) = mismatch(&row.counts) {
+        eprintln!("bench: !!! {} of {}: {m} !!!", row.what, row.n);
+    }
 }
 
 fn loadavg() -> String {
@@ -598,7 +680,7 @@ fn handover_chain(
         let mut envs = if step == "read-bootstrap" {
             Vec::new()
         } else {
-            ctx.step_env("secops-handover")
+            ctx.step_env(HANDOVER_ROLE)
         };
         envs.push(("SECOPS_KUBE_EVENTS", events.to_string()));
         let before = ctx.servers.stats()?;
@@ -642,6 +724,7 @@ fn handover_chain(
         usage,
         steps,
         counts,
+        floor: Some(chain_floor(n)),
         ok,
     })
 }
@@ -670,7 +753,7 @@ fn rotate(ctx: &mut Ctx, bins: &BTreeMap<&str, PathBuf>, n: usize) -> anyhow::Re
     let u = measure(
         &bins["rotate"],
         &args,
-        &ctx.step_env("secops-rotate"),
+        &ctx.step_env(ROTATE_ROLE),
         &dir.join("audit.jsonl"),
         &ctx.work,
     )?;
@@ -682,6 +765,7 @@ fn rotate(ctx: &mut Ctx, bins: &BTreeMap<&str, PathBuf>, n: usize) -> anyhow::Re
         usage: u,
         steps: vec![("rotate", u, counts)],
         counts,
+        floor: None,
         ok: if rotated.trim() == n.to_string() {
             "all rotated".into()
         } else {
@@ -701,11 +785,11 @@ fn baseline_chain(ctx: &mut Ctx, n: usize) -> anyhow::Result<Row> {
         ("KUBE_URL", ctx.servers.str("kube")),
         ("KUBE_TOKEN", ctx.servers.str("kubeToken")),
         ("VAULT_ADDR", ctx.vault.clone()),
-        ("VAULT_ROLE", "secops-handover".into()),
+        ("VAULT_ROLE", HANDOVER_ROLE.into()),
         (
             "SA_TOKEN_FILE",
             ctx.sa_dir
-                .join("secops-handover.token")
+                .join(format!("{HANDOVER_ROLE}.token"))
                 .display()
                 .to_string(),
         ),
@@ -748,6 +832,7 @@ fn baseline_chain(ctx: &mut Ctx, n: usize) -> anyhow::Result<Row> {
         usage,
         steps: Vec::new(),
         counts,
+        floor: None,
         ok: if v["left"] == 0 && v["inVault"] == n {
             "all handed over".into()
         } else {
@@ -858,23 +943,60 @@ fn startup_times(
 // ---------------------------------------------------------------------------------------
 // The report.
 
+const ROW_HEADER: &str = "| run | n | wall | our CPU (share of wall) | peak RSS (largest step) | K8s req/secret | Vault req/secret | Vault, audit log | total req/secret | floor | Events/secret | kube-server + proxies CPU | OpenBao CPU | result |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|";
+
 fn row_line(r: &Row) -> String {
     let wall = r.usage.wall.as_secs_f64();
+    let share = |d: Duration| {
+        if wall > 0.0 {
+            format!(
+                "{:.3} s ({:.0}%)",
+                d.as_secs_f64(),
+                100.0 * d.as_secs_f64() / wall
+            )
+        } else {
+            format!("{:.3} s", d.as_secs_f64())
+        }
+    };
     format!(
-        "| {} | {} | {:.3} s | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} MiB | {:.3} s | {:.3} s ({:.0}% of wall) | {} |",
+        "| {} | {} | {:.3} s | {} | {:.1} MiB | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.3} | {} | {} | {}{} |",
         r.what,
         r.n,
         wall,
+        share(r.usage.cpu),
+        mib(r.usage.max_rss_kib),
         per(r.counts.kube, r.n),
         per(r.counts.vault, r.n),
+        per(r.counts.vault_audit, r.n),
         per(r.counts.kube + r.counts.vault, r.n),
+        r.floor.map_or(String::new(), |f| format!("{:.3}", per(f, r.n))),
         per(r.counts.events, r.n),
-        r.usage.max_rss_kib as f64 / 1024.0,
-        r.usage.cpu.as_secs_f64(),
-        r.counts.cpu.as_secs_f64(),
-        if wall > 0.0 { 100.0 * r.counts.cpu.as_secs_f64() / wall } else { 0.0 },
+        share(r.counts.cpu),
+        share(r.counts.bao_cpu),
+        mismatch(&r.counts).map_or(String::new(), |m| format!("**{m}**; ")),
         r.ok,
     )
+}
+
+/// Said loudly when the proxy's Vault count and OpenBao's audit log disagree: one of the two
+/// counts something the other does not, and the Vault figures cannot be trusted.
+fn mismatch(c: &Counts) -> Option<String> {
+    (!c.audit_agrees()).then(|| {
+        format!(
+            "VAULT COUNT MISMATCH: the proxy saw {} requests, OpenBao's audit log {}",
+            c.vault, c.vault_audit
+        )
+    })
+}
+
+/// The fewest requests a handover chain of `n` Secrets can make, Events apart: per Secret the
+/// `cas=0` write, the provenance PATCH and the read-back in Vault and the consuming DELETE in
+/// Kubernetes; per step one LIST page per 500 Secrets; per Vault process a login and a
+/// revoke-self.
+fn chain_floor(n: usize) -> u64 {
+    let pages = n.div_ceil(500) as u64;
+    let n = n as u64;
+    (3 * n + 2 * 2) + (n + 3 * pages)
 }
 
 fn per(x: u64, n: usize) -> f64 {
@@ -893,8 +1015,7 @@ fn report(
     release: bool,
 ) {
     println!("## Handover chain (read-bootstrap -> write-vault -> mark-consumed --mode delete), rotate, baseline\n");
-    println!("| run | n | wall | K8s req/secret | Vault req/secret | total req/secret | Events/secret | peak RSS (largest step) | CPU user+sys (ours) | test servers' CPU | result |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("{ROW_HEADER}");
     for r in rows.iter().chain(baseline) {
         println!("{}", row_line(r));
     }
@@ -909,36 +1030,87 @@ fn report(
             let est = per_secret * r.n as f64;
             extrapolated.insert(r.n, est);
             println!(
-                "| baseline sh/curl/jq, NOT RUN, extrapolated | {} | ~{est:.0} s | | | | | | | | {per_secret:.3} s per Secret as measured at {} (one process chain per Secret, so linear) |",
+                "| baseline sh/curl/jq, NOT RUN, extrapolated | {} | ~{est:.0} s | | | | | | | | | | | {per_secret:.3} s per Secret as measured at {} (one process chain per Secret, so linear) |",
                 r.n, b.n
             );
         }
     }
     println!(
         "\nwall: the processes' own wall time, summed over a chain's steps (the baseline: over its \
-         discovery and one script per Secret). Requests are counted by the servers; K8s excludes \
-         Events, which are shown apart. CPU and peak RSS come from wait4 (GNU time); the test \
-         servers run in their own process and their CPU is read from /proc/<pid>/stat. The test \
-         Vault role's tokens live {TOKEN_TTL_SECS} s; a step that outlives one logs in again on \
-         the 403 (counted as Vault requests)."
+         discovery and one script per Secret). our CPU: the steps' user+sys CPU (wait4, GNU \
+         time), summed, with its share of the wall time; peak RSS likewise. Requests are counted \
+         by the recording proxies in front of both servers; K8s excludes Events, which are shown \
+         apart. The Vault count is checked against OpenBao's audit log (requests by any token \
+         but root, logins included; root is the bench's own seeding and checking, which bypasses \
+         the proxy); a disagreement is marked VAULT COUNT MISMATCH and fails the bench. floor: \
+         the fewest requests a chain can make (per Secret: the cas=0 write, the provenance PATCH \
+         and the read-back in Vault, the DELETE in Kubernetes; per step a LIST page per 500; \
+         per Vault process a login and a revoke-self). The test servers run in their own \
+         processes (kube-server and the proxies in `bench serve`, OpenBao a dev server with a \
+         file audit device); their CPU is read from /proc/<pid>/stat. Vault tokens live as the \
+         shipped roles say ({HANDOVER_ROLE} {}, {ROTATE_ROLE} {}); a step that outlives one \
+         logs in again on the 403 (counted as Vault requests).",
+        token_ttl(HANDOVER_ROLE),
+        token_ttl(ROTATE_ROLE),
     );
 
+    if !baseline.is_empty() {
+        println!("\n## The same chain by the sh/curl/jq script, same servers, same run\n");
+        println!("| n | wall: ours | sh/curl/jq | ratio | CPU: ours | sh/curl/jq | ratio | requests/secret: ours | sh/curl/jq |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let ratio = |b: f64, r: f64| {
+            if r > 0.0 {
+                format!("{:.0}x", b / r)
+            } else {
+                "n/a".to_owned()
+            }
+        };
+        for r in rows.iter().filter(|r| r.what == "handover") {
+            let wall = r.usage.wall.as_secs_f64();
+            let cpu = r.usage.cpu.as_secs_f64();
+            let ours = per(r.counts.kube + r.counts.vault, r.n);
+            match baseline.iter().find(|b| b.n == r.n) {
+                Some(b) => println!(
+                    "| {} | {wall:.3} s | {:.3} s | {} | {cpu:.3} s | {:.3} s | {} | {ours:.3} | {:.3} |",
+                    r.n,
+                    b.usage.wall.as_secs_f64(),
+                    ratio(b.usage.wall.as_secs_f64(), wall),
+                    b.usage.cpu.as_secs_f64(),
+                    ratio(b.usage.cpu.as_secs_f64(), cpu),
+                    per(b.counts.kube + b.counts.vault, b.n),
+                ),
+                None => {
+                    let Some(est) = extrapolated.get(&r.n) else {
+                        continue;
+                    };
+                    println!(
+                        "| {} | {wall:.3} s | ~{est:.0} s (extrapolated, not run) | ~{} | {cpu:.3} s | | | {ours:.3} | |",
+                        r.n,
+                        ratio(*est, wall),
+                    );
+                }
+            }
+        }
+    }
+
     println!("\n### Per step\n");
-    println!("| run | n | step | wall | K8s req/secret | Vault req/secret | Events/secret | peak RSS | CPU user+sys | test servers' CPU | exit |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| run | n | step | wall | K8s req/secret | Vault req/secret | Vault, audit log | Events/secret | peak RSS | CPU user+sys | kube-server + proxies CPU | OpenBao CPU | exit |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         for (s, u, c) in &r.steps {
             println!(
-                "| {} | {} | {s} | {:.3} s | {:.3} | {:.3} | {:.3} | {:.1} MiB | {:.3} s | {:.3} s | {} |",
+                "| {} | {} | {s} | {:.3} s | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} MiB | {:.3} s | {:.3} s | {:.3} s | {} |",
                 r.what,
                 r.n,
                 u.wall.as_secs_f64(),
                 per(c.kube, r.n),
                 per(c.vault, r.n),
+                per(c.vault_audit, r.n),
                 per(c.events, r.n),
                 mib(u.max_rss_kib),
                 u.cpu.as_secs_f64(),
                 c.cpu.as_secs_f64(),
+                c.bao_cpu.as_secs_f64(),
                 u.code
             );
         }

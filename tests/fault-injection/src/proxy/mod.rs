@@ -247,6 +247,13 @@ impl Handle {
         self.inner.shared.log.reset()
     }
 
+    /// The requests so far, forgotten at once ([`Handle::records`] then
+    /// [`Handle::reset_requests`] without a gap): a long run (the bench) counts them in
+    /// chunks instead of keeping and copying an ever longer log.
+    pub fn take_records(&self) -> Vec<Record> {
+        self.inner.shared.log.take()
+    }
+
     /// Closes the port and drops open connections and requests in flight, as if the server
     /// had gone down; faults and records are kept. Returns once the port refuses connections.
     pub async fn stop_listening(&self) {

@@ -73,6 +73,13 @@ impl Log {
         self.lock().records.len()
     }
 
+    /// The records so far, forgotten in the same step (a reset that hands them over).
+    pub fn take(&self) -> Vec<Record> {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        std::mem::take(&mut inner.records)
+    }
+
     pub fn reset(&self) {
         let mut inner = self.lock();
         inner.generation += 1;
