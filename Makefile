@@ -99,9 +99,10 @@ fuzz:
 	  rm -rf $$new $$new.log; \
 	done
 
-## bench: release binaries against loopback servers (a separate process); prints the tables
-##   and each target as met or not (16 min on 2 idle cores)
-##   make bench BENCH_ARGS=--quick   a small run (10 and 100 Secrets); target/release/bench --help
+## bench: release binaries against loopback servers (kube-server and real OpenBao, in a separate
+##   process); prints the tables and each target as met or not (11 min on a shared 2-core machine)
+##   make bench BENCH_ARGS=--quick   a small run (chains of 10, 100 and 1,000 Secrets, baseline at
+##   10 and 100; about a minute); target/release/bench --help
 ##   needs GNU time (/usr/bin/time), curl and jq (for the sh/curl/jq baseline)
 BENCH_ARGS ?=
 bench: openbao

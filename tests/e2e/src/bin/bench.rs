@@ -969,7 +969,11 @@ fn row_line(r: &Row) -> String {
         per(r.counts.vault, r.n),
         per(r.counts.vault_audit, r.n),
         per(r.counts.kube + r.counts.vault, r.n),
-        r.floor.map_or(String::new(), |f| format!("{:.3}", per(f, r.n))),
+        r.floor.map_or(String::new(), |f| {
+            // How many requests above it, exactly (the per-Secret figures are rounded).
+            let above = (r.counts.kube + r.counts.vault) as i64 - f as i64;
+            format!("{:.3} ({above:+})", per(f, r.n))
+        }),
         per(r.counts.events, r.n),
         share(r.counts.cpu),
         share(r.counts.bao_cpu),
@@ -1045,7 +1049,8 @@ fn report(
          the proxy); a disagreement is marked VAULT COUNT MISMATCH and fails the bench. floor: \
          the fewest requests a chain can make (per Secret: the cas=0 write, the provenance PATCH \
          and the read-back in Vault, the DELETE in Kubernetes; per step a LIST page per 500; \
-         per Vault process a login and a revoke-self). The test servers run in their own \
+         per Vault process a login and a revoke-self), and in brackets how many requests the \
+         run made above it. The test servers run in their own \
          processes (kube-server and the proxies in `bench serve`, OpenBao a dev server with a \
          file audit device); their CPU is read from /proc/<pid>/stat. Vault tokens live as the \
          shipped roles say ({HANDOVER_ROLE} {}, {ROTATE_ROLE} {}); a step that outlives one \
