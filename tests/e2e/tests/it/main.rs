@@ -19,5 +19,6 @@ mod races;
 mod refusals;
 mod rotate;
 mod templates;
+mod throttle;
 mod tls;
 mod vault_outage;
