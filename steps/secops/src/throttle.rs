@@ -80,6 +80,16 @@ pub enum Throttled {
     GiveUp,
 }
 
+/// What [`Limiter::acquire`] does next.
+enum Wait {
+    /// Start at this instant (the slot is taken).
+    Go(Instant),
+    /// The server's pause.
+    Until(Instant),
+    /// Every slot of the window is taken.
+    Slot,
+}
+
 /// A slot for one request in flight; dropping it frees the slot.
 pub struct Permit<'a> {
     limiter: &'a Limiter,
@@ -113,37 +123,36 @@ impl Limiter {
     /// Waits for this request's turn: the server's pause, a free slot, the paced start.
     pub async fn acquire(&self) -> Permit<'_> {
         loop {
-            let pause = {
+            let turn = {
                 let mut s = self.lock();
                 let now = Instant::now();
                 match s.paused_until {
                     // A pause beyond the deadline is not waited for: the request goes and
                     // its throttled answer ends it at once.
-                    Some(until) if until > now && until <= self.deadline => Some(until),
-                    _ if s.window.is_some_and(|w| s.in_flight >= w) => None,
+                    Some(until) if until > now && until <= self.deadline => Wait::Until(until),
+                    _ if s.window.is_some_and(|w| s.in_flight >= w) => Wait::Slot,
                     _ => {
                         s.in_flight += 1;
-                        let start = match s.rate {
+                        match s.rate {
                             Some(rate) => {
                                 let slot = s.next_slot.map_or(now, |n| n.max(now));
                                 s.next_slot = Some(slot + Duration::from_secs_f64(1.0 / rate));
-                                slot
+                                Wait::Go(slot)
                             }
-                            None => now,
-                        };
-                        drop(s);
-                        let permit = Permit { limiter: self };
-                        if start > now {
-                            tokio::time::sleep_until(start.into()).await;
+                            None => Wait::Go(now),
                         }
-                        return permit;
                     }
                 }
             };
-            match pause {
-                Some(until) => tokio::time::sleep_until(until.into()).await,
+            match turn {
+                Wait::Go(start) => {
+                    let permit = Permit { limiter: self };
+                    tokio::time::sleep_until(start.into()).await;
+                    return permit;
+                }
+                Wait::Until(until) => tokio::time::sleep_until(until.into()).await,
                 // A freed slot notifies; the timeout covers a window that grew meanwhile.
-                None => {
+                Wait::Slot => {
                     let _ = tokio::time::timeout(Duration::from_millis(50), self.freed.notified())
                         .await;
                 }

@@ -414,10 +414,15 @@ mod tests {
         let t = Instant::now();
         let mut w = None;
         let ms = |n| t + Duration::from_millis(n);
-        let admitted = |w: &mut Option<(Instant, u32)>, at| (0..5).filter(|_| admit(w, 3, at)).count();
+        let admitted =
+            |w: &mut Option<(Instant, u32)>, at| (0..5).filter(|_| admit(w, 3, at)).count();
         assert_eq!(admitted(&mut w, ms(0)), 3, "the first window admits 3 of 5");
         assert_eq!(admitted(&mut w, ms(999)), 0, "still the first window");
-        assert_eq!(admitted(&mut w, ms(1000)), 3, "the next window starts afresh");
+        assert_eq!(
+            admitted(&mut w, ms(1000)),
+            3,
+            "the next window starts afresh"
+        );
         // A quiet spell: windows stay aligned to the first (3.0 s .. 4.0 s).
         assert_eq!(admitted(&mut w, ms(3500)), 3);
         assert_eq!(admitted(&mut w, ms(3999)), 0);
@@ -431,7 +436,12 @@ mod tests {
         let actions: Vec<_> = (0..4).map(|_| r.apply("GET", "/x")).collect();
         assert_eq!(
             actions,
-            [None, None, Some(Action::Throttle(1)), Some(Action::Throttle(1))]
+            [
+                None,
+                None,
+                Some(Action::Throttle(1)),
+                Some(Action::Throttle(1))
+            ]
         );
         assert!(r.fault.is_some(), "a rate limit stays until cleared");
     }
