@@ -13,9 +13,14 @@ use crate::error::{Error, Result};
 use crate::kube::KubeConfig;
 use crate::paths::{PathPolicy, VaultPath};
 use crate::retry::RetryPolicy;
+use crate::throttle::Limiter;
 use crate::vault::{VaultAuth, VaultConfig};
 
 pub const SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// `--deadline`'s default: below the 15-minute `activeDeadlineSeconds` of the shipped
+/// templates, so a throttled step still writes its results and exits 4 itself.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Args)]
 pub struct KubeArgs {
@@ -63,6 +68,7 @@ impl KubeArgs {
             component: format!("secops/{step}"),
             timeout: Duration::from_secs(self.kube_timeout),
             retry: self.retry.policy(),
+            limiter: self.retry.limiter("Kubernetes"),
         }
     }
 }
@@ -80,6 +86,10 @@ pub struct RetryArgs {
     /// run with exit 4 (Argo retries later).
     #[arg(long, env = "SECOPS_RETRY_MAX_DELAY", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub retry_max_delay: Duration,
+    /// How long after its start the step keeps waiting for a server that throttles it (429):
+    /// throttled requests slow the batch down and go again until then, then fail with exit 4.
+    #[arg(long, env = "SECOPS_DEADLINE", default_value = "10m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub deadline: Duration,
 }
 
 impl RetryArgs {
@@ -90,6 +100,14 @@ impl RetryArgs {
             // A cap below the base would make every wait the cap: keep the order sane.
             max_delay: self.retry_max_delay.max(self.retry_base_delay),
         }
+    }
+
+    /// The step's one limiter for `server`, its deadline counted from now (the step's start).
+    pub fn limiter(&self, server: &'static str) -> std::sync::Arc<Limiter> {
+        std::sync::Arc::new(Limiter::new(
+            server,
+            std::time::Instant::now() + self.deadline,
+        ))
     }
 }
 
@@ -207,6 +225,7 @@ impl VaultTarget {
     /// The retry budget comes from [`KubeArgs`] (every step has those flags).
     pub fn with_retry(mut self, retry: &RetryArgs) -> Self {
         self.client.retry = retry.policy();
+        self.client.limiter = retry.limiter("Vault");
         self
     }
 
@@ -346,6 +365,10 @@ impl VaultServerArgs {
             auth: VaultAuth::Token(SecretString::from(String::new())),
             timeout: Duration::from_secs(self.vault_timeout.max(1)),
             retry,
+            limiter: std::sync::Arc::new(Limiter::new(
+                "Vault",
+                std::time::Instant::now() + DEFAULT_DEADLINE,
+            )),
             dry_run: false,
         })
     }

@@ -13,10 +13,11 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use crate::error::{Error, Result};
 use crate::retry::{Failed, RetryPolicy};
 use crate::secret::{SecretBytes, SecretData};
+use crate::throttle::Limiter;
 
 /// How to reach the Kubernetes API: kubectl's conventions (`--kubeconfig`, `KUBECONFIG`,
 /// else in-cluster service account).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct KubeConfig {
     pub kubeconfig: Option<PathBuf>,
     /// Emit a Kubernetes Event per action (the audit trail `kubectl describe` shows).
@@ -27,9 +28,28 @@ pub struct KubeConfig {
     pub timeout: std::time::Duration,
     /// Retries inside the run; replaces kube's own default retry layer.
     pub retry: RetryPolicy,
+    /// The step's one limiter for the Kubernetes API (APF's 429s slow the whole batch).
+    pub limiter: std::sync::Arc<Limiter>,
     /// `--dry-run`: every mutating call is refused (a missed gate is a bug, exit 1) and
     /// Events are not recorded.
     pub dry_run: bool,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        KubeConfig {
+            kubeconfig: None,
+            events: false,
+            component: String::new(),
+            timeout: std::time::Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            limiter: std::sync::Arc::new(Limiter::new(
+                "Kubernetes",
+                std::time::Instant::now() + crate::cli::DEFAULT_DEADLINE,
+            )),
+            dry_run: false,
+        }
+    }
 }
 
 /// A Secret as the steps need it: identity, metadata, and values that cannot print.
@@ -193,12 +213,40 @@ impl Kube {
         let what = format!("{verb} {object}");
         self.cfg
             .retry
-            .run(&what, || {
+            .run(&self.cfg.limiter, &what, || {
                 let attempt = f();
                 async move { attempt.await.map_err(classify) }
             })
             .await
             .map_err(|e| map_err(e, verb, object))
+    }
+
+    /// Runs one request that must not be repeated (a create) in its turn from the limiter: a
+    /// throttled answer (the API server refused it unhandled) waits and goes again, any other
+    /// failure is returned as it is.
+    async fn unrepeatable<T, F, Fut>(
+        &self,
+        what: &str,
+        mut f: F,
+    ) -> std::result::Result<T, kube::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, kube::Error>>,
+    {
+        let once = RetryPolicy {
+            attempts: 1,
+            ..self.cfg.retry
+        };
+        once.run(&self.cfg.limiter, what, || {
+            let attempt = f();
+            async move {
+                attempt.await.map_err(|e| match classify(e) {
+                    Failed::Retryable { error, .. } => Failed::Final(error),
+                    other => other,
+                })
+            }
+        })
+        .await
     }
 
     /// `None` when the Secret does not exist.
@@ -311,7 +359,14 @@ impl Kube {
             ..Secret::default()
         };
         self.refuse_in_dry_run("create", &format!("Secret {ns}/{name}"))?;
-        match self.secrets(ns).create(&PostParams::default(), &s).await {
+        let api = self.secrets(ns);
+        let pp = PostParams::default();
+        match self
+            .unrepeatable(&format!("create Secret {ns}/{name}"), || {
+                api.create(&pp, &s)
+            })
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(map_err(e, "create", &format!("Secret {ns}/{name}"))),
@@ -480,7 +535,9 @@ impl Kube {
         // Events carry a generated name; the API server fills it in.
         let mut ev = ev;
         ev.metadata.name = None;
-        if let Err(e) = api.create(&PostParams::default(), &ev).await {
+        let what = format!("create Event for Secret {}/{}", obj.namespace, obj.name);
+        let pp = PostParams::default();
+        if let Err(e) = self.unrepeatable(&what, || api.create(&pp, &ev)).await {
             tracing::warn!(
                 object = %format!("Secret {}/{}", obj.namespace, obj.name),
                 error = %e,
@@ -502,6 +559,14 @@ fn classify(e: kube::Error) -> Failed<kube::Error> {
                 .map(|d| d.retry_after_seconds)
                 .filter(|s| *s > 0)
                 .map(|s| std::time::Duration::from_secs(s.into()));
+            // Priority and Fairness (and max-in-flight) answer 429 before handling the
+            // request; a 503 that says when to come back is an overloaded server too.
+            if s.code == 429 || (s.code == 503 && retry_after.is_some()) {
+                return Failed::Throttled {
+                    error: e,
+                    retry_after,
+                };
+            }
             Failed::Retryable {
                 error: e,
                 retry_after,
@@ -645,11 +710,22 @@ mod tests {
         let throttled = api(serde_json::json!({"code": 429, "reason": "TooManyRequests",
             "message": "x", "details": {"retryAfterSeconds": 3}}));
         match classify(throttled) {
-            Failed::Retryable { retry_after, .. } => {
+            Failed::Throttled { retry_after, .. } => {
                 assert_eq!(retry_after, Some(std::time::Duration::from_secs(3)))
             }
-            Failed::Final(_) => panic!("429 is retried"),
+            _ => panic!("429 is throttling"),
         }
+        let bare = api(serde_json::json!({"code": 429, "message": "x"}));
+        assert!(matches!(
+            classify(bare),
+            Failed::Throttled {
+                retry_after: None,
+                ..
+            }
+        ));
+        let overloaded = api(serde_json::json!({"code": 503, "message": "x",
+            "details": {"retryAfterSeconds": 1}}));
+        assert!(matches!(classify(overloaded), Failed::Throttled { .. }));
         for code in [500, 502, 503, 504] {
             let e = api(serde_json::json!({"code": code, "message": "x"}));
             assert!(matches!(classify(e), Failed::Retryable { .. }), "{code}");

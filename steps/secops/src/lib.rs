@@ -44,6 +44,8 @@ pub mod selection;
 #[cfg(feature = "io")]
 pub mod steps;
 #[cfg(feature = "io")]
+pub mod throttle;
+#[cfg(feature = "io")]
 pub mod vault;
 pub mod vocab;
 

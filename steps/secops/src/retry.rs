@@ -6,10 +6,16 @@
 //! is refused by its guard, and the caller reads to tell. Attempts are bounded, waits grow
 //! exponentially with jitter, and a server's Retry-After is honoured up to the cap: a longer
 //! one ends the run with exit 4 so Argo's backoff takes over instead of a sleeping pod.
+//!
+//! Throttling is not a failure: every attempt takes its turn from the server's
+//! [`Limiter`], and a throttled answer ([`Failed::Throttled`]) spends no attempt. It waits
+//! for its next turn, however often, until the limiter's deadline.
 
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
+
+use crate::throttle::{Limiter, Throttled};
 
 /// How hard a step tries before it exits with the failure's documented code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,13 @@ pub enum Failed<E> {
         /// The server's Retry-After, when it sent one.
         retry_after: Option<Duration>,
     },
+    /// The server asked us to wait (429, or a 503 with a Retry-After) without handling the
+    /// request: wait for the limiter's next turn, spending no attempt, until its deadline.
+    Throttled {
+        error: E,
+        /// The server's Retry-After / X-Ratelimit-Reset, when it sent one.
+        retry_after: Option<Duration>,
+    },
     /// Repeating cannot help (or is not safe): stop now.
     Final(E),
 }
@@ -62,9 +75,14 @@ impl RetryPolicy {
         Some(backoff.max(retry_after.unwrap_or_default()))
     }
 
-    /// Runs `attempt` until it succeeds, fails finally, or the attempts are spent; returns
-    /// the last error then.
-    pub async fn run<T, E, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, E>
+    /// Runs `attempt` (each in its turn from `limiter`) until it succeeds, fails finally, or
+    /// the attempts are spent; returns the last error then. Throttled attempts do not count.
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        limiter: &Limiter,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T, E>
     where
         E: Display,
         F: FnMut() -> Fut,
@@ -72,9 +90,24 @@ impl RetryPolicy {
     {
         let mut n = 1;
         loop {
-            match attempt().await {
-                Ok(v) => return Ok(v),
-                Err(Failed::Final(e)) => return Err(e),
+            let turn = limiter.acquire().await;
+            let answer = attempt().await;
+            drop(turn);
+            match answer {
+                Ok(v) => {
+                    limiter.served();
+                    return Ok(v);
+                }
+                Err(Failed::Throttled { error, retry_after }) => {
+                    if limiter.throttled(retry_after) == Throttled::GiveUp {
+                        return Err(error);
+                    }
+                }
+                Err(Failed::Final(e)) => {
+                    // An answer all the same (a 404, a conflict): the server handled it.
+                    limiter.served();
+                    return Err(e);
+                }
                 Err(Failed::Retryable { error, retry_after }) => {
                     if n >= self.attempts.max(1) {
                         return Err(error);
@@ -102,12 +135,6 @@ impl RetryPolicy {
             }
         }
     }
-}
-
-/// A Retry-After header value in seconds (the HTTP-date form is not used by Vault or
-/// Kubernetes and is ignored).
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -143,8 +170,56 @@ mod tests {
         let d = p.delay(1, Some(Duration::from_millis(700))).unwrap();
         assert!(d >= Duration::from_millis(700));
         assert_eq!(p.delay(1, Some(Duration::from_secs(2))), None);
-        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    fn unthrottled() -> Limiter {
+        Limiter::new("Vault", std::time::Instant::now() + Duration::from_secs(60))
+    }
+
+    #[tokio::test]
+    async fn throttled_attempts_spend_no_attempt_and_wait_until_the_deadline() {
+        let p = policy(2);
+        let calls = Cell::new(0);
+        // Five throttled answers, then served: two attempts would not have been enough.
+        let r: Result<u32, String> = p
+            .run(&unthrottled(), "x", || async {
+                calls.set(calls.get() + 1);
+                if calls.get() <= 5 {
+                    Err(Failed::Throttled {
+                        error: "429".into(),
+                        retry_after: None,
+                    })
+                } else {
+                    Ok(7)
+                }
+            })
+            .await;
+        assert_eq!((r, calls.get()), (Ok(7), 6));
+
+        // Past the deadline a throttled answer ends it, whatever the attempts left.
+        let gone = Limiter::new(
+            "Vault",
+            std::time::Instant::now() + Duration::from_millis(300),
+        );
+        calls.set(0);
+        let t = std::time::Instant::now();
+        let r: Result<u32, String> = policy(20)
+            .run(&gone, "x", || async {
+                calls.set(calls.get() + 1);
+                Err(Failed::Throttled {
+                    error: "429".into(),
+                    retry_after: None,
+                })
+            })
+            .await;
+        assert_eq!(r, Err("429".into()));
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(gone.summary().unwrap().gave_up == 1);
     }
 
     #[tokio::test]
@@ -156,7 +231,7 @@ mod tests {
         };
         let calls = Cell::new(0);
         let r: Result<(), String> = policy(3)
-            .run("x", || async {
+            .run(&unthrottled(), "x", || async {
                 calls.set(calls.get() + 1);
                 Err(Failed::Retryable {
                     error: format!("e{}", calls.get()),
@@ -168,7 +243,7 @@ mod tests {
 
         calls.set(0);
         let r: Result<(), String> = policy(3)
-            .run("x", || async {
+            .run(&unthrottled(), "x", || async {
                 calls.set(calls.get() + 1);
                 Err(Failed::Final("no".into()))
             })
@@ -177,7 +252,7 @@ mod tests {
 
         calls.set(0);
         let r: Result<u32, String> = policy(3)
-            .run("x", || async {
+            .run(&unthrottled(), "x", || async {
                 calls.set(calls.get() + 1);
                 if calls.get() < 2 {
                     Err(Failed::Retryable {
@@ -193,7 +268,7 @@ mod tests {
 
         calls.set(0);
         let r: Result<(), String> = policy(5)
-            .run("x", || async {
+            .run(&unthrottled(), "x", || async {
                 calls.set(calls.get() + 1);
                 Err(Failed::Retryable {
                     error: "throttled".into(),

@@ -710,6 +710,7 @@ async fn authority_clients(
         dry_run: dry_run.clone(),
     };
     let mut vault_cfg = vault.config(kube.retry.policy())?;
+    vault_cfg.limiter = kube.retry.limiter("Vault");
     vault_cfg.dry_run = dry_run.active();
     let vault = Vault::anonymous(&vault_cfg)?;
     let kube = Kube::connect(kube.config(step)).await?;

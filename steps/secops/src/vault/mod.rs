@@ -18,7 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::retry::{parse_retry_after, Failed, RetryPolicy};
+use crate::retry::{Failed, RetryPolicy};
+use crate::throttle::{wait_hint, Limiter};
 
 pub use auth::VaultAuth;
 pub use capabilities::Need;
@@ -35,6 +36,8 @@ pub struct VaultConfig {
     pub timeout: Duration,
     /// Retries inside the run for requests safe to repeat.
     pub retry: RetryPolicy,
+    /// The step's one limiter for this Vault, shared by every client made from this config.
+    pub limiter: std::sync::Arc<Limiter>,
     /// `--dry-run`: every mutating request is refused before it is sent, except logins and
     /// revoking our own login token (a dry run logs in to read, and cleans up as usual).
     pub dry_run: bool,
@@ -54,6 +57,7 @@ pub struct Vault {
     /// How we logged in, to log in again once if the token stops working mid-run.
     auth: Option<VaultAuth>,
     retry: RetryPolicy,
+    limiter: std::sync::Arc<Limiter>,
     dry_run: bool,
     /// The login's token policies (without `default`), to name the one to fix in a refusal;
     /// empty for a supplied token.
@@ -153,6 +157,7 @@ impl Vault {
             tls_context: tls_context(cfg),
             auth: None,
             retry: cfg.retry,
+            limiter: cfg.limiter.clone(),
             dry_run: cfg.dry_run,
             policies: Vec::new(),
             capabilities: Default::default(),
@@ -170,6 +175,7 @@ impl Vault {
             tls_context: self.tls_context.clone(),
             auth: None,
             retry: self.retry,
+            limiter: self.limiter.clone(),
             dry_run: self.dry_run,
             policies: Vec::new(),
             capabilities: Default::default(),
@@ -247,9 +253,24 @@ impl Vault {
         path: &str,
         body: &Option<(&str, bytes::Bytes)>,
     ) -> Result<Response> {
+        self.attempts(self.retry, method, path, body).await
+    }
+
+    /// Runs one request under `policy`, each attempt in its turn from the limiter.
+    async fn attempts(
+        &self,
+        policy: RetryPolicy,
+        method: &reqwest::Method,
+        path: &str,
+        body: &Option<(&str, bytes::Bytes)>,
+    ) -> Result<Response> {
         let what = format!("{method} /v1/{path}");
         let attempt = || async {
             match self.send(method.clone(), path, body.clone()).await {
+                Ok(r) if is_throttled(&r) => Err(Failed::Throttled {
+                    retry_after: r.retry_after,
+                    error: RetryableAnswer::Status(r),
+                }),
                 Ok(r) if is_retryable_status(r.status) => Err(Failed::Retryable {
                     retry_after: r.retry_after,
                     error: RetryableAnswer::Status(r),
@@ -262,13 +283,15 @@ impl Vault {
                 Err(e) => Err(Failed::Final(RetryableAnswer::Transport(e))),
             }
         };
-        match self.retry.run(&what, attempt).await {
+        match policy.run(&self.limiter, &what, attempt).await {
             Ok(r) | Err(RetryableAnswer::Status(r)) => Ok(r),
             Err(RetryableAnswer::Transport(e)) => Err(e),
         }
     }
 
     /// One HTTP call that must not be repeated blindly (a KV v1 overwrite, revoke-self).
+    /// It takes its turn from the limiter like any other; a throttled answer (Vault refused
+    /// it unhandled) waits and goes again, any other failure is final.
     pub(crate) async fn call_once(
         &self,
         method: reqwest::Method,
@@ -276,7 +299,11 @@ impl Vault {
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response> {
         let body = body.map(|(ct, b)| (ct, wiped_on_drop(b)));
-        self.send(method, path, body).await
+        let once = RetryPolicy {
+            attempts: 1,
+            ..self.retry
+        };
+        self.attempts(once, &method, path, &body).await
     }
 
     /// After a 403 with a token we logged in for: log in again (the token may have expired
@@ -335,11 +362,11 @@ impl Vault {
         let failed = |e: reqwest::Error| transport_error(&what, &e, &self.tls_context);
         let resp = req.send().await.map_err(failed)?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after = wait_hint(
+            header(reqwest::header::RETRY_AFTER.as_str()),
+            header("x-ratelimit-reset"),
+        );
         let body = resp.bytes().await.map_err(failed)?;
         Ok(Response {
             status,
@@ -396,6 +423,10 @@ impl Vault {
             tls_context: String::new(),
             auth: None,
             retry: RetryPolicy::default(),
+            limiter: std::sync::Arc::new(Limiter::new(
+                "Vault",
+                std::time::Instant::now() + Duration::from_secs(60),
+            )),
             dry_run: false,
             policies: Vec::new(),
             capabilities: Default::default(),
@@ -425,6 +456,13 @@ impl std::fmt::Display for RetryableAnswer {
 fn token_rejected(r: &Response) -> bool {
     let text = r.error_text();
     text.trim() == "permission denied" || text.contains("invalid token")
+}
+
+/// Vault asks us to slow down: a quota's 429, or a 503 that says when to come back (a load
+/// balancer's). A 503 without one is sealed or standby: unavailability, exit 5 after the
+/// retry budget.
+fn is_throttled(r: &Response) -> bool {
+    r.status == 429 || (r.status == 503 && r.retry_after.is_some())
 }
 
 /// Statuses that may clear up on their own: timeouts, throttling, server errors, and 503

@@ -85,11 +85,12 @@ fn repeats(env: &Env, since: Instant, server: Server) -> usize {
     most
 }
 
-/// The step said it retried, and (unless the first attempt is still hanging on the server)
-/// the server saw the request twice.
+/// The step said it retried (a throttled answer: that it slows down), and (unless the first
+/// attempt is still hanging on the server) the server saw the request twice.
 fn assert_retried(env: &Env, since: Instant, server: Server, run: &StepRun, hang: bool) {
     assert!(
-        run.stderr.contains("transient failure; retrying"),
+        run.stderr.contains("transient failure; retrying")
+            || run.stderr.contains("is throttling this step; slowing down"),
         "{}",
         run.stderr
     );
@@ -186,8 +187,14 @@ async fn vault_connection_reset_is_retried_then_exit_4() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_429_honours_retry_after_then_exit_4() {
-    vault_fault(Failure::Throttle { retry_after: 1 }, 4, &[]).await;
-    // A Retry-After beyond --retry-max-delay is not slept through: exit 4 at once.
+    // Throttled requests wait (no attempt budget) until --deadline, then exit 4.
+    vault_fault(
+        Failure::Throttle { retry_after: 1 },
+        4,
+        &[("SECOPS_DEADLINE", "3s")],
+    )
+    .await;
+    // A Retry-After beyond --deadline is not slept through: exit 4 at once.
     let c = case().await;
     let t = Instant::now();
     c.env
@@ -198,7 +205,7 @@ async fn vault_429_honours_retry_after_then_exit_4() {
     run.assert_code(4);
     assert_eq!(repeats(&c.env, t, Server::Vault), 1, "no retry");
     assert!(
-        run.stderr.contains("longer than --retry-max-delay"),
+        run.stderr.contains("asks to wait past it"),
         "{}",
         run.stderr
     );
@@ -334,7 +341,13 @@ async fn kube_connection_reset_is_retried_then_exit_4() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_429_honours_retry_after_then_exit_4() {
-    kube_fault(None, KubeFailure::Throttle { retry_after: 1 }, 4, &[]).await;
+    kube_fault(
+        None,
+        KubeFailure::Throttle { retry_after: 1 },
+        4,
+        &[("SECOPS_DEADLINE", "3s")],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

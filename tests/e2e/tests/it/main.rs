@@ -20,5 +20,6 @@ mod races;
 mod refusals;
 mod rotate;
 mod templates;
+mod throttle;
 mod tls;
 mod vault_outage;

@@ -5,7 +5,7 @@
 use crate::Failure;
 use futures::future::BoxFuture;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Test code run once by [`Fault::HookAfter`] (seal the upstream Vault, revoke tokens).
 /// Requests the proxy forwards wait for it, so let the hook reach the upstream directly or
@@ -53,6 +53,11 @@ pub enum Fault {
     /// then the fault clears itself. Requests arriving meanwhile wait for the hook too, so
     /// none slips past the change it makes.
     HookAfter { ok: u32, hook: Hook },
+    /// A server that throttles above a rate, as Priority and Fairness or a Vault quota
+    /// does: the first `per_second` requests of each second (fixed windows, the first one
+    /// starting at the first request) are forwarded, later ones answer 429 with
+    /// `Retry-After: retry_after` (and, for Kubernetes, the Status' `retryAfterSeconds`).
+    RateLimit { per_second: u32, retry_after: u32 },
     /// Requests whose raw path starts with `path_prefix` answer `status` with `body` as it
     /// is, labelled JSON, unforwarded: garbage from a broken proxy or a server that is not
     /// what the client expects. Other requests are forwarded.
@@ -108,6 +113,14 @@ impl std::fmt::Debug for Fault {
                 .field("percent", percent)
                 .field("seed", seed)
                 .field("failures", failures)
+                .finish(),
+            Self::RateLimit {
+                per_second,
+                retry_after,
+            } => f
+                .debug_struct("RateLimit")
+                .field("per_second", per_second)
+                .field("retry_after", retry_after)
                 .finish(),
             Self::HookAfter { ok, .. } => f
                 .debug_struct("HookAfter")
@@ -176,6 +189,16 @@ impl PartialEq for Fault {
                     failures: f,
                 },
             ) => (percent, seed, failures) == (p, s, f),
+            (
+                RateLimit {
+                    per_second,
+                    retry_after,
+                },
+                RateLimit {
+                    per_second: p,
+                    retry_after: r,
+                },
+            ) => (per_second, retry_after) == (p, r),
             (HookAfter { ok, hook }, HookAfter { ok: o, hook: h }) => {
                 ok == o && Arc::ptr_eq(hook, h)
             }
@@ -260,6 +283,26 @@ fn action_of(f: &Failure) -> Action {
 pub(crate) struct Rule {
     pub fault: Option<Fault>,
     pub method: Option<String>,
+    /// [`Fault::RateLimit`]'s current window: its start and the requests it admitted.
+    pub window: Option<(Instant, u32)>,
+}
+
+/// Whether a rate limit of `per_second` admits a request at `now` (fixed one-second
+/// windows, the first starting at the first request).
+fn admit(window: &mut Option<(Instant, u32)>, per_second: u32, now: Instant) -> bool {
+    let (start, admitted) = window.get_or_insert((now, 0));
+    if now.duration_since(*start) >= Duration::from_secs(1) {
+        // Windows stay aligned to the first: a quiet spell skips whole windows.
+        let elapsed = now.duration_since(*start).as_secs();
+        *start += Duration::from_secs(elapsed);
+        *admitted = 0;
+    }
+    if *admitted < per_second {
+        *admitted += 1;
+        true
+    } else {
+        false
+    }
 }
 
 impl Rule {
@@ -335,6 +378,11 @@ impl Rule {
                 seed,
                 failures,
             }) => crate::random(*percent, seed, failures).map(action_of),
+            Some(Fault::RateLimit {
+                per_second,
+                retry_after,
+            }) => (!admit(&mut self.window, *per_second, Instant::now()))
+                .then_some(Action::Throttle(*retry_after)),
             Some(Fault::HookAfter { ok, .. }) if *ok > 0 => {
                 *ok -= 1;
                 None
@@ -357,7 +405,45 @@ mod tests {
         Rule {
             fault: Some(fault),
             method: None,
+            window: None,
         }
+    }
+
+    #[test]
+    fn a_rate_limit_admits_its_rate_per_one_second_window() {
+        let t = Instant::now();
+        let mut w = None;
+        let ms = |n| t + Duration::from_millis(n);
+        let admitted =
+            |w: &mut Option<(Instant, u32)>, at| (0..5).filter(|_| admit(w, 3, at)).count();
+        assert_eq!(admitted(&mut w, ms(0)), 3, "the first window admits 3 of 5");
+        assert_eq!(admitted(&mut w, ms(999)), 0, "still the first window");
+        assert_eq!(
+            admitted(&mut w, ms(1000)),
+            3,
+            "the next window starts afresh"
+        );
+        // A quiet spell: windows stay aligned to the first (3.0 s .. 4.0 s).
+        assert_eq!(admitted(&mut w, ms(3500)), 3);
+        assert_eq!(admitted(&mut w, ms(3999)), 0);
+        assert_eq!(admitted(&mut w, ms(4000)), 3);
+
+        // Through the rule: over the rate, a 429 with the Retry-After asked for.
+        let mut r = rule(Fault::RateLimit {
+            per_second: 2,
+            retry_after: 1,
+        });
+        let actions: Vec<_> = (0..4).map(|_| r.apply("GET", "/x")).collect();
+        assert_eq!(
+            actions,
+            [
+                None,
+                None,
+                Some(Action::Throttle(1)),
+                Some(Action::Throttle(1))
+            ]
+        );
+        assert!(r.fault.is_some(), "a rate limit stays until cleared");
     }
 
     #[test]
@@ -390,6 +476,7 @@ mod tests {
         let mut r = Rule {
             fault: Some(Fault::FailAfter { ok: 1, status: 503 }),
             method: Some("PUT".into()),
+            window: None,
         };
         for _ in 0..3 {
             assert_eq!(r.apply("GET", "/a"), None);

@@ -207,6 +207,7 @@ impl Handle {
         let mut faults = lock(&self.inner.shared.faults);
         faults.rule.fault = f;
         faults.rule.method = method.map(str::to_owned);
+        faults.rule.window = None;
     }
 
     /// The fault in force; a counting fault shows what is left and reads `None` once spent.
