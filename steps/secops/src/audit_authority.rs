@@ -88,10 +88,12 @@ pub async fn run(
                     });
                 }
                 let inert = s.annotation(ANN_CONSUMED_MODE) == Some("inert");
-                let with_data = s
-                    .data
-                    .keys()
-                    .any(|k| s.data.get(k).is_some_and(|v| !v.is_empty()));
+                // The placeholders mark-consumed leaves are not data (one definition: inert).
+                let with_data = s.data.keys().any(|k| {
+                    s.data
+                        .get(k)
+                        .is_some_and(|v| !crate::inert::holds_nothing(&s.type_, k, v.expose()))
+                });
                 if consumed && inert && with_data {
                     found.push(Violation {
                         kind: KINDS[1],

@@ -1,6 +1,8 @@
 //! audit-authority: every kind of violation planted is found; a clean environment is clean.
 
 use e2e::{Env, SeedSecret, StepRun};
+
+use crate::fixtures::all_types;
 use serde_json::{json, Value};
 
 const CANARY: &str = "canary-value-4f1d9c2e";
@@ -142,4 +144,38 @@ async fn every_planted_violation_is_reported_by_reference_only() {
         .filter(|(m, _)| m != "GET")
         .count();
     assert_eq!(writes, writes_after, "audit-authority wrote to Kubernetes");
+}
+
+/// mark-consumed and audit-authority share one definition of inert: the placeholders a
+/// typed Secret keeps (the API server requires its keys) are not data.
+#[tokio::test]
+async fn an_inert_handover_of_every_secret_type_audits_clean() {
+    let env = Env::start().await;
+    let seeds = all_types("apps");
+    for s in &seeds {
+        env.seed(s.clone()).await;
+    }
+    env.handover("apps", "inert").await;
+    let run = audit(&env, &["--grace", "0s"]).await;
+    let r = report(&run);
+    assert_eq!(r["violations"], json!([]), "{}", run.stderr);
+    run.assert_code(0);
+    assert_eq!(r["checked"]["vaultSecrets"], seeds.len());
+    // The same audit still sees a value that came back into one of them.
+    let api = env.secrets("apps");
+    let mut ssh = api.get("ssh").await.unwrap();
+    ssh.data.as_mut().unwrap().insert(
+        "ssh-privatekey".into(),
+        k8s_openapi::ByteString(b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec()),
+    );
+    api.replace("ssh", &Default::default(), &ssh).await.unwrap();
+    let run = audit(&env, &["--grace", "0s"]).await;
+    run.assert_code(3);
+    let kinds: Vec<Value> = report(&run)["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| json!([v["kind"], v["object"]]))
+        .collect();
+    assert_eq!(kinds, [json!(["inert-holds-data", "Secret apps/ssh"])]);
 }
