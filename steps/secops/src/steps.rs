@@ -734,8 +734,9 @@ pub struct AuditAuthorityArgs {
     /// Values shorter than this many bytes are never reported as copies.
     #[arg(long, default_value_t = 8, value_name = "BYTES")]
     pub min_value_bytes: usize,
-    /// LIST bootstrap Secrets in all namespaces to find those outside --namespaces.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// LIST bootstrap Secrets in all namespaces to find those outside --namespaces. Opt-in:
+    /// it needs the right to list every Secret in the cluster.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_wide: bool,
     /// Exit 3 when violations exist (false: report and exit 0).
     #[arg(long, env = "SECOPS_FAIL_ON_VIOLATIONS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]

@@ -27,6 +27,30 @@ pub fn workflow_file(name: &str) -> PathBuf {
     templates_dir().join("workflows").join(name)
 }
 
+/// A file under `templates/authority/`, e.g. `authority-bring-up.yaml` (installed in the
+/// authority's own namespace).
+pub fn authority_file(name: &str) -> PathBuf {
+    templates_dir().join("authority").join(name)
+}
+
+/// The workflow namespace: the knob in `templates/settings/settings.yaml`.
+pub fn workflow_namespace() -> String {
+    let docs = load_yaml(&templates_dir().join("settings/settings.yaml")).expect("settings");
+    docs[0]["data"]["workflow-namespace"]
+        .as_str()
+        .expect("settings: data.workflow-namespace")
+        .to_owned()
+}
+
+/// The namespace `templates/authority/kustomization.yaml` installs into.
+pub fn authority_namespace() -> String {
+    let k = load_yaml(&templates_dir().join("authority/kustomization.yaml")).expect("authority");
+    k[0]["namespace"]
+        .as_str()
+        .expect("authority kustomization namespace")
+        .to_owned()
+}
+
 /// Every document of a (multi-document) YAML file.
 pub fn load_yaml(path: &Path) -> Result<Vec<Value>> {
     let text =
@@ -229,15 +253,25 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    /// Workflows run in the namespace `templates/kustomization.yaml` installs into (where the
+    /// Workflows run in the workflow namespace of `templates/settings/` (where the
     /// ServiceAccounts live that the Vault roles are bound to).
     pub fn new(env: &'a Env) -> Self {
-        let k = load_yaml(&templates_dir().join("kustomization.yaml")).expect("kustomization");
-        let namespace = k[0]["namespace"]
-            .as_str()
-            .expect("kustomization namespace")
-            .to_owned();
-        Runner { env, namespace }
+        Runner {
+            env,
+            namespace: workflow_namespace(),
+        }
+    }
+
+    /// Workflows of `templates/authority/`, run in the authority's own namespace.
+    pub fn authority(env: &'a Env) -> Self {
+        Runner {
+            env,
+            namespace: authority_namespace(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// Runs a WorkflowTemplate's entrypoint. `arguments` override `spec.arguments.parameters`;
@@ -408,13 +442,14 @@ fn find_template(name: &str, siblings: &[Value]) -> Result<Value> {
     if let Some(d) = siblings.iter().find(|d| is_it(d)) {
         return Ok(d.clone());
     }
-    let dir = templates_dir().join("workflows");
-    for entry in sorted_files(&dir, "yaml")? {
-        if let Some(d) = load_yaml(&entry.1)?.into_iter().find(is_it) {
-            return Ok(d);
+    for dir in ["workflows", "authority"] {
+        for entry in sorted_files(&templates_dir().join(dir), "yaml")? {
+            if let Some(d) = load_yaml(&entry.1)?.into_iter().find(is_it) {
+                return Ok(d);
+            }
         }
     }
-    bail!("WorkflowTemplate {name} not found in {}", dir.display())
+    bail!("WorkflowTemplate {name} not found in templates/workflows or templates/authority")
 }
 
 /// `spec.arguments.parameters` with the defaults, then each layer of overrides, applied.

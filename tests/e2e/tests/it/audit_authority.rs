@@ -88,7 +88,11 @@ async fn every_planted_violation_is_reported_by_reference_only() {
             .kv("pw", CANARY),
     )
     .await;
+    // The cluster-wide LIST is opt-in (it needs the audit-cluster-wide component's binding).
     let run = audit(&env, &["--grace", "0s"]).await;
+    run.assert_code(3);
+    assert!(!run.stdout.contains("elsewhere/stray"), "{}", run.stdout);
+    let run = audit(&env, &["--grace", "0s", "--cluster-wide=true"]).await;
     run.assert_code(3);
     let r = report(&run);
     let kinds: Vec<(String, String)> = r["violations"]

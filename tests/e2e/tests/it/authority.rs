@@ -508,14 +508,16 @@ async fn log_in(env: &Env, url: &str, role: &str, ns: &str, sa: &str) -> Vec<Str
 /// Kubernetes API recording what each ServiceAccount did.
 #[tokio::test]
 async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
-    use e2e::argo::{workflow_file, Phase, Runner};
+    use e2e::argo::{authority_file, Phase, Runner};
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::{Api, PostParams};
     let env = Env::start().await;
     let vault = e2e::uninitialized_vault().await;
-    let runner = Runner::new(&env);
+    // The authority's workflows run in its own namespace, beside the unseal Secret.
+    let runner = Runner::authority(&env);
+    assert_eq!(runner.namespace(), NS);
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
-    // `kubectl create configmap secops-vault-grants --from-file=policies --from-file=roles`
+    // What templates/vault's configMapGenerator makes: every policy and role, by file name.
     let mut grants = std::collections::BTreeMap::new();
     for sub in ["policies", "roles"] {
         for f in std::fs::read_dir(templates.join(sub)).unwrap().flatten() {
@@ -533,13 +535,13 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
         data: Some(grants),
         ..Default::default()
     };
-    Api::<ConfigMap>::namespaced(env.client.clone(), "secops")
+    Api::<ConfigMap>::namespaced(env.client.clone(), NS)
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
     let id = age::x25519::Identity::generate();
     env.seed(
-        e2e::SeedSecret::bootstrap("secops", "secops-unseal-identity")
+        e2e::SeedSecret::bootstrap(NS, "secops-unseal-identity")
             .unlabeled()
             .kv("key.txt", id.to_string().expose_secret()),
     )
@@ -550,7 +552,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     let kube_ca = env.dir.path().join("vault-ca.pem").display().to_string();
     runner
         .submit(
-            workflow_file("authority-bring-up.yaml"),
+            authority_file("authority-bring-up.yaml"),
             &[
                 ("vault-addr", url.as_str()),
                 ("age-recipients", recipient.as_str()),
@@ -576,7 +578,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     for expect in ["unsealed", "already-unsealed"] {
         let run = runner
             .submit_cron(
-                workflow_file("authority-unseal.yaml"),
+                authority_file("authority-unseal.yaml"),
                 "2026-11-29T05:00:00Z",
                 &[("vault-addr", url.as_str())],
             )
@@ -592,7 +594,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     let mut used = std::collections::BTreeSet::new();
     for a in env.kube.accesses() {
         for sa in ["secops-init-authority", "secops-unseal"] {
-            if a.user == e2e::argo::service_account_user("secops", sa) {
+            if a.user == e2e::argo::service_account_user(NS, sa) {
                 assert_eq!(
                     (a.namespace.as_str(), a.resource.as_str()),
                     (NS, "secrets"),

@@ -17,14 +17,11 @@ fn rbac_grants() -> BTreeMap<String, BTreeSet<(String, String, String)>> {
     let dir = templates_dir();
     let roles = load_yaml(&dir.join("rbac/step-roles.yaml")).unwrap();
     let mut bindings = load_yaml(&dir.join("targets/apps/rolebindings.yaml")).unwrap();
-    // audit-authority's ClusterRole and its cluster-wide binding live in their own file.
+    // audit-authority's ClusterRole has its own file; its optional cluster-wide binding is
+    // the audit-cluster-wide component's (the audit below runs with it).
     let mut roles = roles;
-    for d in load_yaml(&dir.join("rbac/audit-authority.yaml")).unwrap() {
-        match d["kind"].as_str() {
-            Some("ClusterRole") => roles.push(d),
-            _ => bindings.push(d),
-        }
-    }
+    roles.extend(load_yaml(&dir.join("rbac/audit-authority.yaml")).unwrap());
+    bindings.extend(load_yaml(&dir.join("audit-cluster-wide/cluster-role-binding.yaml")).unwrap());
     let mut out: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
     for b in &bindings {
         let role = b["roleRef"]["name"].as_str().unwrap();
@@ -230,7 +227,11 @@ async fn every_step_uses_exactly_what_its_role_and_policy_grant() {
         // Read-only; finds the ExternalSecret-less copies this test leaves (exit 3 is fine).
         (
             "authority-audit.yaml",
-            vec![("namespaces", "apps"), ("fail-on-violations", "false")],
+            vec![
+                ("namespaces", "apps"),
+                ("fail-on-violations", "false"),
+                ("cluster-wide", "true"),
+            ],
         ),
     ] {
         let mut all = vec![("vault-addr", url)];
