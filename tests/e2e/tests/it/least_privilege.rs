@@ -392,3 +392,81 @@ async fn every_step_uses_exactly_what_its_role_and_policy_grant() {
         );
     }
 }
+
+/// A merge PATCH of `secret/metadata/<path>` with `token`, as the steps send it; the status.
+async fn patch_metadata(env: &Env, token: &str, path: &str, body: serde_json::Value) -> u16 {
+    let ca = reqwest::Certificate::from_pem(e2e::vault_pki().ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    client
+        .patch(format!("{}/v1/secret/metadata/{path}", env.vault.url()))
+        .header("X-Vault-Token", token)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The roles that record provenance or rotation state may PATCH `custom_metadata` only
+/// (`allowed_parameters` in their policies), never a secret's version settings
+/// (`max_versions`, `delete_version_after`, `cas_required`): checked on OpenBao.
+#[tokio::test]
+async fn metadata_patches_may_change_custom_metadata_only() {
+    let env = Env::start().await;
+    for path in ["apps/x", "internal/apps/x"] {
+        let (st, b) = env
+            .vault_root(
+                "POST",
+                &format!("secret/data/{path}"),
+                Some(json!({"data": {"k": "v"}})),
+            )
+            .await;
+        assert!(st < 300, "{b}");
+    }
+    for (role, path) in [
+        ("secops-write-vault", "apps/x"),
+        ("secops-handover-batch", "apps/x"),
+        ("secops-rotate", "apps/x"),
+        ("secops-push-secret", "internal/apps/x"),
+    ] {
+        let jwt = std::fs::read_to_string(env.dir.path().join(format!("{role}.token"))).unwrap();
+        let (st, body) = e2e::vault_call(
+            &env.vault.url(),
+            "",
+            "POST",
+            "auth/kubernetes/login",
+            Some(json!({"role": role, "jwt": jwt})),
+        )
+        .await;
+        assert_eq!(st, 200, "{role}: {body}");
+        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let custom = json!({"custom_metadata": {"secops.io/probe": role}});
+        assert_eq!(
+            patch_metadata(&env, &token, path, custom).await,
+            204,
+            "{role}"
+        );
+        for settings in [
+            json!({"max_versions": 1}),
+            json!({"delete_version_after": "1s"}),
+            json!({"cas_required": false, "custom_metadata": {"secops.io/probe": "x"}}),
+        ] {
+            assert_eq!(
+                patch_metadata(&env, &token, path, settings.clone()).await,
+                403,
+                "{role} may not PATCH {settings}"
+            );
+        }
+        let (_, meta) = env
+            .vault_root("GET", &format!("secret/metadata/{path}"), None)
+            .await;
+        assert_eq!(meta["data"]["max_versions"], 0, "{role}");
+        assert_eq!(meta["data"]["delete_version_after"], "0s", "{role}");
+        assert_eq!(meta["data"]["custom_metadata"]["secops.io/probe"], role);
+    }
+}
