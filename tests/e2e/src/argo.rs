@@ -730,22 +730,38 @@ impl Retry {
             limit,
             expression: expression.transpose()?,
         };
-        r.retries(1)?;
+        r.retries(1, Phase::Failed)?;
         Ok(Some(r))
     }
 
-    fn retries(&self, exit_code: i32) -> Result<bool> {
+    /// `phase` is the attempt's node phase: `Error` for a pod that never ran or died under
+    /// the step (evicted, deleted), as Argo's `lastRetry.status` says.
+    fn retries(&self, exit_code: i32, phase: Phase) -> Result<bool> {
         match &self.expression {
             None => Ok(true),
-            Some(e) => eval_bool(e, |a| exit_code_atom(a, exit_code))
+            Some(e) => eval_bool(e, |a| retry_atom(a, exit_code, phase))
                 .with_context(|| format!("retryStrategy.expression {e:?}")),
         }
     }
 }
 
-/// `asInt(lastRetry.exitCode) == N` (or `!=`), the only retry clause the runner knows.
-fn exit_code_atom(atom: &str, exit_code: i32) -> Result<bool> {
+/// `asInt(lastRetry.exitCode) == N` (or `!=`) and `lastRetry.status == "Error"` (or `!=`),
+/// the only retry clauses the runner knows.
+fn retry_atom(atom: &str, exit_code: i32, phase: Phase) -> Result<bool> {
     let compact: String = atom.chars().filter(|c| !c.is_whitespace()).collect();
+    if let Some(rest) = compact.strip_prefix("lastRetry.status") {
+        let (eq, v) = match (rest.strip_prefix("=="), rest.strip_prefix("!=")) {
+            (Some(v), _) => (true, v),
+            (_, Some(v)) => (false, v),
+            _ => bail!("unsupported clause {atom:?}"),
+        };
+        let v = v.trim_matches('"');
+        ensure!(
+            ["Error", "Failed"].contains(&v),
+            "unsupported status {v:?} in {atom:?}"
+        );
+        return Ok((phase.to_string() == v) == eq);
+    }
     let rest = compact
         .strip_prefix("asInt(lastRetry.exitCode)")
         .with_context(|| format!("unsupported clause {atom:?}"))?;
@@ -1014,7 +1030,7 @@ impl Exec<'_> {
             node.args = a.args;
             node.env = a.env;
             let again = match &retry {
-                Some(r) if code != 0 && attempt < r.limit => r.retries(code)?,
+                Some(r) if code != 0 && attempt < r.limit => r.retries(code, a.outcome.phase)?,
                 _ => false,
             };
             if !again {
@@ -1092,7 +1108,7 @@ impl Exec<'_> {
             let (code, outcome) = failed.unwrap_or((0, Outcome::new(Phase::Succeeded, "")));
             self.nodes[idx].exit_codes.push(code);
             let again = match &retry {
-                Some(r) if code != 0 && attempt < r.limit => r.retries(code)?,
+                Some(r) if code != 0 && attempt < r.limit => r.retries(code, outcome.phase)?,
                 _ => false,
             };
             if !again {
@@ -1168,9 +1184,11 @@ impl Exec<'_> {
         use k8s_openapi::api::core::v1::{ConfigMap, Secret};
         for (_, volume, source) in &pod.mounts {
             let d = dir.join("volumes").join(volume);
+            let mut mode = None;
             let files: Vec<(String, Vec<u8>)> = match source {
                 VolumeSource::EmptyDir => continue,
-                VolumeSource::Secret(name) => {
+                VolumeSource::Secret(name, m) => {
+                    mode = Some(*m);
                     let api: kube::Api<Secret> =
                         kube::Api::namespaced(self.env.client.clone(), self.namespace);
                     let s = api
@@ -1202,7 +1220,13 @@ impl Exec<'_> {
                 }
             };
             for (k, v) in files {
-                std::fs::write(d.join(k), v).map_err(|e| e.to_string())?;
+                let file = d.join(k);
+                std::fs::write(&file, v).map_err(|e| e.to_string())?;
+                if let Some(m) = mode {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(m))
+                        .map_err(|e| e.to_string())?;
+                }
             }
         }
         Ok(())
@@ -1610,7 +1634,8 @@ fn container_env(c: &Value) -> Result<Vec<(String, String)>> {
 #[derive(Debug, Clone, PartialEq)]
 enum VolumeSource {
     EmptyDir,
-    Secret(String),
+    /// The Secret's name and the files' mode (`defaultMode`).
+    Secret(String, u32),
     /// `optional`: a missing ConfigMap mounts as an empty directory instead of keeping the
     /// pod from starting.
     ConfigMap {
@@ -1640,8 +1665,15 @@ fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String, Vol
         let source = if volume.get("emptyDir").is_some() {
             VolumeSource::EmptyDir
         } else if let Some(sv) = volume.get("secret") {
-            check_keys(sv, "secretName", "volumes[].secret")?;
-            VolumeSource::Secret(str_at(sv, &["secretName"])?.to_owned())
+            check_keys(sv, "secretName defaultMode", "volumes[].secret")?;
+            let mode = match sv.get("defaultMode") {
+                None => 0o644,
+                Some(m) => m
+                    .as_u64()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .context("volumes[].secret.defaultMode: an integer")?,
+            };
+            VolumeSource::Secret(str_at(sv, &["secretName"])?.to_owned(), mode)
         } else if let Some(cm) = volume.get("configMap") {
             check_keys(cm, "name optional", "volumes[].configMap")?;
             VolumeSource::ConfigMap {
@@ -1808,9 +1840,14 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(r.limit, 4);
-        assert!(r.retries(4).unwrap() && r.retries(5).unwrap());
-        assert!(!r.retries(2).unwrap());
-        let other = json!({"limit": 1, "expression": "lastRetry.status != \"Error\""});
+        assert!(r.retries(4, Phase::Failed).unwrap() && r.retries(5, Phase::Failed).unwrap());
+        assert!(!r.retries(2, Phase::Failed).unwrap());
+        let status = json!({"limit": 1, "expression": "lastRetry.status == \"Error\" && asInt(lastRetry.exitCode) != 2"});
+        let status = Retry::parse(Some(&status)).unwrap().unwrap();
+        assert!(status.retries(-1, Phase::Error).unwrap());
+        assert!(!status.retries(2, Phase::Error).unwrap());
+        assert!(!status.retries(1, Phase::Failed).unwrap());
+        let other = json!({"limit": 1, "expression": "lastRetry.duration > 1"});
         assert!(Retry::parse(Some(&other)).is_err());
         let policy = json!({"limit": 1, "retryPolicy": "Always"});
         assert!(Retry::parse(Some(&policy)).is_err());

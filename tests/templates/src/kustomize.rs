@@ -488,10 +488,8 @@ fn check_namespace_knob(t: &Templates, out: &mut Vec<Problem>) {
                 &role.file,
                 None,
                 "bound_service_account_namespaces",
-                format!(
-                    "a role bound to the workflow namespace binds only it, as the 8th \
-                     '\"'-separated piece of the file (the settings replacement writes there)"
-                ),
+                "a role bound to the workflow namespace binds only it, as the 8th \
+                 '\"'-separated piece of the file (the settings replacement writes there)",
             ));
         }
         if !role_keys.contains(&key) {

@@ -5,6 +5,7 @@
 //! [`load`] reads every document; [`Checker::check`] returns every [`Problem`] at once.
 
 pub mod binaries;
+pub mod deadlines;
 pub mod events;
 pub mod kustomize;
 pub mod load;
@@ -159,6 +160,7 @@ impl Checker {
         events::check(t, &index, &self.schemas, &mut out);
         vault::check(t, &index, &uses.roles, &mut out);
         kustomize::check(t, &mut out);
+        deadlines::check(t, &mut out);
         out.sort();
         out.dedup();
         out

@@ -438,6 +438,95 @@ async fn retry_strategy_retries_transient_and_unavailable_exits_only() {
     assert_eq!(env.vault_versions("apps/db").await, 1);
 }
 
+/// A discovery that fails before writing its outputs (exit 2 here) ends as a Failed node with
+/// its message; the outputs' defaults (`count` 0, `references` []) skip the hand-over instead
+/// of failing it as an unresolvable reference (an Error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_discovery_ends_failed_with_its_message_not_as_an_error() {
+    let env = env().await;
+    let run = submit(
+        &env,
+        HANDOVER,
+        &[
+            ("namespaces", "apps"),
+            ("secret-namespace", "billing"),
+            ("secret-name", "db"),
+        ],
+    )
+    .await;
+    let discover = run.pod("read-bootstrap");
+    assert_eq!(discover.exit_codes, [2], "{}", run.summary());
+    assert_eq!(discover.phase, Phase::Failed);
+    assert!(
+        discover.message.contains("exit code 2"),
+        "{}",
+        discover.message
+    );
+    assert!(discover.stderr.contains("billing"), "{}", discover.stderr);
+    let hand_over = run.nodes_named("hand-over");
+    assert_eq!(hand_over.len(), 1, "{}", run.summary());
+    assert_eq!(hand_over[0].phase, Phase::Skipped, "{}", run.summary());
+    assert!(
+        run.nodes.iter().all(|n| n.phase != Phase::Error),
+        "{}",
+        run.summary()
+    );
+}
+
+/// A pod that died under its step (here: it never started, its Secret volume missing; Argo
+/// says Error, as for an evicted or deleted pod) is retried like exit 4 and 5, while a
+/// refusal (exit 2, 3) never is; and the identity volume is mounted read-only for its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_error_are_retried_and_the_identity_is_owner_read_only() {
+    use e2e::argo::authority_file;
+    let env = env().await;
+    let runner = e2e::argo::Runner::authority(&env);
+    let url = env.vault.url();
+    let run = runner
+        .submit_cron(
+            authority_file("authority-unseal.yaml"),
+            "2026-11-29T05:00:00Z",
+            &[("vault-addr", url.as_str())],
+        )
+        .await
+        .unwrap();
+    run.assert_phase(Phase::Error);
+    let pod = run.pod("unseal");
+    assert_eq!(pod.exit_codes, [-1; 4], "1 + limit 3\n{}", run.summary());
+    assert!(
+        pod.message.contains("secops-unseal-identity"),
+        "{}",
+        pod.message
+    );
+    // With the identity there: the dev Vault is unsealed, a no-op; the key file is 0400.
+    env.seed(
+        SeedSecret::bootstrap(runner.namespace(), "secops-unseal-identity")
+            .unlabeled()
+            .kv(
+                "key.txt",
+                "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+            ),
+    )
+    .await;
+    let run = runner
+        .submit_cron(
+            authority_file("authority-unseal.yaml"),
+            "2026-11-29T05:05:00Z",
+            &[("vault-addr", url.as_str())],
+        )
+        .await
+        .unwrap();
+    let pod = run.pod("unseal");
+    let key = pod
+        .args
+        .iter()
+        .find_map(|a| a.strip_prefix("--age-identity-file="))
+        .expect("identity flag");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o400, "{}", run.summary());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undeclared_or_invalid_arguments_are_refused_at_submit() {
     let env = env().await;

@@ -1238,3 +1238,39 @@ fn a_vault_step_without_the_ca_parameter() {
         )],
     );
 }
+
+#[test]
+fn a_step_deadline_whose_retries_outlast_the_workflow() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-handover");
+        *at(wf, "/spec/templates/3/activeDeadlineSeconds") = json!(300);
+    });
+    // 180s x 5 + 150s, 300s x 5 + 150s, 180s x 5 + 150s = 3750s > 3600s.
+    assert_exactly(
+        &found,
+        &[(
+            HANDOVER,
+            "spec.activeDeadlineSeconds",
+            "3600s is shorter than the worst case of handover, 3750s",
+        )],
+    );
+}
+
+#[test]
+fn a_step_without_a_deadline() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-rotation");
+        at(wf, "/spec/templates/0")
+            .as_object_mut()
+            .unwrap()
+            .remove("activeDeadlineSeconds");
+    });
+    assert_exactly(
+        &found,
+        &[(
+            ROTATION,
+            "spec.templates[0].activeDeadlineSeconds",
+            "every step needs a deadline",
+        )],
+    );
+}
