@@ -1187,15 +1187,27 @@ impl Exec<'_> {
             let mut mode = None;
             let files: Vec<(String, Vec<u8>)> = match source {
                 VolumeSource::EmptyDir => continue,
-                VolumeSource::Secret(name, m) => {
+                // The kubelet asks for a token for this pod's ServiceAccount and audience.
+                VolumeSource::ServiceAccountToken { audience, path } => vec![(
+                    path.clone(),
+                    self.env
+                        .kube
+                        .issue_token_for(self.namespace, &pod.service_account, audience)
+                        .into_bytes(),
+                )],
+                VolumeSource::Secret {
+                    name,
+                    mode: m,
+                    optional,
+                } => {
                     mode = Some(*m);
                     let api: kube::Api<Secret> =
                         kube::Api::namespaced(self.env.client.clone(), self.namespace);
-                    let s = api
-                        .get_opt(name)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("volume {volume}: secret {name:?} not found"))?;
+                    let s = match api.get_opt(name).await.map_err(|e| e.to_string())? {
+                        Some(s) => s,
+                        None if *optional => continue,
+                        None => return Err(format!("volume {volume}: secret {name:?} not found")),
+                    };
                     s.data
                         .unwrap_or_default()
                         .into_iter()
@@ -1634,13 +1646,22 @@ fn container_env(c: &Value) -> Result<Vec<(String, String)>> {
 #[derive(Debug, Clone, PartialEq)]
 enum VolumeSource {
     EmptyDir,
-    /// The Secret's name and the files' mode (`defaultMode`).
-    Secret(String, u32),
+    /// The Secret's name, the files' mode (`defaultMode`), and `optional` (as for ConfigMaps).
+    Secret {
+        name: String,
+        mode: u32,
+        optional: bool,
+    },
     /// `optional`: a missing ConfigMap mounts as an empty directory instead of keeping the
     /// pod from starting.
     ConfigMap {
         name: String,
         optional: bool,
+    },
+    /// A projected ServiceAccount token for `audience`, in the file `path`.
+    ServiceAccountToken {
+        audience: String,
+        path: String,
     },
 }
 
@@ -1659,13 +1680,13 @@ fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String, Vol
             .ok_or_else(|| node_error(format!("volumeMount {name}: no such volume")))?;
         check_keys(
             volume,
-            "name emptyDir secret configMap",
-            "volumes[] (emptyDir, secret, configMap)",
+            "name emptyDir secret configMap projected",
+            "volumes[] (emptyDir, secret, configMap, projected)",
         )?;
         let source = if volume.get("emptyDir").is_some() {
             VolumeSource::EmptyDir
         } else if let Some(sv) = volume.get("secret") {
-            check_keys(sv, "secretName defaultMode", "volumes[].secret")?;
+            check_keys(sv, "secretName defaultMode optional", "volumes[].secret")?;
             let mode = match sv.get("defaultMode") {
                 None => 0o644,
                 Some(m) => m
@@ -1673,15 +1694,41 @@ fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String, Vol
                     .and_then(|m| u32::try_from(m).ok())
                     .context("volumes[].secret.defaultMode: an integer")?,
             };
-            VolumeSource::Secret(str_at(sv, &["secretName"])?.to_owned(), mode)
+            VolumeSource::Secret {
+                name: str_at(sv, &["secretName"])?.to_owned(),
+                mode,
+                optional: sv["optional"] == Value::Bool(true),
+            }
         } else if let Some(cm) = volume.get("configMap") {
             check_keys(cm, "name optional", "volumes[].configMap")?;
             VolumeSource::ConfigMap {
                 name: str_at(cm, &["name"])?.to_owned(),
                 optional: cm["optional"] == Value::Bool(true),
             }
+        } else if let Some(p) = volume.get("projected") {
+            check_keys(p, "sources", "volumes[].projected")?;
+            let sources = array_at(p, &["sources"])?;
+            ensure!(
+                sources.len() == 1,
+                "volume {name}: one projected source (a serviceAccountToken) is supported"
+            );
+            let t = &sources[0]["serviceAccountToken"];
+            check_keys(
+                &sources[0],
+                "serviceAccountToken",
+                "volumes[].projected.sources[]",
+            )?;
+            check_keys(
+                t,
+                "audience expirationSeconds path",
+                "volumes[].projected.sources[].serviceAccountToken",
+            )?;
+            VolumeSource::ServiceAccountToken {
+                audience: str_at(t, &["audience"])?.to_owned(),
+                path: str_at(t, &["path"])?.to_owned(),
+            }
         } else {
-            bail!("volume {name}: emptyDir, secret or configMap only")
+            bail!("volume {name}: emptyDir, secret, configMap or projected only")
         };
         out.push((
             str_at(m, &["mountPath"])?.to_owned(),

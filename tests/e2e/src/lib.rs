@@ -20,6 +20,10 @@ use serde_json::Value;
 /// The namespace of the steps' ServiceAccounts, as the shipped Vault roles bind them.
 pub const STEP_SA_NAMESPACE: &str = "secops";
 
+/// The audience the shipped Vault roles accept (`audience`), and the templates' projected
+/// tokens carry.
+pub const VAULT_AUDIENCE: &str = "vault";
+
 /// The shipped Vault role (and ServiceAccount) a step logs in with (`templates/vault/roles`).
 pub fn role_of(step: &str) -> &'static str {
     match step {
@@ -250,7 +254,7 @@ impl Env {
             std::fs::write(
                 self.dir.path().join(format!("{role}.token")),
                 self.kube
-                    .issue_service_account_token(STEP_SA_NAMESPACE, role),
+                    .issue_token_for(STEP_SA_NAMESPACE, role, VAULT_AUDIENCE),
             )
             .unwrap();
         }

@@ -101,6 +101,22 @@ pub fn check(t: &Templates, idx: &Index, uses: &[RoleUse], out: &mut Vec<Problem
             ))),
             Some(_) => {}
         }
+        // A role with an `audience` takes only tokens for it: the pod must present one.
+        if let Some(aud) = role.content["audience"].as_str() {
+            if u.token_audience.as_deref() != Some(aud) {
+                out.push(at(format!(
+                    "Vault role {} accepts tokens for the audience {aud:?} only; this step \
+                     presents {} (mount a projected serviceAccountToken with that audience and \
+                     point SECOPS_SERVICE_ACCOUNT_TOKEN_FILE at it)",
+                    u.role,
+                    u.token_audience
+                        .as_deref()
+                        .map_or("the pod's default token".to_owned(), |a| format!(
+                            "a token for {a:?}"
+                        )),
+                )));
+            }
+        }
     }
 
     // SecretStores that log in with a role (ESO's read path).

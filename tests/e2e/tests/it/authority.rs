@@ -403,6 +403,13 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     // CA stands for the cluster's on a plain-HTTP test server.
     let kube_url = env.kube.server_url();
     let kube_ca = env.dir.path().join("vault-ca.pem").display().to_string();
+    // A reviewer's token: the steps' tokens (audience vault) cannot review themselves.
+    let reviewer = env.dir.path().join("reviewer.jwt");
+    std::fs::write(
+        &reviewer,
+        env.kube.issue_service_account_token("vault", "vault-auth"),
+    )
+    .unwrap();
     let args = [
         "--age-recipient",
         recipient.as_str(),
@@ -414,6 +421,8 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
         &kube_url,
         "--kubernetes-ca-file",
         &kube_ca,
+        "--token-reviewer-jwt-file",
+        reviewer.to_str().unwrap(),
     ];
     let run = step(&env, "init-authority", &vault.url(), &args).await;
     run.assert_code(0);
@@ -480,7 +489,7 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
 
 /// Logs in through Kubernetes auth role `role` as ServiceAccount `ns/sa`; the token.
 async fn log_in_token(env: &Env, url: &str, role: &str, ns: &str, sa: &str) -> String {
-    let jwt = env.kube.issue_service_account_token(ns, sa);
+    let jwt = env.kube.issue_token_for(ns, sa, e2e::VAULT_AUDIENCE);
     let (st, body) = vault_call(
         url,
         "",
@@ -546,6 +555,17 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
             .kv("key.txt", id.to_string().expose_secret()),
     )
     .await;
+    // Vault "outside the cluster" reviews logins with a reviewer's token: the steps' tokens
+    // are for the audience vault and cannot review themselves.
+    env.seed(
+        e2e::SeedSecret::bootstrap(NS, "secops-vault-reviewer")
+            .unlabeled()
+            .kv(
+                "token",
+                env.kube.issue_service_account_token("vault", "vault-auth"),
+            ),
+    )
+    .await;
     let recipient = id.to_public().to_string();
     let url = vault.url();
     let kube_url = env.kube.server_url();
@@ -560,6 +580,10 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
                 ("key-threshold", "2"),
                 ("kubernetes-host", kube_url.as_str()),
                 ("kubernetes-ca-file", kube_ca.as_str()),
+                (
+                    "token-reviewer-jwt-file",
+                    "/etc/secops/vault-reviewer/token",
+                ),
             ],
         )
         .await

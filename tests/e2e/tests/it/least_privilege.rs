@@ -470,3 +470,33 @@ async fn metadata_patches_may_change_custom_metadata_only() {
         assert_eq!(meta["data"]["custom_metadata"]["secops.io/probe"], role);
     }
 }
+
+/// The step roles take only tokens for the audience `vault` (the templates' projected
+/// `vault-token`), so the pod's API token, or a token stolen from another service, cannot
+/// log in: checked on OpenBao.
+#[tokio::test]
+async fn step_roles_take_only_tokens_for_vault() {
+    let env = Env::start().await;
+    let url = env.vault.url();
+    for role in e2e::STEP_ROLES {
+        let login = |jwt: String| {
+            e2e::vault_call(
+                &url,
+                "",
+                "POST",
+                "auth/kubernetes/login",
+                Some(json!({"role": role, "jwt": jwt})),
+            )
+        };
+        let api_token = env
+            .kube
+            .issue_service_account_token(e2e::STEP_SA_NAMESPACE, role);
+        let (st, body) = login(api_token).await;
+        assert_eq!(st, 403, "{role} with the API server's audience: {body}");
+        let vault_token =
+            env.kube
+                .issue_token_for(e2e::STEP_SA_NAMESPACE, role, e2e::VAULT_AUDIENCE);
+        let (st, body) = login(vault_token).await;
+        assert_eq!(st, 200, "{role} with the audience vault: {body}");
+    }
+}

@@ -1274,3 +1274,22 @@ fn a_step_without_a_deadline() {
         )],
     );
 }
+
+#[test]
+fn a_vault_step_presenting_a_token_for_another_audience() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-rotation");
+        *at(
+            wf,
+            "/spec/templates/0/volumes/1/projected/sources/0/serviceAccountToken/audience",
+        ) = json!("https://kubernetes.default.svc");
+    });
+    assert_exactly(
+        &found,
+        &[(
+            ROTATION,
+            "spec.templates[0].container.env[3].value",
+            "accepts tokens for the audience \"vault\" only; this step presents a token for \"https://kubernetes.default.svc\"",
+        )],
+    );
+}
