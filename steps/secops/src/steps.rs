@@ -738,6 +738,9 @@ pub struct AuditAuthorityArgs {
     /// it needs the right to list every Secret in the cluster.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_wide: bool,
+    /// Secrets per LIST page, i.e. in memory at once (each up to 1 MiB): the memory bound.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=500), value_name = "N")]
+    pub page_size: u32,
     /// Exit 3 when violations exist (false: report and exit 0).
     #[arg(long, env = "SECOPS_FAIL_ON_VIOLATIONS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub fail_on_violations: bool,
@@ -782,6 +785,7 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
         compare_values: a.compare_values,
         min_value_bytes: a.min_value_bytes.max(1),
         cluster_wide: a.cluster_wide,
+        page_size: a.page_size,
         fail_on_violations: a.fail_on_violations,
         dry_run: dry_run.clone(),
     };
