@@ -37,6 +37,10 @@ pub struct ReadBootstrapArgs {
     /// References per batch in batches.json (for the one-pod-per-batch template).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch_size: u64,
+    /// Exit 3 when a Secret was refused (false: report it, write the valid references and
+    /// exit 0; for a discovery in a batch pod after the workflow's own discover step).
+    #[arg(long, env = "SECOPS_FAIL_ON_REFUSED", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub fail_on_refused: bool,
     #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
@@ -53,6 +57,7 @@ pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) 
         selection: a.selection.selection()?,
         paths: a.paths.policy()?,
         batch_size: a.batch_size as usize,
+        fail_on_refused: a.fail_on_refused,
         dry_run: dry_run.clone(),
     };
     let audit = Auditor {

@@ -678,36 +678,52 @@ async fn a_dag_follows_its_dependencies_and_omits_after_a_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batch_template_hands_over_in_one_pod_per_batch() {
+async fn batch_template_hands_over_in_one_pod_per_namespace() {
     let env = env().await;
     for i in 0..5 {
         env.seed(SeedSecret::bootstrap("apps", &format!("s{i}")).kv("k", format!("v{i}")))
             .await;
     }
+    env.seed(SeedSecret::bootstrap("team", "t0").kv("k", "t"))
+        .await;
+    // Refused by discovery (no data): reported by the discover node, and it stops no pod.
+    env.seed(SeedSecret::bootstrap("apps", "empty")).await;
     let run = submit(
         &env,
         "secret-handover-batch.yaml",
-        &[
-            ("namespaces", "apps"),
-            ("batch-size", "2"),
-            ("consume-mode", "delete"),
-        ],
+        &[("namespaces", "apps,team"), ("consume-mode", "delete")],
     )
     .await;
     run.assert_phase(Phase::Succeeded);
-    assert_eq!(run.pods_of("hand-over-batch").len(), 3, "{}", run.summary());
-    for i in 0..5 {
-        let path = format!("apps/s{i}");
+    assert_eq!(
+        run.pod("read-bootstrap").exit_codes,
+        [3],
+        "{}",
+        run.summary()
+    );
+    let pods = run.pods_of("hand-over-namespace");
+    assert_eq!(pods.len(), 2, "{}", run.summary());
+    let namespaces: Vec<&str> = pods
+        .iter()
+        .map(|p| p.inputs["namespace"].as_str())
+        .collect();
+    assert_eq!(namespaces, ["apps", "team"]);
+    assert!(
+        pods.iter().all(|p| p.exit_codes == [0]),
+        "{}",
+        run.summary()
+    );
+    for (ns, name, v) in (0..5)
+        .map(|i| ("apps", format!("s{i}"), format!("v{i}")))
+        .chain([("team", "t0".to_owned(), "t".to_owned())])
+    {
+        let path = format!("{ns}/{name}");
         assert_eq!(env.vault_versions(&path).await, 1);
-        assert_eq!(
-            env.vault_bytes(&path).await["k"],
-            format!("v{i}").as_bytes()
-        );
-        assert!(
-            env.secret("apps", &format!("s{i}")).await.is_none(),
-            "s{i} consumed"
-        );
+        assert_eq!(env.vault_bytes(&path).await["k"], v.as_bytes());
+        assert!(env.secret(ns, &name).await.is_none(), "{path} consumed");
     }
+    assert!(env.secret("apps", "empty").await.is_some());
+    assert_eq!(env.vault_versions("apps/empty").await, 0);
 }
 
 /// `kubectl -n secops create configmap secops-vault-ca --from-file=ca.crt=<pem>`, replacing
