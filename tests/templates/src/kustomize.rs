@@ -376,6 +376,94 @@ pub fn check(t: &Templates, out: &mut Vec<Problem>) {
         }
     }
     check_namespace_knob(t, out);
+    check_policy_knobs(t, out);
+}
+
+/// The Vault path pieces of a policy file: (index among its `"`-separated pieces, path).
+pub fn policy_paths(raw: &str) -> Vec<(usize, &str)> {
+    let pieces: Vec<&str> = raw.split('"').collect();
+    (1..pieces.len())
+        .filter(|&i| pieces[i - 1].trim_end().ends_with("path"))
+        .map(|i| (i, pieces[i]))
+        .collect()
+}
+
+/// One edit of `settings/` narrows every policy: each policy path (but `sys/`) is the target
+/// of a settings replacement, at the index where that path is, whose knob's default it is.
+fn check_policy_knobs(t: &Templates, out: &mut Vec<Problem>) {
+    let Some(settings) = t
+        .docs
+        .iter()
+        .find(|d| d.kind() == "ConfigMap" && d.name() == SETTINGS)
+    else {
+        return; // reported by check_namespace_knob
+    };
+    let mut covered = BTreeSet::new();
+    for c in kustomizations(t) {
+        for (ri, r) in c.value["replacements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if r["source"]["name"] != SETTINGS {
+                continue;
+            }
+            let Some(knob) = r["source"]["fieldPath"]
+                .as_str()
+                .and_then(|f| f.strip_prefix("data."))
+            else {
+                continue;
+            };
+            let default = settings.value["data"][knob].as_str();
+            for (ti, target) in r["targets"].as_array().into_iter().flatten().enumerate() {
+                let at = format!("replacements[{ri}].targets[{ti}]");
+                if target["select"]["name"] != "secops-vault-grants" {
+                    continue;
+                }
+                for f in target["fieldPaths"].as_array().into_iter().flatten() {
+                    let Some(stem) = f
+                        .as_str()
+                        .and_then(|f| f.strip_prefix("data.["))
+                        .and_then(|f| f.strip_suffix(".hcl]"))
+                    else {
+                        continue;
+                    };
+                    let Some(policy) = t.vault_policies.get(stem) else {
+                        out.push(Problem::at(c, &at, format!("no policy {stem}.hcl")));
+                        continue;
+                    };
+                    let index = target["options"]["index"].as_u64().unwrap_or(0) as usize;
+                    let piece = policy.raw.split('"').nth(index);
+                    let is_path = policy_paths(&policy.raw).iter().any(|(i, _)| *i == index);
+                    if target["options"]["delimiter"] != "\"" || !is_path || piece != default {
+                        out.push(Problem::at(
+                            c,
+                            &at,
+                            format!(
+                                "piece {index} of {stem}.hcl is {piece:?}, not a path whose \
+                                 default is the knob {knob} ({default:?}): the knob would \
+                                 rewrite the wrong text"
+                            ),
+                        ));
+                    }
+                    covered.insert((stem.to_owned(), index));
+                }
+            }
+        }
+    }
+    for (name, policy) in &t.vault_policies {
+        for (i, p) in policy_paths(&policy.raw) {
+            if !p.starts_with("sys/") && !covered.contains(&(name.clone(), i)) {
+                out.push(Problem::new(
+                    &policy.file,
+                    None,
+                    format!("path {p:?}"),
+                    "follows no knob of settings/: narrowing the knobs would leave it as it is",
+                ));
+            }
+        }
+    }
 }
 
 /// `configMapGenerator` files exist; a generator named like a folder's files lists them all.

@@ -1293,3 +1293,49 @@ fn a_vault_step_presenting_a_token_for_another_audience() {
         )],
     );
 }
+
+#[test]
+fn a_policy_path_that_follows_no_knob() {
+    let found = check_after(|t| {
+        let p = t.vault_policies.get_mut("secops-mark-consumed").unwrap();
+        p.raw
+            .push_str("path \"secret/metadata/*\" {\n  capabilities = [\"read\"]\n}\n");
+        p.content.clone_from(&p.raw);
+    });
+    assert_exactly(
+        &found,
+        &[(
+            "templates/vault/policies/secops-mark-consumed.hcl",
+            "path \"secret/metadata/*\"",
+            "follows no knob of settings/",
+        )],
+    );
+}
+
+#[test]
+fn a_policy_edit_that_moves_its_paths_away_from_the_knobs() {
+    let found = check_after(|t| {
+        // One more capability: every later piece of the file moves by two.
+        let p = t.vault_policies.get_mut("secops-push-secret").unwrap();
+        p.raw = p
+            .raw
+            .replacen("[\"create\", ", "[\"list\", \"create\", ", 1);
+        p.content.clone_from(&p.raw);
+    });
+    // The replacement now hits "patch" instead of the metadata path, and the path moved.
+    assert_exactly(
+        &found,
+        &[
+            (
+                "templates/settings/kustomization.yaml",
+                "replacements[4].targets[2]",
+                "piece 9 of secops-push-secret.hcl is Some(\"update\"), not a path",
+            ),
+            (
+                "templates/vault/policies/secops-push-secret.hcl",
+                "path \"secret/metadata/internal/*\"",
+                "follows no knob",
+            ),
+        ],
+    );
+}

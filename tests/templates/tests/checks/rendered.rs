@@ -111,18 +111,38 @@ struct Knobs {
     registry: &'static str,
     tag: &'static str,
     namespace: &'static str,
+    /// The policies' Vault path knobs (settings.yaml key, value).
+    vault_paths: [(&'static str, &'static str); 6],
 }
 
 const DEFAULTS: Knobs = Knobs {
     registry: "ghcr.io/secops",
     tag: "0.1.0",
     namespace: DEFAULT_NS,
+    vault_paths: [
+        ("vault-data", "secret/data/*"),
+        ("vault-metadata", "secret/metadata/*"),
+        ("vault-internal-data", "secret/data/internal/*"),
+        ("vault-internal-metadata", "secret/metadata/internal/*"),
+        ("vault-delete", "secret/delete/*"),
+        ("vault-destroy", "secret/destroy/*"),
+    ],
 };
 
+/// Another registry and tag, another namespace, and the policies narrowed to the handover
+/// prefix `bootstrap` of a KV mount `kv`.
 const CHANGED: Knobs = Knobs {
     registry: "registry.example/mine",
     tag: "2.0",
     namespace: "team-x",
+    vault_paths: [
+        ("vault-data", "kv/data/bootstrap/*"),
+        ("vault-metadata", "kv/metadata/bootstrap/*"),
+        ("vault-internal-data", "kv/data/internal/*"),
+        ("vault-internal-metadata", "kv/metadata/internal/*"),
+        ("vault-delete", "kv/delete/bootstrap/*"),
+        ("vault-destroy", "kv/destroy/bootstrap/*"),
+    ],
 };
 
 fn turn_knobs(root: &Path, k: &Knobs) {
@@ -141,6 +161,14 @@ fn turn_knobs(root: &Path, k: &Knobs) {
         "workflow-namespace: secops",
         &format!("workflow-namespace: {}", k.namespace),
     );
+    for ((key, from), (_, to)) in DEFAULTS.vault_paths.iter().zip(&k.vault_paths) {
+        edit(
+            root,
+            "templates/settings/settings.yaml",
+            &format!("  {key}: {from}\n"),
+            &format!("  {key}: {to}\n"),
+        );
+    }
 }
 
 /// Every image and every namespace in the rendered output that does not follow the knobs,
@@ -221,6 +249,15 @@ fn not_following(t: &Templates, k: &Knobs) -> (Vec<String>, usize, usize) {
                 "Vault role {name} bound_service_account_namespaces: {bound} (want [{}])",
                 k.namespace
             ));
+        }
+    }
+    // Every policy path (but sys/) is one of the knobs' values.
+    let allowed: Vec<&str> = k.vault_paths.iter().map(|(_, v)| *v).collect();
+    for (name, policy) in &t.vault_policies {
+        for (_, p) in template_checks::kustomize::policy_paths(&policy.raw) {
+            if !p.starts_with("sys/") && !allowed.contains(&p) {
+                bad.push(format!("Vault policy {name}: path {p:?} follows no knob"));
+            }
         }
     }
     // Nothing names the default namespace any more (the part-of label is no namespace).
