@@ -500,3 +500,131 @@ async fn step_roles_take_only_tokens_for_vault() {
         assert_eq!(st, 200, "{role} with the audience vault: {body}");
     }
 }
+
+/// The policy knobs of `templates/settings/` narrow every step policy to a KV mount and a
+/// handover prefix: `kubectl kustomize templates/authority/` with `kv/.../bootstrap/*`, its
+/// generated `secops-vault-grants` loaded into OpenBao as init-authority would, then the chain
+/// with `--kv-mount kv --path-prefix bootstrap` works, and the same identity is refused
+/// outside the prefix.
+#[tokio::test]
+async fn narrowed_policies_from_the_rendered_knobs_work_on_openbao() {
+    let env = Env::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("templates");
+    copy_dir(&templates_dir(), &copy);
+    let settings = copy.join("settings/settings.yaml");
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    for (from, to) in [
+        ("secret/data/*", "kv/data/bootstrap/*"),
+        ("secret/metadata/*", "kv/metadata/bootstrap/*"),
+        ("secret/data/internal/*", "kv/data/internal/*"),
+        ("secret/metadata/internal/*", "kv/metadata/internal/*"),
+        ("secret/delete/*", "kv/delete/bootstrap/*"),
+        ("secret/destroy/*", "kv/destroy/bootstrap/*"),
+    ] {
+        let line = |v: &str| format!(": {v}\n");
+        assert!(text.contains(&line(from)), "settings: {from}");
+        text = text.replace(&line(from), &line(to));
+    }
+    std::fs::write(&settings, text).unwrap();
+    let kubectl = std::env::var("SECOPS_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let out = std::process::Command::new(kubectl)
+        .arg("kustomize")
+        .arg(copy.join("authority"))
+        .output()
+        .expect("kubectl (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let grants = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "secops-vault-grants")
+        .expect("secops-vault-grants");
+    let (st, b) = env
+        .vault_root(
+            "POST",
+            "sys/mounts/kv",
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await;
+    assert!(st < 300, "{b}");
+    for (key, v) in grants["data"].as_object().unwrap() {
+        if let Some(name) = key.strip_suffix(".hcl") {
+            let policy = v.as_str().unwrap();
+            assert!(!policy.contains("\"secret/"), "{name} still grants secret/");
+            let (st, b) = env
+                .vault_root(
+                    "PUT",
+                    &format!("sys/policies/acl/{name}"),
+                    Some(json!({ "policy": policy })),
+                )
+                .await;
+            assert!(st < 300, "{name}: {b}");
+        }
+    }
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "pw"))
+        .await;
+    let narrowed = ["--kv-mount", "kv", "--path-prefix", "bootstrap"];
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "apps", "--path-prefix", "bootstrap"])
+        .run()
+        .await;
+    rb.assert_code(0);
+    let r = rb.references()[0].to_string();
+    env.step("write-vault")
+        .args(["--reference", &r])
+        .args(narrowed)
+        .run()
+        .await
+        .assert_code(0);
+    env.step("mark-consumed")
+        .args(["--reference", &r, "--mode", "delete"])
+        .args(narrowed)
+        .run()
+        .await
+        .assert_code(0);
+    let (st, b) = env
+        .vault_root("GET", "kv/data/bootstrap/apps/db", None)
+        .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["data"]["data"]["password"], "pw");
+    // Outside the prefix, and in the default mount, Vault itself refuses write-vault's role.
+    let jwt = std::fs::read_to_string(env.dir.path().join("secops-write-vault.token")).unwrap();
+    let (_, login) = e2e::vault_call(
+        &env.vault.url(),
+        "",
+        "POST",
+        "auth/kubernetes/login",
+        Some(json!({"role": "secops-write-vault", "jwt": jwt})),
+    )
+    .await;
+    let token = login["auth"]["client_token"].as_str().unwrap();
+    for path in ["kv/data/apps/x", "secret/data/apps/x"] {
+        let (st, _) = e2e::vault_call(
+            &env.vault.url(),
+            token,
+            "POST",
+            path,
+            Some(json!({"options": {"cas": 0}, "data": {"k": "v"}})),
+        )
+        .await;
+        assert_eq!(st, 403, "{path}");
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
