@@ -45,9 +45,9 @@ refs=$(grep -rhoE 'ghcr\.io/secops/[a-z-]+' templates | sort -u | tr '\n' ' ')
 want=$(for s in $STEPS; do echo "$REGISTRY/$s"; done | sort -u | tr '\n' ' ')
 [ "$refs" = "$want" ] || fail "templates reference [$refs], images built are [$want]"
 for s in $STEPS; do
-  grep -q "^  - name: $REGISTRY/$s\$" templates/kustomization.yaml || fail "kustomization lacks $s"
-  grep -A1 -q "newName: $REGISTRY/$s\$" templates/kustomization.yaml || fail "kustomization renames $s"
-  uses=$(grep -rh -A1 "image: $REGISTRY/$s:" templates/workflows || true)
+  grep -q "^  - name: $REGISTRY/$s\$" templates/settings/kustomization.yaml || fail "images knob lacks $s"
+  grep -A1 -q "newName: $REGISTRY/$s\$" templates/settings/kustomization.yaml || fail "images knob renames $s"
+  uses=$(grep -rh -A1 "image: $REGISTRY/$s:" templates/workflows templates/authority || true)
   [ -n "$uses" ] || fail "no workflow runs $s"
   grep -q "image: $REGISTRY/$s:$TAG\$" <<<"$uses" || fail "workflows use $s with another tag than $TAG"
   bad=$(grep -h 'command:' <<<"$uses" | grep -v "command: \[/$s\]" || true)

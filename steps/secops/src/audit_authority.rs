@@ -1,11 +1,12 @@
 //! audit-authority: checks the single-authority guarantees (RFC 5.8, 5.2) and reports every
 //! violation. Read-only. Values are compared in memory only; the report holds references.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::audit::Auditor;
 use crate::error::{Error, Result};
@@ -39,6 +40,8 @@ pub struct Config {
     pub min_value_bytes: usize,
     /// LIST all namespaces for bootstrap Secrets outside the allowed set.
     pub cluster_wide: bool,
+    /// Secrets per LIST page: what is in memory at once (a Secret holds up to 1 MiB).
+    pub page_size: u32,
     pub fail_on_violations: bool,
     /// Reads only either way; a dry run adds the plan (one `report` line per violation).
     pub dry_run: crate::plan::DryRun,
@@ -62,54 +65,153 @@ pub async fn run(
 ) -> Result<Exit> {
     let mut found: Vec<Violation> = Vec::new();
     let now = jiff::Timestamp::now();
-    let mut copies: Vec<BootstrapSecret> = Vec::new();
+    // Values of Secrets that could be copies, as keyed digests only: memory is one LIST page
+    // plus 32 bytes per value, whatever the Secrets hold (Helm releases reach 1 MiB each).
+    let mut copies = Copies::new();
     let mut secrets_checked = 0usize;
     for ns in &cfg.namespaces {
-        for s in kube.list_secrets(ns, "").await? {
-            secrets_checked += 1;
-            let class = s.label(LABEL_CLASS).unwrap_or_default().to_owned();
-            let consumed = s.label(LABEL_STATE) == Some(STATE_CONSUMED);
-            if class == CLASS_BOOTSTRAP {
-                let age = s
-                    .created
-                    .map(|c| now.duration_since(c))
-                    .and_then(|d| Duration::try_from(d).ok())
-                    .unwrap_or_default();
-                if !consumed && age >= cfg.grace {
-                    found.push(Violation {
-                        kind: KINDS[0],
-                        object: s.object(),
-                        reason: format!(
-                            "bootstrap Secret not consumed {} after creation (grace {})",
-                            humantime::format_duration(Duration::from_secs(age.as_secs())),
-                            humantime::format_duration(cfg.grace)
-                        ),
-                        vault_path: None,
-                    });
-                }
-                let inert = s.annotation(ANN_CONSUMED_MODE) == Some("inert");
-                let with_data = s
-                    .data
-                    .keys()
-                    .any(|k| s.data.get(k).is_some_and(|v| !v.is_empty()));
-                if consumed && inert && with_data {
-                    found.push(Violation {
-                        kind: KINDS[1],
-                        object: s.object(),
-                        reason: "consumed in inert mode but still holds data".into(),
-                        vault_path: s.annotation(ANN_VAULT_PATH).map(str::to_owned),
-                    });
-                }
-                continue;
+        let mut next: Option<String> = None;
+        loop {
+            let (page, cont) = kube
+                .list_secrets_page(ns, "", cfg.page_size, next.as_deref())
+                .await?;
+            for s in page {
+                judge(cfg, &s, now, &mut found, &mut copies);
+                secrets_checked += 1;
             }
-            let eso = s.label(LABEL_ESO_MANAGED) == Some("true")
-                || s.owner_kinds.iter().any(|k| k == "ExternalSecret");
-            let origin = matches!(class.as_str(), CLASS_INTERNAL | CLASS_AUTHORITY);
-            if !eso && !origin && !s.data.is_empty() {
-                copies.push(s);
+            match cont {
+                Some(c) => next = Some(c),
+                None => break,
             }
         }
     }
+    check_rest(
+        cfg,
+        kube,
+        vault,
+        audit,
+        outputs,
+        now,
+        found,
+        copies,
+        secrets_checked,
+    )
+    .await
+}
+
+/// Keyed SHA-256 digests of candidate copies' values (the key is random per run, so the
+/// digests are no lasting fingerprint of a value), by digest: which Secret keys hold it.
+struct Copies {
+    key: [u8; 32],
+    by_digest: HashMap<[u8; 32], Vec<(String, String)>>,
+}
+
+impl Copies {
+    fn new() -> Self {
+        let mut key = [0u8; 32];
+        rand::fill(&mut key[..]);
+        Copies {
+            key,
+            by_digest: HashMap::new(),
+        }
+    }
+
+    fn digest(&self, value: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.key);
+        h.update(value);
+        h.finalize().into()
+    }
+
+    fn add(&mut self, object: &str, key: &str, value: &[u8]) {
+        let d = self.digest(value);
+        self.by_digest
+            .entry(d)
+            .or_default()
+            .push((object.to_owned(), key.to_owned()));
+    }
+
+    fn holders(&self, value: &[u8]) -> &[(String, String)] {
+        self.by_digest
+            .get(&self.digest(value))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+}
+
+/// The Kubernetes-side checks of one Secret; a possible copy leaves only its digests.
+fn judge(
+    cfg: &Config,
+    s: &BootstrapSecret,
+    now: jiff::Timestamp,
+    found: &mut Vec<Violation>,
+    copies: &mut Copies,
+) {
+    let class = s.label(LABEL_CLASS).unwrap_or_default().to_owned();
+    let consumed = s.label(LABEL_STATE) == Some(STATE_CONSUMED);
+    if class == CLASS_BOOTSTRAP {
+        let age = s
+            .created
+            .map(|c| now.duration_since(c))
+            .and_then(|d| Duration::try_from(d).ok())
+            .unwrap_or_default();
+        if !consumed && age >= cfg.grace {
+            found.push(Violation {
+                kind: KINDS[0],
+                object: s.object(),
+                reason: format!(
+                    "bootstrap Secret not consumed {} after creation (grace {})",
+                    humantime::format_duration(Duration::from_secs(age.as_secs())),
+                    humantime::format_duration(cfg.grace)
+                ),
+                vault_path: None,
+            });
+        }
+        let inert = s.annotation(ANN_CONSUMED_MODE) == Some("inert");
+        // The placeholders mark-consumed leaves are not data (one definition: inert).
+        let with_data = s.data.keys().any(|k| {
+            s.data
+                .get(k)
+                .is_some_and(|v| !crate::inert::holds_nothing(&s.type_, k, v.expose()))
+        });
+        if consumed && inert && with_data {
+            found.push(Violation {
+                kind: KINDS[1],
+                object: s.object(),
+                reason: "consumed in inert mode but still holds data".into(),
+                vault_path: s.annotation(ANN_VAULT_PATH).map(str::to_owned),
+            });
+        }
+        return;
+    }
+    let eso = s.label(LABEL_ESO_MANAGED) == Some("true")
+        || s.owner_kinds.iter().any(|k| k == "ExternalSecret");
+    let origin = matches!(class.as_str(), CLASS_INTERNAL | CLASS_AUTHORITY);
+    if !eso && !origin && cfg.compare_values {
+        for k in s.data.keys() {
+            if let Some(v) = s.data.get(k).filter(|v| v.len() >= cfg.min_value_bytes) {
+                copies.add(&s.object(), k, v.expose());
+            }
+        }
+    }
+}
+
+/// The cluster-wide check, the Vault walk and the report.
+#[allow(clippy::too_many_arguments)]
+async fn check_rest(
+    cfg: &Config,
+    kube: &Kube,
+    vault: &Vault,
+    audit: &Auditor,
+    outputs: &Outputs,
+    now: jiff::Timestamp,
+    mut found: Vec<Violation>,
+    copies: Copies,
+    secrets_checked: usize,
+) -> Result<Exit> {
     if cfg.cluster_wide {
         for s in kube
             .list_secrets_all_namespaces(&bootstrap_selector())
@@ -161,20 +263,14 @@ pub async fn run(
             else {
                 continue;
             };
-            for s in &copies {
-                for k in s.data.keys() {
-                    let Some(v) = s.data.get(k) else { continue };
-                    if v.len() < cfg.min_value_bytes {
-                        continue;
-                    }
-                    let same = data
-                        .values
-                        .iter()
-                        .find(|(_, vv)| vv.expose_secret().as_bytes() == v.expose());
-                    if let Some((vk, _)) = same {
+            // One violation per Secret key and path, naming the first Vault key that matched.
+            let mut reported = BTreeSet::new();
+            for (vk, vv) in &data.values {
+                for (object, k) in copies.holders(vv.expose_secret().as_bytes()) {
+                    if reported.insert((object, k)) {
                         found.push(Violation {
                             kind: KINDS[4],
-                            object: s.object(),
+                            object: object.clone(),
                             reason: format!(
                                 "key {k:?} holds the value of Vault key {vk:?} but the Secret is not managed by ESO"
                             ),

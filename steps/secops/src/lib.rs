@@ -23,6 +23,7 @@ pub mod eso;
 pub mod exit;
 #[cfg(feature = "io")]
 pub mod handover;
+pub mod inert;
 #[cfg(feature = "io")]
 pub mod kube;
 #[cfg(feature = "io")]

@@ -37,6 +37,10 @@ pub struct ReadBootstrapArgs {
     /// References per batch in batches.json (for the one-pod-per-batch template).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch_size: u64,
+    /// Exit 3 when a Secret was refused (false: report it, write the valid references and
+    /// exit 0; for a discovery in a batch pod after the workflow's own discover step).
+    #[arg(long, env = "SECOPS_FAIL_ON_REFUSED", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub fail_on_refused: bool,
     #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
@@ -53,6 +57,7 @@ pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) 
         selection: a.selection.selection()?,
         paths: a.paths.policy()?,
         batch_size: a.batch_size as usize,
+        fail_on_refused: a.fail_on_refused,
         dry_run: dry_run.clone(),
     };
     let audit = Auditor {
@@ -799,9 +804,13 @@ pub struct AuditAuthorityArgs {
     /// Values shorter than this many bytes are never reported as copies.
     #[arg(long, default_value_t = 8, value_name = "BYTES")]
     pub min_value_bytes: usize,
-    /// LIST bootstrap Secrets in all namespaces to find those outside --namespaces.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// LIST bootstrap Secrets in all namespaces to find those outside --namespaces. Opt-in:
+    /// it needs the right to list every Secret in the cluster.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub cluster_wide: bool,
+    /// Secrets per LIST page, i.e. in memory at once (each up to 1 MiB): the memory bound.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=500), value_name = "N")]
+    pub page_size: u32,
     /// Exit 3 when violations exist (false: report and exit 0).
     #[arg(long, env = "SECOPS_FAIL_ON_VIOLATIONS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub fail_on_violations: bool,
@@ -846,6 +855,7 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
         compare_values: a.compare_values,
         min_value_bytes: a.min_value_bytes.max(1),
         cluster_wide: a.cluster_wide,
+        page_size: a.page_size,
         fail_on_violations: a.fail_on_violations,
         dry_run: dry_run.clone(),
     };

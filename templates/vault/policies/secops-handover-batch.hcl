@@ -5,4 +5,6 @@ path "secret/data/*" {
 }
 path "secret/metadata/*" {
   capabilities = ["patch"]
+  # custom_metadata only: not max_versions, delete_version_after or cas_required.
+  allowed_parameters = { "custom_metadata" = [] }
 }

@@ -4,4 +4,6 @@ path "secret/data/internal/*" {
 }
 path "secret/metadata/internal/*" {
   capabilities = ["patch"]
+  # custom_metadata only: not max_versions, delete_version_after or cas_required.
+  allowed_parameters = { "custom_metadata" = [] }
 }

@@ -5,6 +5,8 @@ path "secret/data/*" {
 }
 path "secret/metadata/*" {
   capabilities = ["read", "patch"]
+  # custom_metadata only: not max_versions, delete_version_after or cas_required.
+  allowed_parameters = { "custom_metadata" = [] }
 }
 path "secret/delete/*" {
   capabilities = ["update"]

@@ -27,6 +27,30 @@ pub fn workflow_file(name: &str) -> PathBuf {
     templates_dir().join("workflows").join(name)
 }
 
+/// A file under `templates/authority/`, e.g. `authority-bring-up.yaml` (installed in the
+/// authority's own namespace).
+pub fn authority_file(name: &str) -> PathBuf {
+    templates_dir().join("authority").join(name)
+}
+
+/// The workflow namespace: the knob in `templates/settings/settings.yaml`.
+pub fn workflow_namespace() -> String {
+    let docs = load_yaml(&templates_dir().join("settings/settings.yaml")).expect("settings");
+    docs[0]["data"]["workflow-namespace"]
+        .as_str()
+        .expect("settings: data.workflow-namespace")
+        .to_owned()
+}
+
+/// The namespace `templates/authority/kustomization.yaml` installs into.
+pub fn authority_namespace() -> String {
+    let k = load_yaml(&templates_dir().join("authority/kustomization.yaml")).expect("authority");
+    k[0]["namespace"]
+        .as_str()
+        .expect("authority kustomization namespace")
+        .to_owned()
+}
+
 /// Every document of a (multi-document) YAML file.
 pub fn load_yaml(path: &Path) -> Result<Vec<Value>> {
     let text =
@@ -112,6 +136,8 @@ pub struct Node {
     /// Of the last attempt, after substitution, with volume paths mapped to temp dirs.
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// The input parameters it was called with.
+    pub inputs: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
     /// Of every attempt, in order.
     pub stdout: String,
@@ -132,6 +158,7 @@ impl Node {
             exit_codes: Vec::new(),
             args: Vec::new(),
             env: BTreeMap::new(),
+            inputs: BTreeMap::new(),
             outputs: BTreeMap::new(),
             stdout: String::new(),
             stderr: String::new(),
@@ -206,6 +233,42 @@ impl WorkflowRun {
         self
     }
 
+    /// About the bytes Argo keeps in the Workflow object (etcd refuses more than 1.5 MiB):
+    /// the WorkflowTemplate spec it stores (`status.storedWorkflowTemplateSpec`), and per
+    /// node a `status.nodes` entry with its input and output parameters and the fields every
+    /// node has (id, names, type, phase, times, children), as compact JSON.
+    pub fn stored_size(&self, template: &Value) -> usize {
+        let mut size = template["spec"].to_string().len() + 1024; // + metadata, spec, conditions
+        for n in &self.nodes {
+            let params = |m: &BTreeMap<String, String>| {
+                m.iter()
+                    .map(|(k, v)| json!({"name": k, "value": v}))
+                    .collect::<Vec<_>>()
+            };
+            let entry = json!({
+                "id": format!("{}-1234567890", self.name),
+                "name": n.name,
+                "displayName": n.display_name,
+                "type": format!("{:?}", n.kind),
+                "templateName": n.template,
+                "templateScope": "local/",
+                "phase": n.phase.to_string(),
+                "message": n.message,
+                "boundaryID": format!("{}-1234567890", self.name),
+                "startedAt": "2026-11-29T03:00:00Z",
+                "finishedAt": "2026-11-29T03:00:00Z",
+                "progress": "1/1",
+                "resourcesDuration": {"cpu": 1, "memory": 1},
+                "hostNodeName": "node-1.cluster.example",
+                "children": [format!("{}-1234567890", self.name)],
+                "inputs": {"parameters": params(&n.inputs)},
+                "outputs": {"parameters": params(&n.outputs), "exitCode": "0"},
+            });
+            size += entry.to_string().len() + format!("{}-1234567890", self.name).len() + 4;
+        }
+        size
+    }
+
     /// One line per node, and the stderr of the pods that did not succeed.
     pub fn summary(&self) -> String {
         let mut s = format!("{} {}: {}\n", self.name, self.phase, self.message);
@@ -229,15 +292,25 @@ pub struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    /// Workflows run in the namespace `templates/kustomization.yaml` installs into (where the
+    /// Workflows run in the workflow namespace of `templates/settings/` (where the
     /// ServiceAccounts live that the Vault roles are bound to).
     pub fn new(env: &'a Env) -> Self {
-        let k = load_yaml(&templates_dir().join("kustomization.yaml")).expect("kustomization");
-        let namespace = k[0]["namespace"]
-            .as_str()
-            .expect("kustomization namespace")
-            .to_owned();
-        Runner { env, namespace }
+        Runner {
+            env,
+            namespace: workflow_namespace(),
+        }
+    }
+
+    /// Workflows of `templates/authority/`, run in the authority's own namespace.
+    pub fn authority(env: &'a Env) -> Self {
+        Runner {
+            env,
+            namespace: authority_namespace(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     /// Runs a WorkflowTemplate's entrypoint. `arguments` override `spec.arguments.parameters`;
@@ -408,13 +481,14 @@ fn find_template(name: &str, siblings: &[Value]) -> Result<Value> {
     if let Some(d) = siblings.iter().find(|d| is_it(d)) {
         return Ok(d.clone());
     }
-    let dir = templates_dir().join("workflows");
-    for entry in sorted_files(&dir, "yaml")? {
-        if let Some(d) = load_yaml(&entry.1)?.into_iter().find(is_it) {
-            return Ok(d);
+    for dir in ["workflows", "authority"] {
+        for entry in sorted_files(&templates_dir().join(dir), "yaml")? {
+            if let Some(d) = load_yaml(&entry.1)?.into_iter().find(is_it) {
+                return Ok(d);
+            }
         }
     }
-    bail!("WorkflowTemplate {name} not found in {}", dir.display())
+    bail!("WorkflowTemplate {name} not found in templates/workflows or templates/authority")
 }
 
 /// `spec.arguments.parameters` with the defaults, then each layer of overrides, applied.
@@ -695,22 +769,38 @@ impl Retry {
             limit,
             expression: expression.transpose()?,
         };
-        r.retries(1)?;
+        r.retries(1, Phase::Failed)?;
         Ok(Some(r))
     }
 
-    fn retries(&self, exit_code: i32) -> Result<bool> {
+    /// `phase` is the attempt's node phase: `Error` for a pod that never ran or died under
+    /// the step (evicted, deleted), as Argo's `lastRetry.status` says.
+    fn retries(&self, exit_code: i32, phase: Phase) -> Result<bool> {
         match &self.expression {
             None => Ok(true),
-            Some(e) => eval_bool(e, |a| exit_code_atom(a, exit_code))
+            Some(e) => eval_bool(e, |a| retry_atom(a, exit_code, phase))
                 .with_context(|| format!("retryStrategy.expression {e:?}")),
         }
     }
 }
 
-/// `asInt(lastRetry.exitCode) == N` (or `!=`), the only retry clause the runner knows.
-fn exit_code_atom(atom: &str, exit_code: i32) -> Result<bool> {
+/// `asInt(lastRetry.exitCode) == N` (or `!=`) and `lastRetry.status == "Error"` (or `!=`),
+/// the only retry clauses the runner knows.
+fn retry_atom(atom: &str, exit_code: i32, phase: Phase) -> Result<bool> {
     let compact: String = atom.chars().filter(|c| !c.is_whitespace()).collect();
+    if let Some(rest) = compact.strip_prefix("lastRetry.status") {
+        let (eq, v) = match (rest.strip_prefix("=="), rest.strip_prefix("!=")) {
+            (Some(v), _) => (true, v),
+            (_, Some(v)) => (false, v),
+            _ => bail!("unsupported clause {atom:?}"),
+        };
+        let v = v.trim_matches('"');
+        ensure!(
+            ["Error", "Failed"].contains(&v),
+            "unsupported status {v:?} in {atom:?}"
+        );
+        return Ok((phase.to_string() == v) == eq);
+    }
     let rest = compact
         .strip_prefix("asInt(lastRetry.exitCode)")
         .with_context(|| format!("unsupported clause {atom:?}"))?;
@@ -763,12 +853,9 @@ impl Exec<'_> {
     fn exec_template(&mut self, call: Call) -> Boxed<'_, Result<Outcome>> {
         Box::pin(async move {
             let idx = self.nodes.len();
-            self.nodes.push(Node::new(
-                &call.node,
-                &call.display,
-                &call.template,
-                NodeKind::Step,
-            ));
+            let mut node = Node::new(&call.node, &call.display, &call.template, NodeKind::Step);
+            node.inputs = call.args.iter().cloned().collect();
+            self.nodes.push(node);
             let outcome = match split_node_error(self.run_template(&call, idx).await)? {
                 Ok(o) => o,
                 Err(msg) => Outcome::new(Phase::Error, msg),
@@ -979,7 +1066,7 @@ impl Exec<'_> {
             node.args = a.args;
             node.env = a.env;
             let again = match &retry {
-                Some(r) if code != 0 && attempt < r.limit => r.retries(code)?,
+                Some(r) if code != 0 && attempt < r.limit => r.retries(code, a.outcome.phase)?,
                 _ => false,
             };
             if !again {
@@ -1057,7 +1144,7 @@ impl Exec<'_> {
             let (code, outcome) = failed.unwrap_or((0, Outcome::new(Phase::Succeeded, "")));
             self.nodes[idx].exit_codes.push(code);
             let again = match &retry {
-                Some(r) if code != 0 && attempt < r.limit => r.retries(code)?,
+                Some(r) if code != 0 && attempt < r.limit => r.retries(code, outcome.phase)?,
                 _ => false,
             };
             if !again {
@@ -1133,16 +1220,30 @@ impl Exec<'_> {
         use k8s_openapi::api::core::v1::{ConfigMap, Secret};
         for (_, volume, source) in &pod.mounts {
             let d = dir.join("volumes").join(volume);
+            let mut mode = None;
             let files: Vec<(String, Vec<u8>)> = match source {
                 VolumeSource::EmptyDir => continue,
-                VolumeSource::Secret(name) => {
+                // The kubelet asks for a token for this pod's ServiceAccount and audience.
+                VolumeSource::ServiceAccountToken { audience, path } => vec![(
+                    path.clone(),
+                    self.env
+                        .kube
+                        .issue_token_for(self.namespace, &pod.service_account, audience)
+                        .into_bytes(),
+                )],
+                VolumeSource::Secret {
+                    name,
+                    mode: m,
+                    optional,
+                } => {
+                    mode = Some(*m);
                     let api: kube::Api<Secret> =
                         kube::Api::namespaced(self.env.client.clone(), self.namespace);
-                    let s = api
-                        .get_opt(name)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("volume {volume}: secret {name:?} not found"))?;
+                    let s = match api.get_opt(name).await.map_err(|e| e.to_string())? {
+                        Some(s) => s,
+                        None if *optional => continue,
+                        None => return Err(format!("volume {volume}: secret {name:?} not found")),
+                    };
                     s.data
                         .unwrap_or_default()
                         .into_iter()
@@ -1167,7 +1268,13 @@ impl Exec<'_> {
                 }
             };
             for (k, v) in files {
-                std::fs::write(d.join(k), v).map_err(|e| e.to_string())?;
+                let file = d.join(k);
+                std::fs::write(&file, v).map_err(|e| e.to_string())?;
+                if let Some(m) = mode {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(m))
+                        .map_err(|e| e.to_string())?;
+                }
             }
         }
         Ok(())
@@ -1575,12 +1682,22 @@ fn container_env(c: &Value) -> Result<Vec<(String, String)>> {
 #[derive(Debug, Clone, PartialEq)]
 enum VolumeSource {
     EmptyDir,
-    Secret(String),
+    /// The Secret's name, the files' mode (`defaultMode`), and `optional` (as for ConfigMaps).
+    Secret {
+        name: String,
+        mode: u32,
+        optional: bool,
+    },
     /// `optional`: a missing ConfigMap mounts as an empty directory instead of keeping the
     /// pod from starting.
     ConfigMap {
         name: String,
         optional: bool,
+    },
+    /// A projected ServiceAccount token for `audience`, in the file `path`.
+    ServiceAccountToken {
+        audience: String,
+        path: String,
     },
 }
 
@@ -1599,22 +1716,55 @@ fn mounts(c: &Value, t: &Value, spec: &Value) -> Result<Vec<(String, String, Vol
             .ok_or_else(|| node_error(format!("volumeMount {name}: no such volume")))?;
         check_keys(
             volume,
-            "name emptyDir secret configMap",
-            "volumes[] (emptyDir, secret, configMap)",
+            "name emptyDir secret configMap projected",
+            "volumes[] (emptyDir, secret, configMap, projected)",
         )?;
         let source = if volume.get("emptyDir").is_some() {
             VolumeSource::EmptyDir
         } else if let Some(sv) = volume.get("secret") {
-            check_keys(sv, "secretName", "volumes[].secret")?;
-            VolumeSource::Secret(str_at(sv, &["secretName"])?.to_owned())
+            check_keys(sv, "secretName defaultMode optional", "volumes[].secret")?;
+            let mode = match sv.get("defaultMode") {
+                None => 0o644,
+                Some(m) => m
+                    .as_u64()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .context("volumes[].secret.defaultMode: an integer")?,
+            };
+            VolumeSource::Secret {
+                name: str_at(sv, &["secretName"])?.to_owned(),
+                mode,
+                optional: sv["optional"] == Value::Bool(true),
+            }
         } else if let Some(cm) = volume.get("configMap") {
             check_keys(cm, "name optional", "volumes[].configMap")?;
             VolumeSource::ConfigMap {
                 name: str_at(cm, &["name"])?.to_owned(),
                 optional: cm["optional"] == Value::Bool(true),
             }
+        } else if let Some(p) = volume.get("projected") {
+            check_keys(p, "sources", "volumes[].projected")?;
+            let sources = array_at(p, &["sources"])?;
+            ensure!(
+                sources.len() == 1,
+                "volume {name}: one projected source (a serviceAccountToken) is supported"
+            );
+            let t = &sources[0]["serviceAccountToken"];
+            check_keys(
+                &sources[0],
+                "serviceAccountToken",
+                "volumes[].projected.sources[]",
+            )?;
+            check_keys(
+                t,
+                "audience expirationSeconds path",
+                "volumes[].projected.sources[].serviceAccountToken",
+            )?;
+            VolumeSource::ServiceAccountToken {
+                audience: str_at(t, &["audience"])?.to_owned(),
+                path: str_at(t, &["path"])?.to_owned(),
+            }
         } else {
-            bail!("volume {name}: emptyDir, secret or configMap only")
+            bail!("volume {name}: emptyDir, secret, configMap or projected only")
         };
         out.push((
             str_at(m, &["mountPath"])?.to_owned(),
@@ -1773,9 +1923,14 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(r.limit, 4);
-        assert!(r.retries(4).unwrap() && r.retries(5).unwrap());
-        assert!(!r.retries(2).unwrap());
-        let other = json!({"limit": 1, "expression": "lastRetry.status != \"Error\""});
+        assert!(r.retries(4, Phase::Failed).unwrap() && r.retries(5, Phase::Failed).unwrap());
+        assert!(!r.retries(2, Phase::Failed).unwrap());
+        let status = json!({"limit": 1, "expression": "lastRetry.status == \"Error\" && asInt(lastRetry.exitCode) != 2"});
+        let status = Retry::parse(Some(&status)).unwrap().unwrap();
+        assert!(status.retries(-1, Phase::Error).unwrap());
+        assert!(!status.retries(2, Phase::Error).unwrap());
+        assert!(!status.retries(1, Phase::Failed).unwrap());
+        let other = json!({"limit": 1, "expression": "lastRetry.duration > 1"});
         assert!(Retry::parse(Some(&other)).is_err());
         let policy = json!({"limit": 1, "retryPolicy": "Always"});
         assert!(Retry::parse(Some(&policy)).is_err());

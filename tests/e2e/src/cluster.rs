@@ -79,6 +79,21 @@ impl TestKube {
             .issue_service_account_token(namespace, service_account)
     }
 
+    /// A projected token for `audience` only (what a pod's `serviceAccountToken` volume
+    /// holds): Vault's Kubernetes auth accepts it for roles with that `audience`.
+    pub fn issue_token_for(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audience: &str,
+    ) -> String {
+        self.server.issue_service_account_token_with_audiences(
+            namespace,
+            service_account,
+            &[audience],
+        )
+    }
+
     pub fn accesses(&self) -> Vec<kube_server::ApiAccess> {
         self.server.accesses()
     }

@@ -131,9 +131,11 @@ pub async fn sync(env: &Env, ns: &str) -> SyncReport {
 }
 
 async fn login(env: &Env) -> Result<String> {
-    let jwt = env
-        .kube
-        .issue_service_account_token("external-secrets", "external-secrets");
+    let jwt = env.kube.issue_token_for(
+        "external-secrets",
+        "external-secrets",
+        crate::VAULT_AUDIENCE,
+    );
     let (st, body) = call(
         env,
         "",

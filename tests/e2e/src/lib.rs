@@ -20,6 +20,10 @@ use serde_json::Value;
 /// The namespace of the steps' ServiceAccounts, as the shipped Vault roles bind them.
 pub const STEP_SA_NAMESPACE: &str = "secops";
 
+/// The audience the shipped Vault roles accept (`audience`), and the templates' projected
+/// tokens carry.
+pub const VAULT_AUDIENCE: &str = "vault";
+
 /// The shipped Vault role (and ServiceAccount) a step logs in with (`templates/vault/roles`).
 pub fn role_of(step: &str) -> &'static str {
     match step {
@@ -172,6 +176,18 @@ impl<'a> Step<'a> {
     }
 
     pub async fn run(self) -> StepRun {
+        self.run_inner(false, &mut 0).await
+    }
+
+    /// [`Step::run`], and the process's peak resident set in KiB (`VmHWM`, sampled every
+    /// 2 ms while it runs).
+    pub async fn run_measured(self) -> (StepRun, u64) {
+        let mut peak = 0;
+        let run = self.run_inner(true, &mut peak).await;
+        (run, peak)
+    }
+
+    async fn run_inner(self, measure: bool, peak_kib: &mut u64) -> StepRun {
         let out_dir = tempfile::Builder::new()
             .prefix(self.name)
             .tempdir_in(self.env.dir.path())
@@ -203,7 +219,32 @@ impl<'a> Step<'a> {
                 .arg(self.env.dir.path().join(format!("{role}.token")));
         }
         cmd.envs(&self.envs).args(&self.args);
-        let out = cmd.output().await.expect("run step");
+        let out = if measure {
+            let child = cmd
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn step");
+            let status = format!("/proc/{}/status", child.id().expect("pid"));
+            let wait = child.wait_with_output();
+            tokio::pin!(wait);
+            loop {
+                // VmHWM only grows: its last reading before the exit is the peak so far.
+                if let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                }) {
+                    *peak_kib = kib;
+                }
+                tokio::select! {
+                    out = &mut wait => break out.expect("run step"),
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(2)) => {}
+                }
+            }
+        } else {
+            cmd.output().await.expect("run step")
+        };
         let mut outputs = BTreeMap::new();
         for e in std::fs::read_dir(&out_dir).expect("read outputs").flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -250,7 +291,7 @@ impl Env {
             std::fs::write(
                 self.dir.path().join(format!("{role}.token")),
                 self.kube
-                    .issue_service_account_token(STEP_SA_NAMESPACE, role),
+                    .issue_token_for(STEP_SA_NAMESPACE, role, VAULT_AUDIENCE),
             )
             .unwrap();
         }

@@ -20,6 +20,7 @@ pub const IMAGE_REGISTRY: &str = "ghcr.io/secops/";
 /// `SECOPS_LOG` (`secops::run`), `KUBECONFIG` (kube's config inference).
 pub const EXTRA_ENV: [&str; 3] = ["VAULT_TOKEN", "SECOPS_LOG", "KUBECONFIG"];
 
+#[derive(Clone)]
 pub struct Binary {
     pub name: &'static str,
     pub command: Command,
@@ -90,8 +91,12 @@ impl Binary {
 /// A step's name and its clap definition.
 type Definition = (&'static str, fn() -> Command);
 
+#[derive(Clone)]
 pub struct Binaries {
     pub list: Vec<Binary>,
+    /// Where the images come from: [`IMAGE_REGISTRY`] in the sources; what the images knob
+    /// sets in rendered output.
+    pub registry: String,
 }
 
 impl Binaries {
@@ -122,7 +127,10 @@ impl Binaries {
                 }
             })
             .collect();
-        Binaries { list }
+        Binaries {
+            list,
+            registry: IMAGE_REGISTRY.into(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&Binary> {
@@ -136,7 +144,12 @@ impl Binaries {
 
 /// The step binary an image names: `ghcr.io/secops/<name>:<tag>`.
 pub fn image_binary(image: &str) -> Option<(&str, &str)> {
-    let rest = image.strip_prefix(IMAGE_REGISTRY)?;
+    image_binary_at(image, IMAGE_REGISTRY)
+}
+
+/// The step binary an image names: `<registry><name>:<tag>`.
+pub fn image_binary_at<'a>(image: &'a str, registry: &str) -> Option<(&'a str, &'a str)> {
+    let rest = image.strip_prefix(registry)?;
     let (name, tag) = rest.split_once(':')?;
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
@@ -172,13 +185,13 @@ pub fn check_container(
     };
     let image = c["image"].as_str().unwrap_or("");
     let names = binaries.names().join(", ");
-    let Some(bin) = image_binary(image).and_then(|(name, _)| binaries.get(name)) else {
+    let registry = &binaries.registry;
+    let Some(bin) = image_binary_at(image, registry).and_then(|(name, _)| binaries.get(name))
+    else {
         out.push(Problem::at(
             doc,
             path::key(at, "image"),
-            format!(
-                "image {image:?} is not {IMAGE_REGISTRY}<step>:<tag> for a step binary ({names})"
-            ),
+            format!("image {image:?} is not {registry}<step>:<tag> for a step binary ({names})"),
         ));
         return facts;
     };

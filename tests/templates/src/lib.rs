@@ -5,6 +5,7 @@
 //! [`load`] reads every document; [`Checker::check`] returns every [`Problem`] at once.
 
 pub mod binaries;
+pub mod deadlines;
 pub mod events;
 pub mod kustomize;
 pub mod load;
@@ -147,8 +148,11 @@ impl Checker {
     /// Every problem: load errors, schema and strict-field validation, cross-references.
     pub fn check(&self, t: &Templates) -> Vec<Problem> {
         let mut out = t.problems.clone();
+        let config = kustomize::config_files(t);
         for doc in &t.docs {
-            self.validate(doc, &mut out);
+            if !config.contains(&doc.file) {
+                self.validate(doc, &mut out);
+            }
         }
         let index = xref::Index::new(t);
         let uses = xref::check(t, &index, &self.binaries, &mut out);
@@ -156,6 +160,31 @@ impl Checker {
         events::check(t, &index, &self.schemas, &mut out);
         vault::check(t, &index, &uses.roles, &mut out);
         kustomize::check(t, &mut out);
+        deadlines::check(t, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// What `kubectl kustomize` rendered, as it would be installed: every document validated
+    /// as above and cross-referenced with the namespaces kustomize gave it, and the Vault
+    /// grants as the generated `secops-vault-grants` ConfigMap holds them. The kustomization
+    /// checks do not apply (there are none left).
+    /// `registry` is where the images knob points (`ghcr.io/secops/` by default).
+    pub fn check_rendered(&self, t: &Templates, registry: &str) -> Vec<Problem> {
+        let mut out = t.problems.clone();
+        for doc in &t.docs {
+            self.validate(doc, &mut out);
+        }
+        let binaries = binaries::Binaries {
+            registry: registry.to_owned(),
+            ..self.binaries.clone()
+        };
+        let index = xref::Index::new(t);
+        let uses = xref::check(t, &index, &binaries, &mut out);
+        rbac::check(t, &index, &uses.pods, &mut out);
+        events::check(t, &index, &self.schemas, &mut out);
+        vault::check(t, &index, &uses.roles, &mut out);
         out.sort();
         out.dedup();
         out
@@ -168,8 +197,8 @@ impl Checker {
             out.push(Problem::at(doc, "", "apiVersion and kind are required"));
             return;
         }
-        if kind == "Kustomization" {
-            // Checked by `kustomize`: it is a kustomize input, not an API object.
+        if kustomize::is_kustomize_input(doc) {
+            // Checked by `kustomize`: kustomize inputs, not API objects.
             return;
         }
         if self.schemas.validate(doc, out) {

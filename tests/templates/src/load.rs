@@ -46,6 +46,8 @@ impl Doc {
 pub struct VaultFile<T> {
     pub file: String,
     pub content: T,
+    /// The file's text, as kustomize's replacements see it.
+    pub raw: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -114,6 +116,7 @@ pub fn load(repo: &Path, templates_dir: &Path) -> Templates {
                         VaultFile {
                             file: rel,
                             content: v,
+                            raw: text,
                         },
                     );
                 }
@@ -127,6 +130,7 @@ pub fn load(repo: &Path, templates_dir: &Path) -> Templates {
                     stem,
                     VaultFile {
                         file: rel,
+                        raw: text.clone(),
                         content: text,
                     },
                 );
@@ -145,6 +149,7 @@ pub fn load(repo: &Path, templates_dir: &Path) -> Templates {
                     stem,
                     VaultFile {
                         file: rel,
+                        raw: text.clone(),
                         content: text,
                     },
                 );
@@ -160,6 +165,50 @@ pub fn load(repo: &Path, templates_dir: &Path) -> Templates {
         }
     }
     t
+}
+
+/// Documents as `kubectl kustomize` printed them for `source` (named `rendered <source>`),
+/// with the Vault roles and policies from the generated `secops-vault-grants` ConfigMap.
+pub fn rendered(source: &str, text: &str, t: &mut Templates) {
+    let file = format!("rendered {source}");
+    let before = t.docs.len();
+    read_yaml(&file, text, t);
+    for d in &t.docs[before..] {
+        if d.kind() != "ConfigMap" || d.name() != "secops-vault-grants" {
+            continue;
+        }
+        for (key, v) in d.value["data"].as_object().into_iter().flatten() {
+            let raw = v.as_str().unwrap_or("").to_owned();
+            let at = format!("{file} data.[{key}]");
+            if let Some(stem) = key.strip_suffix(".json") {
+                match serde_json::from_str(&raw) {
+                    Ok(content) => {
+                        t.vault_roles.insert(
+                            stem.to_owned(),
+                            VaultFile {
+                                file: at,
+                                content,
+                                raw,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        t.problems
+                            .push(Problem::new(at, None, "", format!("invalid JSON: {e}")))
+                    }
+                }
+            } else if let Some(stem) = key.strip_suffix(".hcl") {
+                t.vault_policies.insert(
+                    stem.to_owned(),
+                    VaultFile {
+                        file: at,
+                        content: raw.clone(),
+                        raw,
+                    },
+                );
+            }
+        }
+    }
 }
 
 fn read_yaml(rel: &str, text: &str, t: &mut Templates) {

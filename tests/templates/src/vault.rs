@@ -101,6 +101,22 @@ pub fn check(t: &Templates, idx: &Index, uses: &[RoleUse], out: &mut Vec<Problem
             ))),
             Some(_) => {}
         }
+        // A role with an `audience` takes only tokens for it: the pod must present one.
+        if let Some(aud) = role.content["audience"].as_str() {
+            if u.token_audience.as_deref() != Some(aud) {
+                out.push(at(format!(
+                    "Vault role {} accepts tokens for the audience {aud:?} only; this step \
+                     presents {} (mount a projected serviceAccountToken with that audience and \
+                     point SECOPS_SERVICE_ACCOUNT_TOKEN_FILE at it)",
+                    u.role,
+                    u.token_audience
+                        .as_deref()
+                        .map_or("the pod's default token".to_owned(), |a| format!(
+                            "a token for {a:?}"
+                        )),
+                )));
+            }
+        }
     }
 
     // SecretStores that log in with a role (ESO's read path).
@@ -255,6 +271,40 @@ pub fn parse_policy(text: &str) -> Vec<(usize, String)> {
             in_path = false;
             continue;
         }
+        // `allowed_parameters = { "name" = [] ... }` on one line: quoted names, each with a
+        // list of allowed values (empty: any value).
+        if let Some(rest) = line.strip_prefix("allowed_parameters") {
+            let body = rest
+                .trim_start()
+                .strip_prefix('=')
+                .map(str::trim)
+                .and_then(|r| r.strip_prefix('{'))
+                .and_then(|r| r.strip_suffix('}'));
+            let ok = body.is_some_and(|b| {
+                b.split(']')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .all(|e| {
+                        let e = e.trim_start_matches(',').trim();
+                        e.split_once('=').is_some_and(|(k, v)| {
+                            let k = k.trim();
+                            k.len() > 2
+                                && k.starts_with('"')
+                                && k.ends_with('"')
+                                && v.trim().starts_with('[')
+                        })
+                    })
+            });
+            if !ok {
+                out.push((
+                    n,
+                    format!(
+                        "expected `allowed_parameters = {{ \"name\" = [...] }}`, found {line:?}"
+                    ),
+                ));
+            }
+            continue;
+        }
         let list = line
             .strip_prefix("capabilities")
             .map(str::trim_start)
@@ -301,6 +351,14 @@ mod tests {
     fn reads_the_policy_form_the_templates_use() {
         let ok = "# c\npath \"secret/data/*\" {\n  capabilities = [\"create\", \"read\"]\n}\n";
         assert!(parse_policy(ok).is_empty());
+        let params = "path \"s/metadata/*\" {\n  capabilities = [\"patch\"]\n  allowed_parameters = { \"custom_metadata\" = [] }\n}\n";
+        assert!(
+            parse_policy(params).is_empty(),
+            "{:?}",
+            parse_policy(params)
+        );
+        let bad_params = "path \"s/*\" {\n  capabilities = [\"patch\"]\n  allowed_parameters = custom_metadata\n}\n";
+        assert_eq!(parse_policy(bad_params).len(), 1);
         let bad = "path \"secret/data/*\" {\n  capabilities = [\"write\"]\n  policy = \"read\"\n";
         let found: Vec<usize> = parse_policy(bad).into_iter().map(|(l, _)| l).collect();
         assert_eq!(found, [2, 3, 3]);

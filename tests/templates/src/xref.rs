@@ -168,6 +168,10 @@ pub struct RoleUse {
     pub role: String,
     pub service_account: Option<String>,
     pub namespace: Option<String>,
+    /// The audience of the projected token the step presents (its
+    /// `SECOPS_SERVICE_ACCOUNT_TOKEN_FILE` in a `serviceAccountToken` volume); `None`: the
+    /// pod's default token, for the API server's audience.
+    pub token_audience: Option<String>,
 }
 
 /// A pod an Argo template runs, and the ServiceAccount it runs as.
@@ -354,6 +358,7 @@ pub fn check_spec(
         .collect();
     let ctx = Ctx {
         d,
+        spec,
         idx,
         by_name: &by_name,
     };
@@ -458,6 +463,8 @@ pub fn check_spec(
 
 struct Ctx<'a, 'b> {
     d: &'a Doc,
+    /// The workflow spec (its pod-level volumes).
+    spec: &'a Value,
     idx: &'a Index<'b>,
     by_name: &'a BTreeMap<&'a str, &'a Value>,
 }
@@ -872,9 +879,55 @@ fn check_template(
                 role,
                 service_account: pod_sa.clone(),
                 namespace: ns.map(str::to_owned),
+                token_audience: token_audience(ctx.spec, t, c),
             });
         }
     }
+}
+
+/// The audience of the projected ServiceAccount token a container's token file is in.
+fn token_audience(spec: &Value, t: &Value, c: &Value) -> Option<String> {
+    let file = c["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "SECOPS_SERVICE_ACCOUNT_TOKEN_FILE")
+        .and_then(|e| e["value"].as_str())
+        .or_else(|| {
+            c["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .find_map(|a| a.strip_prefix("--service-account-token-file="))
+        })?;
+    let mounts = c["volumeMounts"].as_array().into_iter().flatten().chain(
+        t["containerSet"]["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten(),
+    );
+    for m in mounts {
+        let dir = m["mountPath"].as_str().unwrap_or("").trim_end_matches('/');
+        let Some(rel) = file.strip_prefix(dir).and_then(|r| r.strip_prefix('/')) else {
+            continue;
+        };
+        let volume = t["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(spec["volumes"].as_array().into_iter().flatten())
+            .find(|v| v["name"] == m["name"])?;
+        return volume["projected"]["sources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| &s["serviceAccountToken"])
+            .find(|s| s["path"] == rel)
+            .and_then(|s| s["audience"].as_str())
+            .map(str::to_owned);
+    }
+    None
 }
 
 /// Every container of an Argo template, with its path.

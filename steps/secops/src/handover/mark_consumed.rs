@@ -386,19 +386,10 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
     }
 }
 
-/// Inert data: removed, except for Secret types whose keys the API server requires; there
-/// every key stays with an empty value (valid JSON for docker configs, a non-empty marker for
-/// ssh keys), so the object still validates and its shape still shows what was handed over.
+/// Inert data ([`crate::inert`], the definition audit-authority judges by): `null` removes
+/// all data, else every key with its placeholder.
 fn tombstone(s: &BootstrapSecret) -> serde_json::Value {
-    const TYPES_WITH_REQUIRED_KEYS: [&str; 6] = [
-        "kubernetes.io/tls",
-        "kubernetes.io/dockerconfigjson",
-        "kubernetes.io/dockercfg",
-        "kubernetes.io/basic-auth",
-        "kubernetes.io/ssh-auth",
-        "kubernetes.io/service-account-token",
-    ];
-    if !TYPES_WITH_REQUIRED_KEYS.contains(&s.type_.as_str()) {
+    if !crate::inert::keeps_keys(&s.type_) {
         return serde_json::Value::Null;
     }
     let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
@@ -406,11 +397,7 @@ fn tombstone(s: &BootstrapSecret) -> serde_json::Value {
         .data
         .keys()
         .map(|k| {
-            let v: &[u8] = match k {
-                ".dockerconfigjson" | ".dockercfg" => b"{}",
-                "ssh-privatekey" => b"consumed",
-                _ => b"",
-            };
+            let v = crate::inert::placeholder(&s.type_, k).unwrap_or_default();
             (k.to_owned(), b64(v).into())
         })
         .collect();

@@ -21,6 +21,8 @@ pub struct Config {
     pub paths: PathPolicy,
     /// References per item of `batches.json` (the batch template's fan-out).
     pub batch_size: usize,
+    /// Exit 3 on a refusal in discovery (a single Secret's refusal is its error either way).
+    pub fail_on_refused: bool,
     /// Reads only either way; a dry run adds the plan (select, skip, refuse).
     pub dry_run: crate::plan::DryRun,
 }
@@ -186,6 +188,11 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
     outputs.write_json("references.json", &ok)?;
     let batches: Vec<&[SecretRef]> = ok.chunks(cfg.batch_size.max(1)).collect();
     outputs.write_json("batches.json", &batches)?;
+    // The namespaces with something to hand over, for the batch template's fan-out: the
+    // Workflow object then holds namespace names, not references (etcd's 1.5 MiB limit).
+    let namespaces: std::collections::BTreeSet<&str> =
+        ok.iter().map(|r| r.namespace.as_str()).collect();
+    outputs.write_json("namespaces.json", &namespaces)?;
     outputs.write("count", &ok.len().to_string())?;
     outputs.write_json("refused.json", &refused)?;
     outputs.write_json("skipped.json", &skipped)?;
@@ -198,7 +205,8 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
 
     match (cfg.selection.single.is_some(), single_error) {
         (true, Some(e)) => Err(e),
-        (false, Some(_)) => Ok(Exit::Precondition),
+        (false, Some(_)) if cfg.fail_on_refused => Ok(Exit::Precondition),
+        (false, Some(_)) => Ok(Exit::Done),
         (_, None) => Ok(Exit::Done),
     }
 }

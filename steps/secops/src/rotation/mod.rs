@@ -210,6 +210,7 @@ fn generators_label(keys: &[(String, Generator)]) -> String {
 }
 
 /// The recorded intent of a rotation in progress.
+#[derive(Clone)]
 struct Pending {
     base: u64,
     salt: String,
@@ -306,6 +307,29 @@ async fn rotate_one(
     let done_id =
         custom.get(META_ROTATION_ID).map(String::as_str) == Some(cfg.rotation_id.as_str());
 
+    // Another rotation's intent whose write may have landed (it was interrupted, or runs right
+    // now): rotating over it would clobber the intent its re-run needs to finish without a
+    // second version. Refuse; that rotation finishes first.
+    let foreign = pending
+        .as_ref()
+        .filter(|p| !done_id && p.id != cfg.rotation_id && version > p.base);
+    if let Some(p) = foreign {
+        return Err(Error::precondition(
+            object,
+            format!(
+                "holds the pending intent of rotation {:?} (base version {}), which may have \
+                 written version {} without recording it",
+                p.id,
+                p.base,
+                p.base + 1
+            ),
+            format!(
+                "re-run that rotation (--rotation-id {:?}, the template's rotation-id): it \
+                 finishes without a second version; then run this one",
+                p.id
+            ),
+        ));
+    }
     let new_version = if done_id {
         vault
             .require(&object, &needs(cfg, path, false, false))
@@ -391,15 +415,26 @@ async fn rotate_one(
                 } = vault.kv2_read(mount, path, None).await?
                 {
                     if let Some((_, landed)) =
-                        interrupted(cfg, vault, path, Some(p), latest, &latest_data).await?
+                        interrupted(cfg, vault, path, Some(p.clone()), latest, &latest_data).await?
                     {
                         finish(cfg, vault, path, &custom, version, landed).await?;
                         result.old_version = Some(version);
                         return finish_path(cfg, vault, kube, path, result, landed).await;
                     }
                 }
-                let clear = BTreeMap::from([(META_ROTATION_PENDING.to_owned(), None)]);
-                let _ = vault.kv2_patch_metadata(mount, path, &clear).await;
+                // Clear the intent only while it is still ours: another rotation's must stay.
+                let ours = vault
+                    .kv2_metadata(mount, path)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|m| {
+                        m.custom_metadata.get(META_ROTATION_PENDING) == Some(&p.encode())
+                    });
+                if ours {
+                    let clear = BTreeMap::from([(META_ROTATION_PENDING.to_owned(), None)]);
+                    let _ = vault.kv2_patch_metadata(mount, path, &clear).await;
+                }
                 return Err(Error::Transient(format!(
                     "{object}: a concurrent writer changed it after version {version} was read; \
                      nothing was written"

@@ -55,7 +55,9 @@ async fn main() -> anyhow::Result<()> {
     write(&dir.join("cluster-ca.pem"), &cluster.ca_pem)?;
     write(&dir.join("vault-ca.pem"), &e2e::vault_pki().ca_pem)?;
     for sa in SERVICE_ACCOUNTS {
-        let token = env.kube.issue_service_account_token(SA_NAMESPACE, sa);
+        let token = env
+            .kube
+            .issue_token_for(SA_NAMESPACE, sa, e2e::VAULT_AUDIENCE);
         write(&dir.join(format!("{sa}.token")), &token)?;
     }
     write(

@@ -1,6 +1,8 @@
 //! audit-authority: every kind of violation planted is found; a clean environment is clean.
 
 use e2e::{Env, SeedSecret, StepRun};
+
+use crate::fixtures::all_types;
 use serde_json::{json, Value};
 
 const CANARY: &str = "canary-value-4f1d9c2e";
@@ -86,7 +88,11 @@ async fn every_planted_violation_is_reported_by_reference_only() {
             .kv("pw", CANARY),
     )
     .await;
+    // The cluster-wide LIST is opt-in (it needs the audit-cluster-wide component's binding).
     let run = audit(&env, &["--grace", "0s"]).await;
+    run.assert_code(3);
+    assert!(!run.stdout.contains("elsewhere/stray"), "{}", run.stdout);
+    let run = audit(&env, &["--grace", "0s", "--cluster-wide=true"]).await;
     run.assert_code(3);
     let r = report(&run);
     let kinds: Vec<(String, String)> = r["violations"]
@@ -142,4 +148,103 @@ async fn every_planted_violation_is_reported_by_reference_only() {
         .filter(|(m, _)| m != "GET")
         .count();
     assert_eq!(writes, writes_after, "audit-authority wrote to Kubernetes");
+}
+
+/// mark-consumed and audit-authority share one definition of inert: the placeholders a
+/// typed Secret keeps (the API server requires its keys) are not data.
+#[tokio::test]
+async fn an_inert_handover_of_every_secret_type_audits_clean() {
+    let env = Env::start().await;
+    let seeds = all_types("apps");
+    for s in &seeds {
+        env.seed(s.clone()).await;
+    }
+    env.handover("apps", "inert").await;
+    let run = audit(&env, &["--grace", "0s"]).await;
+    let r = report(&run);
+    assert_eq!(r["violations"], json!([]), "{}", run.stderr);
+    run.assert_code(0);
+    assert_eq!(r["checked"]["vaultSecrets"], seeds.len());
+    // The same audit still sees a value that came back into one of them.
+    let api = env.secrets("apps");
+    let mut ssh = api.get("ssh").await.unwrap();
+    ssh.data.as_mut().unwrap().insert(
+        "ssh-privatekey".into(),
+        k8s_openapi::ByteString(b"-----BEGIN OPENSSH PRIVATE KEY-----".to_vec()),
+    );
+    api.replace("ssh", &Default::default(), &ssh).await.unwrap();
+    let run = audit(&env, &["--grace", "0s"]).await;
+    run.assert_code(3);
+    let kinds: Vec<Value> = report(&run)["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| json!([v["kind"], v["object"]]))
+        .collect();
+    assert_eq!(kinds, [json!(["inert-holds-data", "Secret apps/ssh"])]);
+}
+
+/// Large Secrets (Helm releases reach 1 MiB each) cost audit-authority one LIST page at a
+/// time: values are reduced to keyed digests as each page arrives, so memory stays under the
+/// template's limit however many there are, and a copy among them is still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_secrets_are_audited_within_the_memory_limit() {
+    let env = Env::start().await;
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", CANARY))
+        .await;
+    env.handover("apps", "delete").await;
+    const N: usize = 48;
+    let big = |i: usize| -> Vec<u8> {
+        // ~1000 KiB of bytes that differ per Secret (no two are copies of each other).
+        (0..1000 * 1024u32)
+            .map(|j| (j.wrapping_mul(2_654_435_761) >> 13) as u8 ^ i as u8)
+            .collect()
+    };
+    for i in 0..N {
+        let mut s = SeedSecret::bootstrap("team", &format!("release-{i:02}"))
+            .unlabeled()
+            .typed("helm.sh/release.v1")
+            .kv("release", big(i));
+        if i == 7 {
+            s = s.kv("leaked", CANARY);
+        }
+        env.seed(s).await;
+    }
+    // For contrast, every Secret in one page (as before paging); measured: ~150 MiB.
+    for page in ["500"] {
+        let (_, peak) = env
+            .step("audit-authority")
+            .args(["--namespaces", "apps,team", "--page-size", page])
+            .run_measured()
+            .await;
+        eprintln!(
+            "audit-authority over {N} Secrets of 1000 KiB, page size {page}: peak RSS {peak} KiB"
+        );
+    }
+    let (run, peak_kib) = env
+        .step("audit-authority")
+        .args(["--namespaces", "apps,team"])
+        .run_measured()
+        .await;
+    run.assert_code(3);
+    let r = report(&run);
+    let kinds: Vec<Value> = r["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| json!([v["kind"], v["object"]]))
+        .collect();
+    assert_eq!(kinds, [json!(["sprawl", "Secret team/release-07"])]);
+    assert!(r["checked"]["secrets"].as_u64().unwrap() >= N as u64);
+    // The limit the template had (it now has 96Mi, for headroom).
+    let limit_kib = 64 * 1024;
+    eprintln!(
+        "audit-authority over {N} Secrets of 1000 KiB: peak RSS {} KiB (default page size 8)",
+        peak_kib
+    );
+    assert!(
+        peak_kib > 0 && peak_kib < limit_kib,
+        "peak {peak_kib} KiB, limit {limit_kib} KiB"
+    );
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains(CANARY));
 }

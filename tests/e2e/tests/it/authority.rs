@@ -404,6 +404,13 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
     let kube_url = env.kube.server_url();
     let kube_ca = env.dir.path().join("vault-ca.pem").display().to_string();
     let sa = sa_token(&env, "secops", "secops-init-authority");
+    // A reviewer's token: the steps' tokens (audience vault) cannot review themselves.
+    let reviewer = env.dir.path().join("reviewer.jwt");
+    std::fs::write(
+        &reviewer,
+        env.kube.issue_service_account_token("vault", "vault-auth"),
+    )
+    .unwrap();
     let args = [
         "--age-recipient",
         recipient.as_str(),
@@ -417,6 +424,8 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
         &kube_ca,
         "--service-account-token-file",
         &sa,
+        "--token-reviewer-jwt-file",
+        reviewer.to_str().unwrap(),
     ];
     let run = step(&env, "init-authority", &vault.url(), &args).await;
     run.assert_code(0);
@@ -486,7 +495,7 @@ async fn policies_and_roles_are_established_and_the_root_token_revoked() {
 
 /// Logs in through Kubernetes auth role `role` as ServiceAccount `ns/sa`; the token.
 async fn log_in_token(env: &Env, url: &str, role: &str, ns: &str, sa: &str) -> String {
-    let jwt = env.kube.issue_service_account_token(ns, sa);
+    let jwt = env.kube.issue_token_for(ns, sa, e2e::VAULT_AUDIENCE);
     let (st, body) = vault_call(
         url,
         "",
@@ -514,14 +523,16 @@ async fn log_in(env: &Env, url: &str, role: &str, ns: &str, sa: &str) -> Vec<Str
 /// Kubernetes API recording what each ServiceAccount did.
 #[tokio::test]
 async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
-    use e2e::argo::{workflow_file, Phase, Runner};
+    use e2e::argo::{authority_file, Phase, Runner};
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::{Api, PostParams};
     let env = Env::start().await;
     let vault = e2e::uninitialized_vault().await;
-    let runner = Runner::new(&env);
+    // The authority's workflows run in its own namespace, beside the unseal Secret.
+    let runner = Runner::authority(&env);
+    assert_eq!(runner.namespace(), NS);
     let templates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/vault");
-    // `kubectl create configmap secops-vault-grants --from-file=policies --from-file=roles`
+    // What templates/vault's configMapGenerator makes: every policy and role, by file name.
     let mut grants = std::collections::BTreeMap::new();
     for sub in ["policies", "roles"] {
         for f in std::fs::read_dir(templates.join(sub)).unwrap().flatten() {
@@ -539,15 +550,26 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
         data: Some(grants),
         ..Default::default()
     };
-    Api::<ConfigMap>::namespaced(env.client.clone(), "secops")
+    Api::<ConfigMap>::namespaced(env.client.clone(), NS)
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
     let id = age::x25519::Identity::generate();
     env.seed(
-        e2e::SeedSecret::bootstrap("secops", "secops-unseal-identity")
+        e2e::SeedSecret::bootstrap(NS, "secops-unseal-identity")
             .unlabeled()
             .kv("key.txt", id.to_string().expose_secret()),
+    )
+    .await;
+    // Vault "outside the cluster" reviews logins with a reviewer's token: the steps' tokens
+    // are for the audience vault and cannot review themselves.
+    env.seed(
+        e2e::SeedSecret::bootstrap(NS, "secops-vault-reviewer")
+            .unlabeled()
+            .kv(
+                "token",
+                env.kube.issue_service_account_token("vault", "vault-auth"),
+            ),
     )
     .await;
     let recipient = id.to_public().to_string();
@@ -556,7 +578,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     let kube_ca = env.dir.path().join("vault-ca.pem").display().to_string();
     runner
         .submit(
-            workflow_file("authority-bring-up.yaml"),
+            authority_file("authority-bring-up.yaml"),
             &[
                 ("vault-addr", url.as_str()),
                 ("age-recipients", recipient.as_str()),
@@ -564,6 +586,10 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
                 ("key-threshold", "2"),
                 ("kubernetes-host", kube_url.as_str()),
                 ("kubernetes-ca-file", kube_ca.as_str()),
+                (
+                    "token-reviewer-jwt-file",
+                    "/etc/secops/vault-reviewer/token",
+                ),
             ],
         )
         .await
@@ -580,7 +606,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     // The daily convergence CronWorkflow: no root token, the authority role, nothing differs.
     let run = runner
         .submit_cron(
-            workflow_file("authority-bring-up.yaml"),
+            authority_file("authority-bring-up.yaml"),
             "2026-11-29T04:17:00Z",
             &[
                 ("vault-addr", url.as_str()),
@@ -598,7 +624,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     for expect in ["unsealed", "already-unsealed"] {
         let run = runner
             .submit_cron(
-                workflow_file("authority-unseal.yaml"),
+                authority_file("authority-unseal.yaml"),
                 "2026-11-29T05:00:00Z",
                 &[("vault-addr", url.as_str())],
             )
@@ -618,7 +644,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
             continue;
         }
         for sa in ["secops-init-authority", "secops-unseal"] {
-            if a.user == e2e::argo::service_account_user("secops", sa) {
+            if a.user == e2e::argo::service_account_user(NS, sa) {
                 assert_eq!(
                     (a.namespace.as_str(), a.resource.as_str()),
                     (NS, "secrets"),
@@ -640,10 +666,21 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     assert_eq!(used, want);
 }
 
-/// A ServiceAccount token file in the test's directory, as the kubelet mounts one.
+/// A ServiceAccount token file for the audience `vault`, as the templates project one.
 fn sa_token(env: &Env, ns: &str, sa: &str) -> String {
     let path = env.dir.path().join(format!("{ns}-{sa}.token"));
-    std::fs::write(&path, env.kube.issue_service_account_token(ns, sa)).unwrap();
+    std::fs::write(&path, env.kube.issue_token_for(ns, sa, "vault")).unwrap();
+    path.display().to_string()
+}
+
+/// A reviewer's token (audience: the API server), for a Vault outside the cluster.
+fn reviewer_token(env: &Env) -> String {
+    let path = env.dir.path().join("vault-auth.reviewer.jwt");
+    std::fs::write(
+        &path,
+        env.kube.issue_service_account_token("vault", "vault-auth"),
+    )
+    .unwrap();
     path.display().to_string()
 }
 
@@ -688,6 +725,8 @@ fn bring_up_args(env: &Env, vault_dir: &std::path::Path, recipient: &str) -> Vec
         env.dir.path().join("vault-ca.pem").display().to_string(),
         "--service-account-token-file".into(),
         sa_token(env, "secops", "secops-init-authority"),
+        "--token-reviewer-jwt-file".into(),
+        reviewer_token(env),
     ]
 }
 

@@ -259,3 +259,65 @@ async fn discovery_lists_in_pages_and_still_judges_across_them() {
     let audit = rb.audit();
     assert_eq!(audit.len(), 501, "one discovery line per Secret");
 }
+
+/// Issue 17: the batch workflow keeps namespace names in its Workflow object, not references,
+/// so 10,000 bootstrap Secrets stay far under etcd's 1.5 MiB object limit (the references of
+/// one namespace travel through the pod's emptyDir). Measured as Argo would store it, and
+/// beside what the earlier design (references as parameters, then as each batch's input)
+/// would have stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_workflow_object_stays_small_at_10000_references() {
+    use e2e::argo::{load_yaml, workflow_file, Phase, Runner};
+    use futures::StreamExt;
+    const N: usize = 10_000;
+    const ETCD_LIMIT: usize = 1536 * 1024;
+    let env = Env::start().await;
+    futures::stream::iter(0..N)
+        .map(|i| {
+            env.seed(
+                SeedSecret::bootstrap("bulk", &format!("app-{i:05}-db-credentials"))
+                    .kv("password", format!("pw-{i}")),
+            )
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    // The earlier design stored every reference twice: discovery's `batches` output, and
+    // each batch node's input.
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "bulk", "--batch-size", "100"])
+        .run()
+        .await;
+    rb.assert_code(0);
+    let before = 2 * rb.output("batches.json").len();
+    let url = env.vault.url();
+    let file = workflow_file("secret-handover-batch.yaml");
+    let run = Runner::new(&env)
+        .submit(
+            file.clone(),
+            &[
+                ("vault-addr", url.as_str()),
+                ("namespaces", "bulk"),
+                ("concurrency", "32"),
+                ("consume-mode", "delete"),
+            ],
+        )
+        .await
+        .unwrap();
+    run.assert_phase(Phase::Succeeded);
+    assert_eq!(run.pod("read-bootstrap").output("count"), N.to_string());
+    let template = load_yaml(&file).unwrap().remove(0);
+    let size = run.stored_size(&template);
+    eprintln!(
+        "secret-handover-batch at {N} references: Workflow object about {size} bytes \
+         (references as parameters, as before: at least {before} bytes; etcd limit {ETCD_LIMIT})"
+    );
+    assert!(size < 64 * 1024, "{size} bytes");
+    assert!(before > ETCD_LIMIT, "the earlier design: {before} bytes");
+    assert_eq!(env.vault_versions("bulk/app-09999-db-credentials").await, 1);
+    assert!(env
+        .secret("bulk", "app-00000-db-credentials")
+        .await
+        .is_none());
+}

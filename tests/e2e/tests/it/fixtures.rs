@@ -38,6 +38,12 @@ pub fn all_types(ns: &str) -> Vec<SeedSecret> {
                 ".dockerconfigjson",
                 r#"{"auths":{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}}"#,
             ),
+        SeedSecret::bootstrap(ns, "legacy-registry")
+            .typed("kubernetes.io/dockercfg")
+            .kv(
+                ".dockercfg",
+                r#"{"registry.example.com":{"auth":"dXNlcjpwYXNz"}}"#,
+            ),
         SeedSecret::bootstrap(ns, "basic")
             .typed("kubernetes.io/basic-auth")
             .kv("username", "svc")

@@ -62,7 +62,7 @@ async fn every_type_round_trips_byte_for_byte_in_each_mode() {
                         );
                         for (k, v) in &data {
                             let tombstone: &[u8] = match k.as_str() {
-                                ".dockerconfigjson" => b"{}",
+                                ".dockerconfigjson" | ".dockercfg" => b"{}",
                                 "ssh-privatekey" => b"consumed",
                                 _ => b"",
                             };

@@ -17,14 +17,11 @@ fn rbac_grants() -> BTreeMap<String, BTreeSet<(String, String, String)>> {
     let dir = templates_dir();
     let roles = load_yaml(&dir.join("rbac/step-roles.yaml")).unwrap();
     let mut bindings = load_yaml(&dir.join("targets/apps/rolebindings.yaml")).unwrap();
-    // audit-authority's ClusterRole and its cluster-wide binding live in their own file.
+    // audit-authority's ClusterRole has its own file; its optional cluster-wide binding is
+    // the audit-cluster-wide component's (the audit below runs with it).
     let mut roles = roles;
-    for d in load_yaml(&dir.join("rbac/audit-authority.yaml")).unwrap() {
-        match d["kind"].as_str() {
-            Some("ClusterRole") => roles.push(d),
-            _ => bindings.push(d),
-        }
-    }
+    roles.extend(load_yaml(&dir.join("rbac/audit-authority.yaml")).unwrap());
+    bindings.extend(load_yaml(&dir.join("audit-cluster-wide/cluster-role-binding.yaml")).unwrap());
     let mut out: BTreeMap<String, BTreeSet<_>> = BTreeMap::new();
     for b in &bindings {
         let role = b["roleRef"]["name"].as_str().unwrap();
@@ -230,7 +227,11 @@ async fn every_step_uses_exactly_what_its_role_and_policy_grant() {
         // Read-only; finds the ExternalSecret-less copies this test leaves (exit 3 is fine).
         (
             "authority-audit.yaml",
-            vec![("namespaces", "apps"), ("fail-on-violations", "false")],
+            vec![
+                ("namespaces", "apps"),
+                ("fail-on-violations", "false"),
+                ("cluster-wide", "true"),
+            ],
         ),
     ] {
         let mut all = vec![("vault-addr", url)];
@@ -941,4 +942,240 @@ path "secret/metadata/internal/*" { capabilities = ["patch"] }
         true,
     );
     assert_nothing_written(&env, &before, true).await;
+}
+
+/// A merge PATCH of `secret/metadata/<path>` with `token`, as the steps send it; the status.
+async fn patch_metadata(env: &Env, token: &str, path: &str, body: serde_json::Value) -> u16 {
+    let ca = reqwest::Certificate::from_pem(e2e::vault_pki().ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    client
+        .patch(format!("{}/v1/secret/metadata/{path}", env.vault.url()))
+        .header("X-Vault-Token", token)
+        .header("Content-Type", "application/merge-patch+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The roles that record provenance or rotation state may PATCH `custom_metadata` only
+/// (`allowed_parameters` in their policies), never a secret's version settings
+/// (`max_versions`, `delete_version_after`, `cas_required`): checked on OpenBao.
+#[tokio::test]
+async fn metadata_patches_may_change_custom_metadata_only() {
+    let env = Env::start().await;
+    for path in ["apps/x", "internal/apps/x"] {
+        let (st, b) = env
+            .vault_root(
+                "POST",
+                &format!("secret/data/{path}"),
+                Some(json!({"data": {"k": "v"}})),
+            )
+            .await;
+        assert!(st < 300, "{b}");
+    }
+    for (role, path) in [
+        ("secops-write-vault", "apps/x"),
+        ("secops-handover-batch", "apps/x"),
+        ("secops-rotate", "apps/x"),
+        ("secops-push-secret", "internal/apps/x"),
+    ] {
+        let jwt = std::fs::read_to_string(env.dir.path().join(format!("{role}.token"))).unwrap();
+        let (st, body) = e2e::vault_call(
+            &env.vault.url(),
+            "",
+            "POST",
+            "auth/kubernetes/login",
+            Some(json!({"role": role, "jwt": jwt})),
+        )
+        .await;
+        assert_eq!(st, 200, "{role}: {body}");
+        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let custom = json!({"custom_metadata": {"secops.io/probe": role}});
+        assert_eq!(
+            patch_metadata(&env, &token, path, custom).await,
+            204,
+            "{role}"
+        );
+        for settings in [
+            json!({"max_versions": 1}),
+            json!({"delete_version_after": "1s"}),
+            json!({"cas_required": false, "custom_metadata": {"secops.io/probe": "x"}}),
+        ] {
+            assert_eq!(
+                patch_metadata(&env, &token, path, settings.clone()).await,
+                403,
+                "{role} may not PATCH {settings}"
+            );
+        }
+        let (_, meta) = env
+            .vault_root("GET", &format!("secret/metadata/{path}"), None)
+            .await;
+        assert_eq!(meta["data"]["max_versions"], 0, "{role}");
+        assert_eq!(meta["data"]["delete_version_after"], "0s", "{role}");
+        assert_eq!(meta["data"]["custom_metadata"]["secops.io/probe"], role);
+    }
+}
+
+/// The step roles take only tokens for the audience `vault` (the templates' projected
+/// `vault-token`), so the pod's API token, or a token stolen from another service, cannot
+/// log in: checked on OpenBao.
+#[tokio::test]
+async fn step_roles_take_only_tokens_for_vault() {
+    let env = Env::start().await;
+    let url = env.vault.url();
+    for role in e2e::STEP_ROLES {
+        let login = |jwt: String| {
+            e2e::vault_call(
+                &url,
+                "",
+                "POST",
+                "auth/kubernetes/login",
+                Some(json!({"role": role, "jwt": jwt})),
+            )
+        };
+        let api_token = env
+            .kube
+            .issue_service_account_token(e2e::STEP_SA_NAMESPACE, role);
+        let (st, body) = login(api_token).await;
+        assert_eq!(st, 403, "{role} with the API server's audience: {body}");
+        let vault_token =
+            env.kube
+                .issue_token_for(e2e::STEP_SA_NAMESPACE, role, e2e::VAULT_AUDIENCE);
+        let (st, body) = login(vault_token).await;
+        assert_eq!(st, 200, "{role} with the audience vault: {body}");
+    }
+}
+
+/// The policy knobs of `templates/settings/` narrow every step policy to a KV mount and a
+/// handover prefix: `kubectl kustomize templates/authority/` with `kv/.../bootstrap/*`, its
+/// generated `secops-vault-grants` loaded into OpenBao as init-authority would, then the chain
+/// with `--kv-mount kv --path-prefix bootstrap` works, and the same identity is refused
+/// outside the prefix.
+#[tokio::test]
+async fn narrowed_policies_from_the_rendered_knobs_work_on_openbao() {
+    let env = Env::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("templates");
+    copy_dir(&templates_dir(), &copy);
+    let settings = copy.join("settings/settings.yaml");
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    for (from, to) in [
+        ("secret/data/*", "kv/data/bootstrap/*"),
+        ("secret/metadata/*", "kv/metadata/bootstrap/*"),
+        ("secret/data/internal/*", "kv/data/internal/*"),
+        ("secret/metadata/internal/*", "kv/metadata/internal/*"),
+        ("secret/delete/*", "kv/delete/bootstrap/*"),
+        ("secret/destroy/*", "kv/destroy/bootstrap/*"),
+    ] {
+        let line = |v: &str| format!(": {v}\n");
+        assert!(text.contains(&line(from)), "settings: {from}");
+        text = text.replace(&line(from), &line(to));
+    }
+    std::fs::write(&settings, text).unwrap();
+    let kubectl = std::env::var("SECOPS_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let out = std::process::Command::new(kubectl)
+        .arg("kustomize")
+        .arg(copy.join("authority"))
+        .output()
+        .expect("kubectl (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let grants = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "secops-vault-grants")
+        .expect("secops-vault-grants");
+    let (st, b) = env
+        .vault_root(
+            "POST",
+            "sys/mounts/kv",
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await;
+    assert!(st < 300, "{b}");
+    for (key, v) in grants["data"].as_object().unwrap() {
+        if let Some(name) = key.strip_suffix(".hcl") {
+            let policy = v.as_str().unwrap();
+            assert!(!policy.contains("\"secret/"), "{name} still grants secret/");
+            let (st, b) = env
+                .vault_root(
+                    "PUT",
+                    &format!("sys/policies/acl/{name}"),
+                    Some(json!({ "policy": policy })),
+                )
+                .await;
+            assert!(st < 300, "{name}: {b}");
+        }
+    }
+    env.seed(SeedSecret::bootstrap("apps", "db").kv("password", "pw"))
+        .await;
+    let narrowed = ["--kv-mount", "kv", "--path-prefix", "bootstrap"];
+    let rb = env
+        .step("read-bootstrap")
+        .args(["--namespaces", "apps", "--path-prefix", "bootstrap"])
+        .run()
+        .await;
+    rb.assert_code(0);
+    let r = rb.references()[0].to_string();
+    env.step("write-vault")
+        .args(["--reference", &r])
+        .args(narrowed)
+        .run()
+        .await
+        .assert_code(0);
+    env.step("mark-consumed")
+        .args(["--reference", &r, "--mode", "delete"])
+        .args(narrowed)
+        .run()
+        .await
+        .assert_code(0);
+    let (st, b) = env
+        .vault_root("GET", "kv/data/bootstrap/apps/db", None)
+        .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["data"]["data"]["password"], "pw");
+    // Outside the prefix, and in the default mount, Vault itself refuses write-vault's role.
+    let jwt = std::fs::read_to_string(env.dir.path().join("secops-write-vault.token")).unwrap();
+    let (_, login) = e2e::vault_call(
+        &env.vault.url(),
+        "",
+        "POST",
+        "auth/kubernetes/login",
+        Some(json!({"role": "secops-write-vault", "jwt": jwt})),
+    )
+    .await;
+    let token = login["auth"]["client_token"].as_str().unwrap();
+    for path in ["kv/data/apps/x", "secret/data/apps/x"] {
+        let (st, _) = e2e::vault_call(
+            &env.vault.url(),
+            token,
+            "POST",
+            path,
+            Some(json!({"options": {"cas": 0}, "data": {"k": "v"}})),
+        )
+        .await;
+        assert_eq!(st, 403, "{path}");
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
 }

@@ -603,3 +603,54 @@ async fn vault_generates_the_value_from_a_password_policy() {
     run.assert_code(3);
     assert_eq!(env.vault_versions(path).await, 2);
 }
+
+/// Issue 17: a rotation never runs over another rotation's pending intent whose write may
+/// have landed (that rotation's re-run needs the intent to finish without a second version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_rotations_pending_intent_is_never_clobbered() {
+    let env = Env::start().await;
+    let path = handed_over(&env).await;
+    // Rotation "scheduled" recorded its intent on version 1 and wrote version 2, then died.
+    let (st, b) = env
+        .vault_root(
+            "POST",
+            &format!("secret/data/{path}"),
+            Some(json!({"data": {"username": "app", "password": "written-by-scheduled"}})),
+        )
+        .await;
+    assert!(st < 300, "{b}");
+    let pending = "1:00ff:abcd:2026-11-29T03:00:00Z";
+    let (st, b) = env
+        .vault_root(
+            "POST",
+            &format!("secret/metadata/{path}"),
+            Some(json!({"custom_metadata": {"secops.io/rotation-pending": pending}})),
+        )
+        .await;
+    assert!(st < 300, "{b}");
+    let run = rotate(
+        &env,
+        &[
+            "--path",
+            path,
+            "--key",
+            "password=uuid",
+            "--rotation-id",
+            "manual-1",
+        ],
+    )
+    .await;
+    run.assert_code(3);
+    assert!(
+        run.stderr
+            .contains("pending intent of rotation \"2026-11-29T03:00:00Z\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.vault_versions(path).await, 2, "nothing written");
+    assert_eq!(
+        env.vault_custom_metadata(path).await["secops.io/rotation-pending"],
+        pending,
+        "the other rotation's intent is kept"
+    );
+}

@@ -438,6 +438,95 @@ async fn retry_strategy_retries_transient_and_unavailable_exits_only() {
     assert_eq!(env.vault_versions("apps/db").await, 1);
 }
 
+/// A discovery that fails before writing its outputs (exit 2 here) ends as a Failed node with
+/// its message; the outputs' defaults (`count` 0, `references` []) skip the hand-over instead
+/// of failing it as an unresolvable reference (an Error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_discovery_ends_failed_with_its_message_not_as_an_error() {
+    let env = env().await;
+    let run = submit(
+        &env,
+        HANDOVER,
+        &[
+            ("namespaces", "apps"),
+            ("secret-namespace", "billing"),
+            ("secret-name", "db"),
+        ],
+    )
+    .await;
+    let discover = run.pod("read-bootstrap");
+    assert_eq!(discover.exit_codes, [2], "{}", run.summary());
+    assert_eq!(discover.phase, Phase::Failed);
+    assert!(
+        discover.message.contains("exit code 2"),
+        "{}",
+        discover.message
+    );
+    assert!(discover.stderr.contains("billing"), "{}", discover.stderr);
+    let hand_over = run.nodes_named("hand-over");
+    assert_eq!(hand_over.len(), 1, "{}", run.summary());
+    assert_eq!(hand_over[0].phase, Phase::Skipped, "{}", run.summary());
+    assert!(
+        run.nodes.iter().all(|n| n.phase != Phase::Error),
+        "{}",
+        run.summary()
+    );
+}
+
+/// A pod that died under its step (here: it never started, its Secret volume missing; Argo
+/// says Error, as for an evicted or deleted pod) is retried like exit 4 and 5, while a
+/// refusal (exit 2, 3) never is; and the identity volume is mounted read-only for its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_error_are_retried_and_the_identity_is_owner_read_only() {
+    use e2e::argo::authority_file;
+    let env = env().await;
+    let runner = e2e::argo::Runner::authority(&env);
+    let url = env.vault.url();
+    let run = runner
+        .submit_cron(
+            authority_file("authority-unseal.yaml"),
+            "2026-11-29T05:00:00Z",
+            &[("vault-addr", url.as_str())],
+        )
+        .await
+        .unwrap();
+    run.assert_phase(Phase::Error);
+    let pod = run.pod("unseal");
+    assert_eq!(pod.exit_codes, [-1; 4], "1 + limit 3\n{}", run.summary());
+    assert!(
+        pod.message.contains("secops-unseal-identity"),
+        "{}",
+        pod.message
+    );
+    // With the identity there: the dev Vault is unsealed, a no-op; the key file is 0400.
+    env.seed(
+        SeedSecret::bootstrap(runner.namespace(), "secops-unseal-identity")
+            .unlabeled()
+            .kv(
+                "key.txt",
+                "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
+            ),
+    )
+    .await;
+    let run = runner
+        .submit_cron(
+            authority_file("authority-unseal.yaml"),
+            "2026-11-29T05:05:00Z",
+            &[("vault-addr", url.as_str())],
+        )
+        .await
+        .unwrap();
+    let pod = run.pod("unseal");
+    let key = pod
+        .args
+        .iter()
+        .find_map(|a| a.strip_prefix("--age-identity-file="))
+        .expect("identity flag");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o400, "{}", run.summary());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undeclared_or_invalid_arguments_are_refused_at_submit() {
     let env = env().await;
@@ -589,36 +678,52 @@ async fn a_dag_follows_its_dependencies_and_omits_after_a_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batch_template_hands_over_in_one_pod_per_batch() {
+async fn batch_template_hands_over_in_one_pod_per_namespace() {
     let env = env().await;
     for i in 0..5 {
         env.seed(SeedSecret::bootstrap("apps", &format!("s{i}")).kv("k", format!("v{i}")))
             .await;
     }
+    env.seed(SeedSecret::bootstrap("team", "t0").kv("k", "t"))
+        .await;
+    // Refused by discovery (no data): reported by the discover node, and it stops no pod.
+    env.seed(SeedSecret::bootstrap("apps", "empty")).await;
     let run = submit(
         &env,
         "secret-handover-batch.yaml",
-        &[
-            ("namespaces", "apps"),
-            ("batch-size", "2"),
-            ("consume-mode", "delete"),
-        ],
+        &[("namespaces", "apps,team"), ("consume-mode", "delete")],
     )
     .await;
     run.assert_phase(Phase::Succeeded);
-    assert_eq!(run.pods_of("hand-over-batch").len(), 3, "{}", run.summary());
-    for i in 0..5 {
-        let path = format!("apps/s{i}");
+    assert_eq!(
+        run.pod("read-bootstrap").exit_codes,
+        [3],
+        "{}",
+        run.summary()
+    );
+    let pods = run.pods_of("hand-over-namespace");
+    assert_eq!(pods.len(), 2, "{}", run.summary());
+    let namespaces: Vec<&str> = pods
+        .iter()
+        .map(|p| p.inputs["namespace"].as_str())
+        .collect();
+    assert_eq!(namespaces, ["apps", "team"]);
+    assert!(
+        pods.iter().all(|p| p.exit_codes == [0]),
+        "{}",
+        run.summary()
+    );
+    for (ns, name, v) in (0..5)
+        .map(|i| ("apps", format!("s{i}"), format!("v{i}")))
+        .chain([("team", "t0".to_owned(), "t".to_owned())])
+    {
+        let path = format!("{ns}/{name}");
         assert_eq!(env.vault_versions(&path).await, 1);
-        assert_eq!(
-            env.vault_bytes(&path).await["k"],
-            format!("v{i}").as_bytes()
-        );
-        assert!(
-            env.secret("apps", &format!("s{i}")).await.is_none(),
-            "s{i} consumed"
-        );
+        assert_eq!(env.vault_bytes(&path).await["k"], v.as_bytes());
+        assert!(env.secret(ns, &name).await.is_none(), "{path} consumed");
     }
+    assert!(env.secret("apps", "empty").await.is_some());
+    assert_eq!(env.vault_versions("apps/empty").await, 0);
 }
 
 /// `kubectl -n secops create configmap secops-vault-ca --from-file=ca.crt=<pem>`, replacing

@@ -3,6 +3,7 @@
 
 mod mutations;
 mod real;
+mod rendered;
 
 use std::sync::OnceLock;
 

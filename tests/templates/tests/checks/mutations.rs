@@ -394,11 +394,19 @@ fn a_role_binding_to_a_missing_service_account() {
     });
     assert_exactly(
         &found,
-        &[(
-            "templates/targets/apps/rolebindings.yaml",
-            "subjects[0].name",
-            "no ServiceAccount \"secops-rotate\" in namespace default",
-        )],
+        &[
+            (
+                "templates/targets/apps/rolebindings.yaml",
+                "subjects[0].name",
+                "no ServiceAccount \"secops-rotate\" in namespace default",
+            ),
+            // ... and a namespace the settings knob would not move.
+            (
+                "templates/targets/apps/rolebindings.yaml",
+                "subjects[0].namespace",
+                "may only be the workflow namespace \"secops\"",
+            ),
+        ],
     );
 }
 
@@ -465,7 +473,7 @@ fn a_wrong_image_name() {
         &found,
         &[
             (HANDOVER, "spec.templates[3].container.image", "is not ghcr.io/secops/<step>:<tag> for a step binary"),
-            (HANDOVER, "spec.templates[3].container.image", "image \"ghcr.io/secops/write-vautl\" is not listed in templates/kustomization.yaml"),
+            (HANDOVER, "spec.templates[3].container.image", "image \"ghcr.io/secops/write-vautl\" is not listed in the images knob of templates/kustomization.yaml (its components: templates/settings/kustomization.yaml)"),
         ],
     );
 }
@@ -980,7 +988,7 @@ fn a_kustomization_listing_a_missing_file_or_missing_a_file() {
             .iter_mut()
             .find(|d| d.file == "templates/kustomization.yaml")
             .unwrap();
-        *at(&mut k.value, "/resources/7") = json!("events/bootstrap-triger.yaml");
+        *at(&mut k.value, "/resources/7") = json!("workflows/push-internal-secret.yaml");
     });
     assert_exactly(
         &found,
@@ -988,15 +996,9 @@ fn a_kustomization_listing_a_missing_file_or_missing_a_file() {
             (
                 "templates/kustomization.yaml",
                 "resources[7]",
-                "resource \"events/bootstrap-triger.yaml\" does not exist",
+                "\"workflows/push-internal-secret.yaml\" does not exist",
             ),
-            (TRIGGER, "", "no kustomization lists this file"),
-            // ... so its ServiceAccount is not installed in secops either.
-            (
-                "templates/targets/apps/event-source-watch.yaml",
-                "subjects[0].name",
-                "no ServiceAccount \"secops-bootstrap-events\" in namespace secops",
-            ),
+            (PUSH, "", "no kustomization lists this file"),
         ],
     );
 }
@@ -1007,7 +1009,7 @@ fn a_kustomization_images_knob_out_of_step() {
         let k = t
             .docs
             .iter_mut()
-            .find(|d| d.file == "templates/kustomization.yaml")
+            .find(|d| d.file == "templates/settings/kustomization.yaml")
             .unwrap();
         at(&mut k.value, "/images")
             .as_array_mut()
@@ -1022,7 +1024,7 @@ fn a_kustomization_images_knob_out_of_step() {
         &found,
         &[
             (
-                "templates/kustomization.yaml",
+                "templates/settings/kustomization.yaml",
                 "images[7].name",
                 "image \"ghcr.io/secops/rotate-v2\" is used by no template",
             ),
@@ -1032,6 +1034,86 @@ fn a_kustomization_images_knob_out_of_step() {
                 "image \"ghcr.io/secops/rotate\" is not listed",
             ),
         ],
+    );
+}
+
+#[test]
+fn a_binding_the_namespace_knob_does_not_reach() {
+    let found = check_after(|t| {
+        let k = t
+            .docs
+            .iter_mut()
+            .find(|d| d.file == "templates/settings/kustomization.yaml")
+            .unwrap();
+        at(&mut k.value, "/replacements/0/targets/1/reject")
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "secops-rotate"}));
+    });
+    assert_exactly(
+        &found,
+        &[(
+            "templates/targets/apps/rolebindings.yaml",
+            "subjects[0].namespace",
+            "RoleBinding secops-rotate is rejected by the settings replacement",
+        )],
+    );
+}
+
+#[test]
+fn a_vault_role_the_namespace_knob_does_not_reach() {
+    let found = check_after(|t| {
+        // Reformatted: the namespace is no longer the 8th '"'-separated piece.
+        let r = t.vault_roles.get_mut("secops-rotate").unwrap();
+        r.raw = r#"{"token_policies": ["secops-rotate"], "bound_service_account_names": ["secops-rotate"], "bound_service_account_namespaces": ["secops"]}"#.into();
+        // Not listed in the replacement.
+        let k = t
+            .docs
+            .iter_mut()
+            .find(|d| d.file == "templates/settings/kustomization.yaml")
+            .unwrap();
+        let paths = at(&mut k.value, "/replacements/0/targets/3/fieldPaths");
+        let list = paths.as_array_mut().unwrap();
+        list.retain(|p| p != "data.[secops-write-vault.json]");
+    });
+    assert_exactly(
+        &found,
+        &[
+            (
+                "templates/vault/roles/secops-rotate.json",
+                "bound_service_account_namespaces",
+                "as the 8th",
+            ),
+            (
+                "templates/vault/roles/secops-write-vault.json",
+                "bound_service_account_namespaces",
+                "does not list data.[secops-write-vault.json]",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_vault_grant_file_missing_from_the_generated_config_map() {
+    let found = check_after(|t| {
+        let k = t
+            .docs
+            .iter_mut()
+            .find(|d| d.file == "templates/vault/kustomization.yaml")
+            .unwrap();
+        let files = at(&mut k.value, "/configMapGenerator/0/files");
+        files
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f != "policies/secops-rotate.hcl");
+    });
+    assert_exactly(
+        &found,
+        &[(
+            "templates/vault/kustomization.yaml",
+            "configMapGenerator[0].files",
+            "templates/vault/policies/secops-rotate.hcl is missing",
+        )],
     );
 }
 
@@ -1154,5 +1236,106 @@ fn a_vault_step_without_the_ca_parameter() {
             "spec.templates[0].container",
             "rotate must get --vault-cacert={{workflow.parameters.vault-cacert}} (or env VAULT_CACERT, or an input parameter vault-cacert), not None",
         )],
+    );
+}
+
+#[test]
+fn a_step_deadline_whose_retries_outlast_the_workflow() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-handover");
+        *at(wf, "/spec/templates/3/activeDeadlineSeconds") = json!(300);
+    });
+    // 180s x 5 + 150s, 300s x 5 + 150s, 180s x 5 + 150s = 3750s > 3600s.
+    assert_exactly(
+        &found,
+        &[(
+            HANDOVER,
+            "spec.activeDeadlineSeconds",
+            "3600s is shorter than the worst case of handover, 3750s",
+        )],
+    );
+}
+
+#[test]
+fn a_step_without_a_deadline() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-rotation");
+        at(wf, "/spec/templates/0")
+            .as_object_mut()
+            .unwrap()
+            .remove("activeDeadlineSeconds");
+    });
+    assert_exactly(
+        &found,
+        &[(
+            ROTATION,
+            "spec.templates[0].activeDeadlineSeconds",
+            "every step needs a deadline",
+        )],
+    );
+}
+
+#[test]
+fn a_vault_step_presenting_a_token_for_another_audience() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-rotation");
+        *at(
+            wf,
+            "/spec/templates/0/volumes/1/projected/sources/0/serviceAccountToken/audience",
+        ) = json!("https://kubernetes.default.svc");
+    });
+    assert_exactly(
+        &found,
+        &[(
+            ROTATION,
+            "spec.templates[0].container.env[3].value",
+            "accepts tokens for the audience \"vault\" only; this step presents a token for \"https://kubernetes.default.svc\"",
+        )],
+    );
+}
+
+#[test]
+fn a_policy_path_that_follows_no_knob() {
+    let found = check_after(|t| {
+        let p = t.vault_policies.get_mut("secops-mark-consumed").unwrap();
+        p.raw
+            .push_str("path \"secret/metadata/*\" {\n  capabilities = [\"read\"]\n}\n");
+        p.content.clone_from(&p.raw);
+    });
+    assert_exactly(
+        &found,
+        &[(
+            "templates/vault/policies/secops-mark-consumed.hcl",
+            "path \"secret/metadata/*\"",
+            "follows no knob of settings/",
+        )],
+    );
+}
+
+#[test]
+fn a_policy_edit_that_moves_its_paths_away_from_the_knobs() {
+    let found = check_after(|t| {
+        // One more capability: every later piece of the file moves by two.
+        let p = t.vault_policies.get_mut("secops-push-secret").unwrap();
+        p.raw = p
+            .raw
+            .replacen("[\"create\", ", "[\"list\", \"create\", ", 1);
+        p.content.clone_from(&p.raw);
+    });
+    // The replacement now hits "patch" instead of the metadata path, and the path moved.
+    assert_exactly(
+        &found,
+        &[
+            (
+                "templates/settings/kustomization.yaml",
+                "replacements[4].targets[2]",
+                "piece 9 of secops-push-secret.hcl is Some(\"update\"), not a path",
+            ),
+            (
+                "templates/vault/policies/secops-push-secret.hcl",
+                "path \"secret/metadata/internal/*\"",
+                "follows no knob",
+            ),
+        ],
     );
 }
