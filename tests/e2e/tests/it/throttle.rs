@@ -99,7 +99,6 @@ struct Measured {
     step: &'static str,
     served: usize,
     throttled: usize,
-    wall: Duration,
 }
 
 impl Measured {
@@ -123,7 +122,6 @@ async fn measured(
         step,
         served,
         throttled,
-        wall,
     };
     eprintln!(
         "{step}: {served} requests admitted, {throttled} throttled, {:.1} s wall, floor {:.1} s ({:.2}x)",
