@@ -32,6 +32,8 @@ pub mod paths;
 #[cfg(feature = "io")]
 pub mod plan;
 #[cfg(feature = "io")]
+pub mod provenance;
+#[cfg(feature = "io")]
 pub mod push;
 pub mod reference;
 #[cfg(feature = "io")]

@@ -19,7 +19,8 @@ use crate::paths::{annotation_hint, PathPolicy, VaultPath};
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::selection::Selection;
 use crate::vault::kv::CasWrite;
-use crate::vault::{Kv2Read, Need, Provenance, Vault};
+use crate::provenance::Provenance;
+use crate::vault::{Kv2Read, Need, Vault};
 use crate::vocab::*;
 
 /// The label of Secrets published for internal distribution.

@@ -21,7 +21,8 @@ use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::reference::SecretRef;
-use crate::vault::{Kv2Read, Provenance, Vault};
+use crate::provenance::Provenance;
+use crate::vault::{Kv2Read, Vault};
 use crate::vocab::*;
 
 /// RFC 5.4: the bootstrap Secret is deleted, rendered inert, or ignored by all consumers.

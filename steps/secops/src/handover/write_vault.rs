@@ -24,9 +24,9 @@ use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::reference::SecretRef;
 use crate::secret::VaultData;
-use crate::vault::kv::relink_patch;
 use crate::vault::kv::CasWrite;
-use crate::vault::{Kv2Read, Need, Provenance, Vault};
+use crate::provenance::{relink_patch, Provenance};
+use crate::vault::{Kv2Read, Need, Vault};
 use crate::vocab::*;
 
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use crate::throttle::{wait_hint, Limiter};
 
 pub use auth::VaultAuth;
 pub use capabilities::Need;
-pub use kv::{Kv2Read, Provenance};
+pub use kv::Kv2Read;
 
 /// Vault CLI conventions: VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_SKIP_VERIFY.
 #[derive(Debug, Clone)]
