@@ -113,7 +113,8 @@ pod() {
 run() {
   local s=$1; shift
   local envs=(KUBERNETES_SERVICE_HOST=kube.test "KUBERNETES_SERVICE_PORT=$KUBE_PORT"
-    SECOPS_OUTPUTS_DIR=/tmp/outputs SECOPS_WORKFLOW_NAME=image-test SECOPS_WORKFLOW_UID=image-test-uid)
+    SECOPS_OUTPUTS_DIR=/tmp/outputs SECOPS_WORKFLOW_NAME=image-test SECOPS_WORKFLOW_UID=image-test-uid
+    SECOPS_CLUSTER_NAME=image-test)
   if [ "$s" != read-bootstrap ]; then
     envs+=("VAULT_ADDR=https://vault.test:$VAULT_PORT" VAULT_CACERT=/etc/secops/vault-ca.pem
       "SECOPS_VAULT_ROLE=secops-$s")

@@ -55,6 +55,9 @@ pub struct AuditEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
     pub workflow: Workflow,
+    /// The cluster the step ran in (`--cluster-name`), when it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Step-specific facts (versions, generator kinds, ids); never values.
@@ -70,6 +73,8 @@ pub struct AuditEvent {
 pub struct Auditor {
     pub step: &'static str,
     pub workflow: Workflow,
+    /// `--cluster-name`, on every event of steps that take it.
+    pub cluster: Option<String>,
     /// A dry run marks every event and takes the plan's judgements from them.
     pub dry_run: crate::plan::DryRun,
 }
@@ -91,6 +96,7 @@ impl Auditor {
             source,
             target,
             workflow: self.workflow.clone(),
+            cluster: self.cluster.clone(),
             reason,
             details: None,
             dry_run: self.dry_run.active(),

@@ -66,6 +66,7 @@ impl KubeArgs {
             kubeconfig: self.kubeconfig.clone(),
             events: self.kube_events,
             component: format!("secops/{step}"),
+            cluster: None,
             timeout: Duration::from_secs(self.kube_timeout),
             retry: self.retry.policy(),
             limiter: self.retry.limiter("Kubernetes"),
@@ -424,17 +425,19 @@ impl AuthorityStoreArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PathArgs {
-    /// Prefix under the KV mount; a namespace's secrets go to {prefix}/{namespace}/...
+    /// Prefix under the KV mount; a namespace's secrets go to {prefix}/{namespace}/...; may
+    /// contain {cluster} (the --cluster-name) for per-cluster paths.
     #[arg(long, env = "SECOPS_PATH_PREFIX", value_name = "PATH")]
     pub path_prefix: Option<String>,
 }
 
 impl PathArgs {
-    pub fn policy(&self) -> Result<PathPolicy> {
+    /// `{cluster}` in the prefix becomes the cluster name (refused without one).
+    pub fn policy(&self, cluster: Option<&crate::fleet::ClusterName>) -> Result<PathPolicy> {
         let prefix = match self.path_prefix.as_deref() {
             None | Some("") => None,
             Some(p) => Some(
-                VaultPath::parse(p)
+                VaultPath::parse(&crate::fleet::substitute(p, cluster)?)
                     .map_err(|e| Error::Usage(format!("--path-prefix {p:?} is not valid: {e}")))?,
             ),
         };

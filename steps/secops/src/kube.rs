@@ -24,6 +24,7 @@ pub struct KubeConfig {
     pub events: bool,
     /// Reported as the Event's component, e.g. `secops/write-vault`.
     pub component: String,
+    pub cluster: Option<String>, // `--cluster-name`, named in every Event's message
     /// Per-request read timeout (a hung API server ends the attempt).
     pub timeout: std::time::Duration,
     /// Retries inside the run; replaces kube's own default retry layer.
@@ -41,6 +42,7 @@ impl Default for KubeConfig {
             kubeconfig: None,
             events: false,
             component: String::new(),
+            cluster: None,
             timeout: std::time::Duration::from_secs(30),
             retry: RetryPolicy::default(),
             limiter: std::sync::Arc::new(Limiter::new(
@@ -501,6 +503,7 @@ impl Kube {
             return;
         }
         let now = jiff::Timestamp::now();
+        let message = crate::fleet::with_cluster(message, self.cfg.cluster.as_deref());
         let ev = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}.", obj.name)),
@@ -516,7 +519,7 @@ impl Kube {
                 ..ObjectReference::default()
             },
             reason: Some(reason.into()),
-            message: Some(message.into()),
+            message: Some(message),
             type_: Some(if warning { "Warning" } else { "Normal" }.into()),
             source: Some(k8s_openapi::api::core::v1::EventSource {
                 component: Some(self.cfg.component.clone()),
@@ -532,9 +535,6 @@ impl Kube {
             ..Event::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &obj.namespace);
-        // Events carry a generated name; the API server fills it in.
-        let mut ev = ev;
-        ev.metadata.name = None;
         let what = format!("create Event for Secret {}/{}", obj.namespace, obj.name);
         let pp = PostParams::default();
         if let Err(e) = self.unrepeatable(&what, || api.create(&pp, &ev)).await {

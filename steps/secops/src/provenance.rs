@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::audit::Workflow;
 use crate::error::{Error, Result};
+use crate::fleet::ClusterName;
 use crate::kube::BootstrapSecret;
 use crate::secret::VaultData;
 use crate::vault::kv::{base64_keys, base64_keys_patch, META_VALUE_MAX};
@@ -19,6 +20,8 @@ pub struct Provenance {
     /// `namespace/name` of the source Secret.
     pub source: String,
     pub source_uid: String,
+    /// The cluster the source Secret lives in (`--cluster-name`); empty before cluster names.
+    pub source_cluster: String,
     pub source_resource_version: String,
     pub source_type: String,
     pub handover_at: String,
@@ -34,12 +37,14 @@ impl Provenance {
         s: &BootstrapSecret,
         owner: Option<&str>,
         workflow: &Workflow,
+        cluster: &ClusterName,
         data: &VaultData,
     ) -> Self {
         Provenance {
             owner: owner.map(str::to_owned),
             source: format!("{}/{}", s.namespace, s.name),
             source_uid: s.uid.clone(),
+            source_cluster: cluster.to_string(),
             source_resource_version: s.resource_version.clone(),
             source_type: s.type_.clone(),
             handover_at: jiff::Timestamp::now().to_string(),
@@ -57,6 +62,7 @@ impl Provenance {
         for (k, v) in [
             (META_SOURCE, &self.source),
             (META_SOURCE_UID, &self.source_uid),
+            (META_SOURCE_CLUSTER, &self.source_cluster),
             (META_SOURCE_RV, &self.source_resource_version),
             (META_SOURCE_TYPE, &self.source_type),
             (META_HANDOVER_AT, &self.handover_at),
@@ -86,6 +92,7 @@ impl Provenance {
             owner: m.get(META_OWNER).cloned(),
             source,
             source_uid: get(META_SOURCE_UID),
+            source_cluster: get(META_SOURCE_CLUSTER),
             source_resource_version: get(META_SOURCE_RV),
             source_type: get(META_SOURCE_TYPE),
             handover_at: get(META_HANDOVER_AT),
@@ -99,11 +106,13 @@ impl Provenance {
 /// holding the same data (the cluster was rebuilt from Git): the new uid and resourceVersion
 /// become the source, the uid Vault held goes first into `secops.io/previous-source-uids`
 /// (no duplicates; the oldest dropped past Vault's 512-byte value limit). Keys, values and the
-/// original handover time and workflow are left as they are.
+/// original handover time and workflow are left as they are. The source cluster is set to the
+/// caller's: the same after a rebuild, and recorded for a handover made before cluster names.
 pub fn relink_patch(
     custom_metadata: &BTreeMap<String, String>,
     uid: &str,
     resource_version: &str,
+    cluster: &ClusterName,
     workflow: &str,
 ) -> BTreeMap<String, Option<String>> {
     let old = custom_metadata
@@ -131,6 +140,7 @@ pub fn relink_patch(
         }
     };
     set(META_SOURCE_UID, uid.to_owned());
+    set(META_SOURCE_CLUSTER, cluster.to_string());
     set(META_SOURCE_RV, resource_version.to_owned());
     set(META_PREVIOUS_SOURCE_UIDS, previous.join(","));
     set(META_SOURCE_RELINKED_AT, jiff::Timestamp::now().to_string());
@@ -192,7 +202,7 @@ mod tests {
         ]);
         // Vault's merge PATCH of custom_metadata: set, or remove on null.
         let apply = |m: &mut BTreeMap<String, String>, uid: &str, rv: &str| {
-            for (k, v) in relink_patch(m, uid, rv, "wf/u") {
+            for (k, v) in relink_patch(m, uid, rv, &ClusterName::parse("a").unwrap(), "wf/u") {
                 match v {
                     Some(v) => m.insert(k, v),
                     None => m.remove(&k),
@@ -204,6 +214,7 @@ mod tests {
         assert_eq!(m[META_SOURCE_RV], "7");
         assert_eq!(previous_source_uids(&m), ["uid-1"]);
         assert_eq!(m[META_SOURCE_RELINKED_BY], "wf/u");
+        assert_eq!(m[META_SOURCE_CLUSTER], "a");
         // The same uid again: nothing new recorded, no duplicate.
         apply(&mut m, "uid-2", "7");
         assert_eq!(previous_source_uids(&m), ["uid-1"]);

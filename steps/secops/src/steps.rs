@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::fleet::{self, ClusterArgs, ClusterName};
 use crate::handover::{mark_consumed, read_bootstrap, write_vault};
 use crate::kube::Kube;
 use crate::outputs::Outputs;
@@ -45,6 +46,9 @@ pub struct ReadBootstrapArgs {
     pub kube: KubeArgs,
     #[command(flatten)]
     pub paths: PathArgs,
+    /// Needed only when --path-prefix contains {cluster}.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub workflow: WorkflowArgs,
     #[command(flatten)]
@@ -53,9 +57,10 @@ pub struct ReadBootstrapArgs {
 
 pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) -> Result<Exit> {
     let dry_run = a.kube.dry_run.dry_run();
+    let cluster = a.cluster.optional()?;
     let cfg = read_bootstrap::Config {
         selection: a.selection.selection()?,
-        paths: a.paths.policy()?,
+        paths: a.paths.policy(cluster.as_ref())?,
         batch_size: a.batch_size as usize,
         fail_on_refused: a.fail_on_refused,
         dry_run: dry_run.clone(),
@@ -63,6 +68,7 @@ pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) 
     let audit = Auditor {
         step: "read-bootstrap",
         workflow: a.workflow.workflow()?,
+        cluster: cluster.map(|c| c.to_string()),
         dry_run: dry_run.clone(),
     };
     let outputs = Outputs::new(a.outputs.outputs_dir);
@@ -85,6 +91,12 @@ pub struct HandoverArgs {
     #[command(flatten)]
     pub paths: PathArgs,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Another cluster's other data at a path is Vault's value for the whole fleet: record this
+    /// cluster as sharing the path and consume without writing (docs/fleets.md).
+    #[arg(long, env = "SECOPS_FLEET_VAULT_AUTHORITATIVE", default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub fleet_vault_authoritative: bool,
+    #[command(flatten)]
     pub workflow: WorkflowArgs,
     #[command(flatten)]
     pub outputs: OutputArgs,
@@ -95,10 +107,12 @@ struct Handover {
     references: References,
     vault: VaultTarget,
     paths: PathPolicy,
+    cluster: ClusterName,
     audit: Auditor,
     outputs: Outputs,
     kube: KubeArgs,
     concurrency: usize,
+    fleet_vault_authoritative: bool,
     dry_run: DryRun,
 }
 
@@ -106,19 +120,23 @@ impl HandoverArgs {
     /// Checks every flag first, so bad input exits 2 before anything is contacted.
     fn validate(self, step: &'static str, vault_token: Option<String>) -> Result<Handover> {
         let dry_run = self.kube.dry_run.dry_run();
+        let cluster = self.cluster.required()?;
         Ok(Handover {
             references: self.reference.references()?,
             vault: self.vault.target(vault_token, &self.kube, &dry_run)?,
-            paths: self.paths.policy()?,
+            paths: self.paths.policy(Some(&cluster))?,
             audit: Auditor {
                 step,
                 workflow: self.workflow.workflow()?,
+                cluster: Some(cluster.to_string()),
                 dry_run: dry_run.clone(),
             },
+            cluster,
             dry_run,
             outputs: Outputs::new(self.outputs.outputs_dir),
             kube: self.kube,
             concurrency: self.concurrency.get(),
+            fleet_vault_authoritative: self.fleet_vault_authoritative,
         })
     }
 }
@@ -126,7 +144,9 @@ impl HandoverArgs {
 impl Handover {
     /// Connects to both authorities. Call [`Vault::close`] after, whatever the outcome.
     async fn connect(&self) -> Result<(Kube, Vault)> {
-        let kube = Kube::connect(self.kube.config(self.audit.step)).await?;
+        let mut kube = self.kube.config(self.audit.step);
+        kube.cluster = Some(self.cluster.to_string());
+        let kube = Kube::connect(kube).await?;
         let vault = Vault::connect(&self.vault.client).await?;
         Ok((kube, vault))
     }
@@ -147,6 +167,8 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
         vault: h.vault.clone(),
         paths: h.paths.clone(),
         workflow: h.audit.workflow.clone(),
+        cluster: h.cluster.clone(),
+        fleet_vault_authoritative: h.fleet_vault_authoritative,
         dry_run: h.dry_run.clone(),
     };
     let (kube, vault) = h.connect().await?;
@@ -199,6 +221,8 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
         vault: h.vault.clone(),
         paths: h.paths.clone(),
         workflow: h.audit.workflow.clone(),
+        cluster: h.cluster.clone(),
+        fleet_vault_authoritative: h.fleet_vault_authoritative,
         dry_run: h.dry_run.clone(),
     };
     let (kube, vault) = h.connect().await?;
@@ -328,6 +352,7 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
     let audit = Auditor {
         step: "rotate",
         workflow,
+        cluster: None,
         dry_run: dry_run.clone(),
     };
     let outputs = Outputs::new(a.outputs.outputs_dir);
@@ -356,6 +381,8 @@ pub struct PushSecretArgs {
     )]
     pub path_prefix: String,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub concurrency: ConcurrencyArgs,
     #[command(flatten)]
     pub kube: KubeArgs,
@@ -369,10 +396,11 @@ pub struct PushSecretArgs {
 
 pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Result<Exit> {
     let selection = a.selection.selection()?;
+    let cluster = a.cluster.required()?;
     let paths = PathArgs {
         path_prefix: Some(a.path_prefix.clone()),
     }
-    .policy()?;
+    .policy(Some(&cluster))?;
     let dry_run = a.kube.dry_run.dry_run();
     let vault_target = a.vault.target(vault_token, &a.kube, &dry_run)?;
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
@@ -385,16 +413,20 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
         paths,
         vault: vault_target,
         workflow: a.workflow.workflow()?,
+        cluster: cluster.clone(),
         concurrency: a.concurrency.get(),
         dry_run: dry_run.clone(),
     };
     let audit = Auditor {
         step: "push-secret",
         workflow: cfg.workflow.clone(),
+        cluster: Some(cluster.to_string()),
         dry_run: dry_run.clone(),
     };
     let outputs = Outputs::new(a.outputs.outputs_dir);
-    let kube = Kube::connect(a.kube.config("push-secret")).await?;
+    let mut kube = a.kube.config("push-secret");
+    kube.cluster = Some(cluster.to_string());
+    let kube = Kube::connect(kube).await?;
     let vault = Vault::connect(&cfg.vault.client).await?;
     let res = crate::push::run(&cfg, &kube, &vault, &audit, &outputs).await;
     vault.close().await;
@@ -712,6 +744,7 @@ async fn authority_clients(
     let audit = Auditor {
         step,
         workflow: workflow.workflow()?,
+        cluster: None,
         dry_run: dry_run.clone(),
     };
     let mut vault_cfg = vault.config(kube.retry.policy())?;
@@ -821,6 +854,8 @@ pub struct AuditAuthorityArgs {
     #[command(flatten)]
     pub paths: PathArgs,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub workflow: WorkflowArgs,
     #[command(flatten)]
     pub outputs: OutputArgs,
@@ -834,6 +869,7 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
         .filter(|s| !s.is_empty())
         .collect();
     validate_namespaces(namespaces.iter())?;
+    let cluster = a.cluster.required()?;
     let dry_run = a.kube.dry_run.dry_run();
     let vault_target = a.vault.target(vault_token, &a.kube, &dry_run)?;
     if vault_target.kv_version != crate::cli::KvVersion::V2 {
@@ -845,23 +881,26 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
         namespaces,
         grace: a.grace,
         mount: vault_target.mount.clone(),
-        handover_prefix: a.paths.policy()?.prefix,
-        internal_prefix: VaultPath::parse(&a.internal_prefix).map_err(|e| {
-            Error::Usage(format!(
-                "--internal-prefix {:?} is not valid: {e}",
-                a.internal_prefix
-            ))
-        })?,
+        handover_prefix: a.paths.policy(Some(&cluster))?.prefix,
+        internal_prefix: VaultPath::parse(&fleet::substitute(&a.internal_prefix, Some(&cluster))?)
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "--internal-prefix {:?} is not valid: {e}",
+                    a.internal_prefix
+                ))
+            })?,
         compare_values: a.compare_values,
         min_value_bytes: a.min_value_bytes.max(1),
         cluster_wide: a.cluster_wide,
         page_size: a.page_size,
         fail_on_violations: a.fail_on_violations,
+        cluster: cluster.clone(),
         dry_run: dry_run.clone(),
     };
     let audit = Auditor {
         step: "audit-authority",
         workflow: a.workflow.workflow()?,
+        cluster: Some(cluster.to_string()),
         dry_run: dry_run.clone(),
     };
     let outputs = Outputs::new(a.outputs.outputs_dir);

@@ -18,14 +18,15 @@ use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::fleet::{self, ClusterName, Record, Relation};
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
+use crate::provenance::{relink_patch, Provenance};
 use crate::reference::SecretRef;
 use crate::secret::VaultData;
 use crate::vault::kv::CasWrite;
-use crate::provenance::{relink_patch, Provenance};
 use crate::vault::{Kv2Read, Need, Vault};
 use crate::vocab::*;
 
@@ -35,6 +36,10 @@ pub struct Config {
     pub vault: VaultTarget,
     pub paths: PathPolicy,
     pub workflow: Workflow,
+    /// The cluster this runs in (`--cluster-name`): recorded, and judged by the conflict rule.
+    pub cluster: ClusterName,
+    /// `--fleet-vault-authoritative`: another cluster's other data is Vault's to keep.
+    pub fleet_vault_authoritative: bool,
     /// `--dry-run`: every write below goes through its gate.
     pub dry_run: DryRun,
 }
@@ -55,6 +60,9 @@ pub enum Outcome {
     /// Vault holds a handover of this Secret with other data (rotated since it was written to
     /// Git): nothing written, Vault is authoritative; mark-consumed consumes the Secret.
     VaultDiffers,
+    /// Another cluster handed over the same data to this path: the path is shared, this
+    /// cluster recorded in `secops.io/clusters`; nothing else written.
+    Shared,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +99,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::WouldWrite => "would-write",
         Outcome::ProvenanceUpdated => "provenance-updated",
         Outcome::VaultDiffers => "vault-differs",
+        Outcome::Shared => "shared",
     }
 }
 
@@ -107,7 +116,10 @@ pub async fn handle(
     let result = match write(cfg, kube, vault, fetch).await {
         Ok(res)
             if cfg.dry_run.active()
-                && matches!(res.outcome, Outcome::Written | Outcome::ProvenanceUpdated) =>
+                && matches!(
+                    res.outcome,
+                    Outcome::Written | Outcome::ProvenanceUpdated | Outcome::Shared
+                ) =>
         {
             WriteResult {
                 outcome: Outcome::WouldWrite,
@@ -131,6 +143,11 @@ pub async fn handle(
              written, its provenance now names uid {} (the earlier uid kept in \
              {META_PREVIOUS_SOURCE_UIDS})",
             r.uid
+        )),
+        Outcome::Shared => Some(format!(
+            "another cluster handed over the same data to this path: the path is shared, \
+             cluster {} recorded in {META_CLUSTERS}",
+            cfg.cluster
         )),
         Outcome::VaultDiffers => Some(format!(
             "Vault {mount}/{} version {} holds other data than this bootstrap Secret (rotated \
@@ -231,7 +248,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
 }
 
 fn provenance(cfg: &Config, s: &BootstrapSecret, data: &VaultData) -> Provenance {
-    Provenance::of(s, None, &cfg.workflow, data)
+    Provenance::of(s, None, &cfg.workflow, &cfg.cluster, data)
 }
 
 async fn write_kv2(
@@ -293,9 +310,44 @@ async fn write_kv2(
             // A secret push-secret owns is never a handover's, whatever its source says.
             match Provenance::from_metadata(&custom_metadata) {
                 // A handover of this Secret (this uid, or an earlier one of the same name that
-                // GitOps re-created). Vault is authoritative: it is never written over.
+                // GitOps re-created), here or in another cluster: the conflict rule decides.
+                // Vault's data is never written over.
                 Some(p) if p.owner.is_none() && p.source == prov.source => {
-                    if !same {
+                    let relation = Relation::of(&custom_metadata, &cfg.cluster);
+                    let same_uid = p.source_uid == prov.source_uid;
+                    let fleet = cfg.fleet_vault_authoritative;
+                    let (record, differs) = fleet::judge(&relation, same, same_uid, fleet)
+                        .map_err(|source| {
+                            let shown = format!("{mount}/{path}");
+                            let e = fleet::conflict(object.clone(), &shown, version, source.as_deref(), &cfg.cluster);
+                            tracing::warn!(object = %s.object(), cluster = %cfg.cluster, "{e}");
+                            e
+                        })?;
+                    let (patch, why) = match record {
+                        Record::Nothing => (Default::default(), ""),
+                        Record::Relink => (
+                            relink_patch(
+                                &custom_metadata,
+                                &s.uid,
+                                &s.resource_version,
+                                &cfg.cluster,
+                                &cfg.workflow.label(),
+                            ),
+                            "the Secret was re-created (or handed over before cluster names): \
+                             move the provenance in custom_metadata to its uid and cluster, \
+                             keeping the old uid",
+                        ),
+                        Record::Share => (
+                            fleet::share_patch(&custom_metadata, &cfg.cluster),
+                            "record this cluster among the clusters sharing the path",
+                        ),
+                    };
+                    if !patch.is_empty() {
+                        let plan = || would_write(cfg, version, why);
+                        let provenance = vault.kv2_patch_metadata(mount, path, &patch);
+                        cfg.dry_run.gate(plan, (), provenance).await?;
+                    }
+                    if differs {
                         tracing::warn!(
                             object = %s.object(),
                             vault_uid = %p.source_uid,
@@ -305,29 +357,12 @@ async fn write_kv2(
                         );
                         return Ok((Outcome::VaultDiffers, version));
                     }
-                    if p.source_uid == prov.source_uid {
-                        return Ok((Outcome::Unchanged, version));
-                    }
-                    // Re-created with the same data: a no-op for the data; the provenance
-                    // moves to the new uid (the old one is kept) so that later runs and the
-                    // consumed Secret's record agree with the live object.
-                    let relink = relink_patch(
-                        &custom_metadata,
-                        &s.uid,
-                        &s.resource_version,
-                        &cfg.workflow.label(),
-                    );
-                    let plan = || {
-                        would_write(
-                            cfg,
-                            version,
-                            "the Secret was re-created with the data Vault holds: move the \
-                             provenance in custom_metadata to the new uid, keeping the old one",
-                        )
-                    };
-                    let provenance = vault.kv2_patch_metadata(mount, path, &relink);
-                    cfg.dry_run.gate(plan, (), provenance).await?;
-                    Ok((Outcome::ProvenanceUpdated, version))
+                    Ok(match record {
+                        Record::Nothing => Outcome::Unchanged,
+                        Record::Relink => Outcome::ProvenanceUpdated,
+                        Record::Share => Outcome::Shared,
+                    })
+                    .map(|o| (o, version))
                 }
                 None if same => {
                     // Our write landed but the step stopped before recording provenance.

@@ -468,6 +468,7 @@ impl Ctx {
             ("VAULT_ADDR", self.vault.clone()),
             ("SECOPS_VAULT_AUTH", "kubernetes".into()),
             ("SECOPS_VAULT_ROLE", role.into()),
+            ("SECOPS_CLUSTER_NAME", "bench".into()),
             (
                 "SECOPS_SERVICE_ACCOUNT_TOKEN_FILE",
                 self.sa_dir

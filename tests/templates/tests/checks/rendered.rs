@@ -113,6 +113,8 @@ struct Knobs {
     namespace: &'static str,
     /// The policies' Vault path knobs (settings.yaml key, value).
     vault_paths: [(&'static str, &'static str); 6],
+    /// `cluster-name` (empty by default: the steps refuse to run until it is set).
+    cluster: &'static str,
 }
 
 const DEFAULTS: Knobs = Knobs {
@@ -127,6 +129,7 @@ const DEFAULTS: Knobs = Knobs {
         ("vault-delete", "secret/delete/*"),
         ("vault-destroy", "secret/destroy/*"),
     ],
+    cluster: "",
 };
 
 /// Another registry and tag, another namespace, and the policies narrowed to the handover
@@ -143,6 +146,7 @@ const CHANGED: Knobs = Knobs {
         ("vault-delete", "kv/delete/bootstrap/*"),
         ("vault-destroy", "kv/destroy/bootstrap/*"),
     ],
+    cluster: "prod-eu-1",
 };
 
 fn turn_knobs(root: &Path, k: &Knobs) {
@@ -160,6 +164,12 @@ fn turn_knobs(root: &Path, k: &Knobs) {
         "templates/settings/settings.yaml",
         "workflow-namespace: secops",
         &format!("workflow-namespace: {}", k.namespace),
+    );
+    edit(
+        root,
+        "templates/settings/settings.yaml",
+        "  cluster-name: \"\"\n",
+        &format!("  cluster-name: \"{}\"\n", k.cluster),
     );
     for ((key, from), (_, to)) in DEFAULTS.vault_paths.iter().zip(&k.vault_paths) {
         edit(
@@ -180,6 +190,7 @@ fn not_following(t: &Templates, k: &Knobs) -> (Vec<String>, usize, usize) {
         let where_ = format!("{} {} {}", d.file, d.kind(), d.name());
         for (p, c) in doc_containers(d) {
             images += 1;
+            cluster_name_follows(d, &p, c, k, &mut bad);
             let image = c["image"].as_str().unwrap_or("");
             let step = c["command"][0]
                 .as_str()
@@ -267,6 +278,47 @@ fn not_following(t: &Templates, k: &Knobs) -> (Vec<String>, usize, usize) {
         }
     }
     (bad, images, namespaces)
+}
+
+/// The steps that record or judge provenance get `--cluster-name` from the workflow's
+/// `cluster-name` parameter, whose value the `cluster-name` knob sets.
+fn cluster_name_follows(d: &load::Doc, p: &str, c: &Value, k: &Knobs, bad: &mut Vec<String>) {
+    const NEEDS: [&str; 4] = [
+        "write-vault",
+        "mark-consumed",
+        "push-secret",
+        "audit-authority",
+    ];
+    let where_ = format!("{} {} {} {p}", d.file, d.kind(), d.name());
+    let step = c["command"][0]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    let flag = "--cluster-name={{workflow.parameters.cluster-name}}";
+    let passes = c["args"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(flag)));
+    if NEEDS.contains(&step) && !passes {
+        bad.push(format!("{where_}: {step} without {flag}"));
+    }
+    if passes {
+        let spec = match d.kind() {
+            "CronWorkflow" => &d.value["spec"]["workflowSpec"],
+            _ => &d.value["spec"],
+        };
+        let value = spec["arguments"]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["name"] == "cluster-name")
+            .map(|x| x["value"].as_str().unwrap_or("").to_owned());
+        if value.as_deref() != Some(k.cluster) {
+            bad.push(format!(
+                "{where_}: parameter cluster-name is {value:?} (want the knob's {:?})",
+                k.cluster
+            ));
+        }
+    }
 }
 
 fn scan(v: &Value, at: &str, bad: &mut Vec<String>) {
