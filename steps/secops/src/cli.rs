@@ -180,7 +180,7 @@ pub struct VaultArgs {
         value_name = "MOUNT"
     )]
     pub kv_mount: String,
-    /// KV engine version. Version 1 has no check-and-set: see the README for the weaker guarantee.
+    /// KV engine version. Version 1 has no check-and-set: see docs/steps.md (KV v1) for the weaker guarantee.
     #[arg(long, env = "SECOPS_KV_VERSION", value_enum, default_value = "2")]
     pub kv_version: KvVersion,
 }
