@@ -494,7 +494,7 @@ fn files(dir: &Path, ext: &str, flag: &str, may_be_empty: bool) -> Result<Vec<(S
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_owned();
-        if !crate::selection::is_dns_label(&name) {
+        if !crate::names::is_dns_label(&name) {
             return Err(Error::Usage(format!(
                 "{} is not named like a Vault policy or role (lowercase letters, digits, '-')",
                 p.display()
