@@ -26,7 +26,7 @@ pub struct ClusterName(String);
 impl ClusterName {
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
-        if !crate::selection::is_dns_label(s) {
+        if !crate::names::is_dns_label(s) {
             return Err(Error::Usage(format!(
                 "--cluster-name {s:?} is not a cluster name: use at most 63 lowercase letters, \
                  digits and '-' (not first or last), the name Git gives the cluster"
