@@ -276,19 +276,22 @@ mod tests {
         ));
     }
 
+    /// (relation, same data, same uid, fleet flag) -> verdict
+    type Row<'a> = (
+        &'a Relation,
+        bool,
+        bool,
+        bool,
+        Result<(Record, bool), Option<String>>,
+    );
+
     #[test]
     fn the_conflict_rule_table() {
         let other = Relation::Other { source: "b".into() };
         let shared = Relation::Shared { source: "b".into() };
         use Record::*;
         // (relation, same data, same uid, fleet flag) -> verdict
-        let rows: [(
-            &Relation,
-            bool,
-            bool,
-            bool,
-            Result<(Record, bool), Option<String>>,
-        ); 12] = [
+        let rows: [Row; 12] = [
             (&Relation::Same, true, true, false, Ok((Nothing, false))),
             (&Relation::Same, true, false, false, Ok((Relink, false))),
             (&Relation::Same, false, false, false, Ok((Nothing, true))),
