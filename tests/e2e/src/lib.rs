@@ -208,7 +208,6 @@ impl<'a> Step<'a> {
             .env("SECOPS_RETRY_BASE_DELAY", "5ms")
             .env("SECOPS_RETRY_MAX_DELAY", "2s")
             .env("SECOPS_CLUSTER_NAME", &self.env.cluster_name)
-            .env("SECOPS_VAULT_AUTH_MOUNT", &self.env.auth_mount)
             .arg("--kubeconfig")
             .arg(&self.env.kubeconfig)
             .arg("--outputs-dir")
@@ -227,6 +226,10 @@ impl<'a> Step<'a> {
                 .env("SECOPS_VAULT_ROLE", role)
                 .arg("--service-account-token-file")
                 .arg(self.env.dir.path().join(format!("{role}.token")));
+        }
+        // A fleet's second cluster logs in through its own mount (else each method's default).
+        if self.env.auth_mount != "kubernetes" {
+            cmd.env("SECOPS_VAULT_AUTH_MOUNT", &self.env.auth_mount);
         }
         cmd.envs(&self.envs).args(&self.args);
         let out = if measure {
