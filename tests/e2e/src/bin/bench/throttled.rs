@@ -280,6 +280,10 @@ fn measured_step(
     let counts = ctx.servers.stats()? - before;
     let log = std::fs::read(&stderr)?;
     let log = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
+    // Warnings other than the limiter's own line say why a step did more than it should.
+    for l in log.lines().filter(|l| l.contains("WARN") && !l.contains("is throttling")) {
+        eprintln!("bench: {step}: {l}");
+    }
     let items: Vec<Value> = std::fs::read_to_string(out.join("result.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -340,7 +344,11 @@ pub(crate) fn report(figures: &[Figure]) {
                 s.admitted(),
                 s.counts.vault_audit,
                 s.counts.vault_throttled,
-                field(&s.start, "rate_per_s", "/s"),
+                match (s.start.get("rate_per_s"), s.start.get("paused_ms")) {
+                    (Some(r), _) => format!("{r}/s"),
+                    (None, Some(p)) => format!("paused {p} ms (cold)"),
+                    _ => "-".into(),
+                },
                 field(&s.summary, "lowest_rate_per_s", "/s"),
                 field(&s.summary, "throttled_for_s", " s"),
                 s.failed,
