@@ -317,9 +317,10 @@ impl Drop for Limiter {
                 "{} throttled this step for {:.1} s; lowest rate {}",
                 self.server,
                 s.throttled_for.as_secs_f64(),
-                s.lowest_rate.map_or("not cut (paused only)".to_owned(), |r| {
-                    format!("{} requests/s", r.round() as u64)
-                })
+                s.lowest_rate
+                    .map_or("not cut (paused only)".to_owned(), |r| {
+                        format!("{} requests/s", r.round() as u64)
+                    })
             );
         }
     }
@@ -405,7 +406,11 @@ mod tests {
             let s = l.lock();
             assert_eq!(s.rate, None, "no rate measured, none set");
             assert_eq!(s.window, Some(4), "concurrency halved");
-            assert_eq!(s.paused_until, Some(now + COOLDOWN), "everyone waits one window");
+            assert_eq!(
+                s.paused_until,
+                Some(now + COOLDOWN),
+                "everyone waits one window"
+            );
         }
         // The server serves 250 in the next window, then throttles again: the cut is from
         // what it served, not from the floor.

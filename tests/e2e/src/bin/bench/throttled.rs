@@ -281,7 +281,10 @@ fn measured_step(
     let log = std::fs::read(&stderr)?;
     let log = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
     // Warnings other than the limiter's own line say why a step did more than it should.
-    for l in log.lines().filter(|l| l.contains("WARN") && !l.contains("is throttling")) {
+    for l in log
+        .lines()
+        .filter(|l| l.contains("WARN") && !l.contains("is throttling"))
+    {
         eprintln!("bench: {step}: {l}");
     }
     let items: Vec<Value> = std::fs::read_to_string(out.join("result.json"))
