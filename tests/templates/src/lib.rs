@@ -6,6 +6,7 @@
 
 pub mod binaries;
 pub mod deadlines;
+pub mod docs;
 pub mod events;
 pub mod kustomize;
 pub mod load;
@@ -13,6 +14,7 @@ pub mod path;
 pub mod rbac;
 pub mod schema;
 pub mod strict;
+pub mod tidy;
 pub mod vars;
 pub mod vault;
 pub mod xref;
