@@ -3,6 +3,9 @@
 //! controllers, and each step's flag parser reject drift only at install or run time.
 //!
 //! [`load`] reads every document; [`Checker::check`] returns every [`Problem`] at once.
+//!
+//! Beside the templates, two checks of the repository itself: [`docs`] (README stays short,
+//! every documentation link resolves) and [`tidy`] (the code rules of ARCHITECTURE.md).
 
 pub mod binaries;
 pub mod deadlines;
