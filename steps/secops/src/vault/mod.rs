@@ -9,6 +9,7 @@
 mod auth;
 pub mod capabilities;
 pub mod kv;
+pub mod raft;
 pub mod sys;
 
 use std::path::PathBuf;
