@@ -13,14 +13,10 @@ use crate::error::{Error, Result};
 use crate::kube::KubeConfig;
 use crate::paths::{PathPolicy, VaultPath};
 use crate::retry::RetryPolicy;
-use crate::throttle::Limiter;
+use crate::throttle::{Limiter, DEFAULT_DEADLINE};
 use crate::vault::{VaultAuth, VaultConfig};
 
 pub const SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-
-/// `--deadline`'s default: below the 15-minute `activeDeadlineSeconds` of the shipped
-/// templates, so a throttled step still writes its results and exits 4 itself.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Args)]
 pub struct KubeArgs {
@@ -180,7 +176,7 @@ pub struct VaultArgs {
         value_name = "MOUNT"
     )]
     pub kv_mount: String,
-    /// KV engine version. Version 1 has no check-and-set: see the README for the weaker guarantee.
+    /// KV engine version. Version 1 has no check-and-set: see docs/steps.md (KV v1) for the weaker guarantee.
     #[arg(long, env = "SECOPS_KV_VERSION", value_enum, default_value = "2")]
     pub kv_version: KvVersion,
 }
@@ -397,7 +393,7 @@ pub struct AuthorityStoreArgs {
 
 impl AuthorityStoreArgs {
     pub fn store(&self) -> Result<crate::authority::Store> {
-        if !crate::selection::is_dns_label(&self.secret_namespace) {
+        if !crate::names::is_dns_label(&self.secret_namespace) {
             return Err(Error::Usage(format!(
                 "--secret-namespace {:?} is not a namespace name",
                 self.secret_namespace

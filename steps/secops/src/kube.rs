@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use crate::error::{Error, Result};
 use crate::retry::{Failed, RetryPolicy};
 use crate::secret::{SecretBytes, SecretData};
-use crate::throttle::Limiter;
+use crate::throttle::{Limiter, DEFAULT_DEADLINE};
 
 /// How to reach the Kubernetes API: kubectl's conventions (`--kubeconfig`, `KUBECONFIG`,
 /// else in-cluster service account).
@@ -45,7 +45,7 @@ impl Default for KubeConfig {
             retry: RetryPolicy::default(),
             limiter: std::sync::Arc::new(Limiter::new(
                 "Kubernetes",
-                std::time::Instant::now() + crate::cli::DEFAULT_DEADLINE,
+                std::time::Instant::now() + DEFAULT_DEADLINE,
             )),
             dry_run: false,
         }
@@ -256,23 +256,6 @@ impl Kube {
         match self.retrying("get", &object, || api.get_opt(name)).await? {
             Some(s) => BootstrapSecret::from_k8s(s).map(Some),
             None => Ok(None),
-        }
-    }
-
-    /// A label-selected LIST per namespace, in pages, so no response holds thousands of
-    /// Secrets at once.
-    pub async fn list_secrets(&self, ns: &str, selector: &str) -> Result<Vec<BootstrapSecret>> {
-        let mut all = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let (page, cont) = self
-                .list_secrets_page(ns, selector, crate::batch::PAGE, next.as_deref())
-                .await?;
-            all.extend(page);
-            match cont {
-                Some(c) => next = Some(c),
-                None => return Ok(all),
-            }
         }
     }
 

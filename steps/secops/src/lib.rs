@@ -12,6 +12,8 @@ pub mod audit;
 #[cfg(feature = "io")]
 pub mod audit_authority;
 #[cfg(feature = "io")]
+pub mod audit_event;
+#[cfg(feature = "io")]
 pub mod authority;
 #[cfg(feature = "io")]
 pub mod batch;
@@ -26,6 +28,7 @@ pub mod handover;
 pub mod inert;
 #[cfg(feature = "io")]
 pub mod kube;
+pub mod names;
 #[cfg(feature = "io")]
 pub mod outputs;
 pub mod paths;

@@ -224,7 +224,7 @@ impl DryRun {
     /// Turns an audit event the step emits into a plan item where it is a judgement
     /// (selected, skipped, refused, failed, a violation); would-be writes are recorded by
     /// their gates, so those events add nothing.
-    pub fn from_audit(&self, ev: &crate::audit::AuditEvent) {
+    pub fn from_audit(&self, ev: &crate::audit_event::AuditEvent) {
         if !self.active() {
             return;
         }

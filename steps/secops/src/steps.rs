@@ -408,7 +408,7 @@ fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> Result<()> {
     let mut any = false;
     for n in ns {
         any = true;
-        if !crate::selection::is_dns_label(n) {
+        if !crate::names::is_dns_label(n) {
             return Err(Error::Usage(format!("{n:?} is not a namespace name")));
         }
     }
@@ -658,7 +658,7 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
         let (namespace, service_account) = a
             .authority_service_account
             .split_once('/')
-            .filter(|(n, s)| crate::selection::is_dns_label(n) && crate::selection::is_dns_label(s))
+            .filter(|(n, s)| crate::names::is_dns_label(n) && crate::names::is_dns_label(s))
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "--authority-service-account {:?} is not NAMESPACE/NAME",

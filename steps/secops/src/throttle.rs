@@ -21,6 +21,10 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// `--deadline`'s default: below the 15-minute `activeDeadlineSeconds` of the shipped
+/// templates, so a throttled step still writes its results and exits 4 itself.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+
 /// A cut keeps this share of what the server served in the last second.
 pub const CUT: f64 = 0.8;
 /// The slowest pace a cut can reach (requests per second).

@@ -1878,7 +1878,7 @@ fn sorted_files(dir: &Path, ext: &str) -> Result<Vec<(String, PathBuf)>> {
 
 // --- Vault configuration from templates/vault ----------------------------------------------
 
-/// Installs `templates/vault/` into OpenBao as the README's install steps do (`Env` has
+/// Installs `templates/vault/` into OpenBao as docs/install.md's steps do (`Env` has
 /// already; a re-install changes nothing).
 pub async fn install_vault_config(env: &Env) -> Result<()> {
     crate::vault::install_config(&env.vault.bao, &crate::vault::templates_vault_dir()).await

@@ -290,7 +290,7 @@ async fn revoke_all_but_root(url: &str, root: &str) {
     }
 }
 
-/// Installs a `templates/vault`-shaped directory unchanged, as README's install steps do:
+/// Installs a `templates/vault`-shaped directory unchanged, as docs/install.md's steps do:
 /// each `policies/<name>.hcl` as ACL policy `<name>`, each `password-policies/<name>.hcl` as
 /// password policy `<name>`, each `roles/<name>.json` as Kubernetes auth role `<name>`.
 pub async fn install_config(bao: &OpenBao, dir: &Path) -> Result<()> {

@@ -69,7 +69,7 @@ fn edit(root: &Path, file: &str, from: &str, to: &str) {
 }
 
 /// A copy of the repository's `templates/` with the optional components switched on (as
-/// README's install says), then `change` applied. The root holds `templates/`.
+/// docs/install.md says), then `change` applied. The root holds `templates/`.
 fn copy_templates(change: impl FnOnce(&Path)) -> tempfile::TempDir {
     let repo = &template_checks::Locations::locate().unwrap().repo;
     let dir = tempfile::tempdir().unwrap();
@@ -98,7 +98,7 @@ fn render(root: &Path) -> Result<Templates, String> {
     for (r, _) in ROOTS {
         load::rendered(r, &kustomize(&root.join(r))?, &mut t);
     }
-    // The ESO examples are applied as they are (README "Reading (ESO)").
+    // The ESO examples are applied as they are (docs/install.md "Reading (ESO)").
     for f in ["cluster-secret-store.yaml", "external-secret-example.yaml"] {
         let text = std::fs::read_to_string(root.join("templates/eso").join(f)).unwrap();
         load::rendered(&format!("templates/eso/{f}"), &text, &mut t);
