@@ -254,6 +254,21 @@ async fn drill_cluster_loss_with_vault_inside_restores_from_a_snapshot_and_the_m
         snap.output("sha256")
     );
 
+    // Least privilege, by OpenBao's audit log: the snapshot role's token made exactly one
+    // request besides its login and revoke-self: the read its policy grants.
+    let used: Vec<(String, String)> = vault_a
+        .bao
+        .audit_requests()
+        .into_iter()
+        .filter(|r| r.policies.iter().any(|p| p == "secops-snapshot-authority"))
+        .filter(|r| r.path != "auth/token/revoke-self")
+        .map(|r| (r.operation, r.path))
+        .collect();
+    assert_eq!(
+        used,
+        [("read".to_owned(), "sys/storage/raft/snapshot".to_owned())]
+    );
+
     // --- Cluster A is lost whole: Kubernetes state, the OpenBao process, its raft directory.
     let raft_dir = vault_a.bao.dir.path().to_owned();
     drop(vault_a);
