@@ -1,8 +1,6 @@
 //! The audit trail: one JSON line per action on stdout, never a value. What a line says is
 //! [`crate::audit_event`]; this module writes them.
 
-use std::io::Write;
-
 pub use crate::audit_event::{AuditEvent, Source, Target, Workflow};
 
 /// Writes audit events for one step run.
@@ -46,9 +44,6 @@ impl Auditor {
                 self.step
             )
         });
-        let mut out = std::io::stdout().lock();
-        // A closed stdout must not turn a finished handover into a failure.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        crate::console::out([line]);
     }
 }

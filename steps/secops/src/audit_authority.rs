@@ -322,7 +322,7 @@ async fn check_rest(
         outputs.write(&format!("count-{k}"), &n.to_string())?;
     }
     if !found.is_empty() {
-        eprintln!(
+        crate::console::err(&format!(
             "audit-authority: {} violation(s): {}",
             found.len(),
             counts
@@ -331,7 +331,7 @@ async fn check_rest(
                 .map(|(k, n)| format!("{k}={n}"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
         if cfg.fail_on_violations {
             return Ok(Exit::Precondition);
         }

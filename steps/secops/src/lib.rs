@@ -19,6 +19,8 @@ pub mod authority;
 pub mod batch;
 #[cfg(feature = "io")]
 pub mod cli;
+#[cfg(feature = "io")]
+pub mod console;
 pub mod error;
 #[cfg(feature = "io")]
 pub mod eso;

@@ -309,20 +309,12 @@ impl DryRun {
             Ok(x) => *x,
             Err(e) => e.exit(),
         };
-        {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            for i in &items {
-                let _ = writeln!(out, "{}", i.line());
-            }
-            let _ = writeln!(
-                out,
-                "plan: dry run of {step}: {} item(s); nothing was written (exit {} as the real run)",
-                items.len(),
-                exit.code()
-            );
-            let _ = out.flush();
-        }
+        let summary = format!(
+            "plan: dry run of {step}: {} item(s); nothing was written (exit {} as the real run)",
+            items.len(),
+            exit.code()
+        );
+        crate::console::out(items.iter().map(|i| i.line()).chain([summary]));
         let written = outputs.write_json(
             "plan.json",
             &serde_json::json!({

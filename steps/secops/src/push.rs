@@ -138,7 +138,7 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                eprintln!("push-secret: error: {e}");
+                crate::console::err(&format!("push-secret: error: {e}"));
                 exit = exit.worst(e.exit());
                 if e.exit() == Exit::Precondition {
                     kube.event(&identity(s), true, "PushRefused", &e.to_string())

@@ -185,7 +185,7 @@ pub async fn run(
         }));
         audit.emit(&ev);
         if let Some(e) = e {
-            eprintln!("rotate: error: {e}");
+            crate::console::err(&format!("rotate: error: {e}"));
             exit = exit.worst(e.exit());
         }
         results.push(result);
