@@ -178,8 +178,9 @@ async fn restore_into_fresh(
     // The restored token store does not know the throwaway root token: it is gone; and
     // the throwaway keys open nothing any more. Both are forgotten here.
     drop(throwaway_root);
-    // Vault seals itself once it has loaded the snapshot's keyring.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Vault seals itself once it has loaded the snapshot's keyring (seconds; longer on a
+    // loaded node).
+    let deadline = Instant::now() + cfg.unseal_timeout;
     while !vault.seal_status().await?.sealed && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
