@@ -197,6 +197,16 @@ case " $STEPS " in *" init-authority "*)
     || fail "init-authority: $(cat "$work/init-authority.err")"
 esac
 
+# snapshot-authority: the test Vault is a dev server (no raft storage); its flags are checked
+# before Vault is contacted: a snapshot directory that is not there is exit 2.
+case " $STEPS " in *" snapshot-authority "*)
+  pod "$work/snapshot-authority" ""
+  run snapshot-authority -- --snapshot-dir /no-such-volume
+  expect snapshot-authority 2 "refuses a snapshot directory that is not mounted, before contacting Vault"
+  grep -q "is not a directory" "$work/snapshot-authority.err" \
+    || fail "snapshot-authority: $(cat "$work/snapshot-authority.err")"
+esac
+
 # 5. What the servers hold afterwards.
 kill -TERM "$servers_pid"
 wait "$servers_pid" || true

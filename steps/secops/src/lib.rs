@@ -52,6 +52,8 @@ pub mod run;
 pub mod secret;
 pub mod selection;
 #[cfg(feature = "io")]
+pub mod snapshot;
+#[cfg(feature = "io")]
 pub mod steps;
 #[cfg(feature = "io")]
 pub mod throttle;

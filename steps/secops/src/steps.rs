@@ -21,6 +21,9 @@ use crate::plan::DryRun;
 use crate::reference::{References, SecretRef};
 use crate::vault::Vault;
 
+mod recovery;
+pub use recovery::{snapshot_authority, MaterialFileArgs, RecoveryArgs, SnapshotAuthorityArgs};
+
 /// Version and the git revision it was built from.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -566,6 +569,8 @@ pub struct InitAuthorityArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2m", value_name = "DURATION")]
     pub unseal_timeout: std::time::Duration,
     #[command(flatten)]
+    pub recovery: RecoveryArgs,
+    #[command(flatten)]
     pub store: crate::cli::AuthorityStoreArgs,
     #[command(flatten)]
     pub vault: crate::cli::VaultServerArgs,
@@ -623,7 +628,7 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
     use crate::vault::sys::InitRequest;
     let (key_type, request) = match a.seal {
         SealKind::Shamir => {
-            check_shares("--key", a.key_shares, a.key_threshold)?;
+            crate::vault::sys::check_shares("--key", a.key_shares, a.key_threshold)?;
             (
                 KeyType::Shamir,
                 InitRequest {
@@ -635,7 +640,7 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
             )
         }
         SealKind::Auto => {
-            check_shares("--recovery", a.recovery_shares, a.recovery_threshold)?;
+            crate::vault::sys::check_shares("--recovery", a.recovery_shares, a.recovery_threshold)?;
             (
                 KeyType::Recovery,
                 InitRequest {
@@ -727,7 +732,8 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
         &cfg.dry_run,
     )
     .await?;
-    let res = init::run(&cfg, &kube, &vault, operator_token, &audit, &outputs).await;
+    let (r, token) = (&a.recovery, operator_token);
+    let res = recovery::init_or_restore(&cfg, r, &kube, &vault, token, &audit, &outputs).await;
     cfg.dry_run.finish("init-authority", &outputs, res)
 }
 
@@ -755,21 +761,6 @@ async fn authority_clients(
     Ok((audit, vault, kube, Outputs::new(outputs.outputs_dir)))
 }
 
-/// `SealConfig.Validate`'s rules, checked before anything is contacted.
-fn check_shares(flag: &str, shares: u8, threshold: u8) -> Result<()> {
-    if threshold > shares {
-        return Err(Error::Usage(format!(
-            "{flag}-threshold {threshold} is larger than {flag}-shares {shares}"
-        )));
-    }
-    if shares > 1 && threshold == 1 {
-        return Err(Error::Usage(format!(
-            "{flag}-threshold must be greater than one for multiple shares"
-        )));
-    }
-    Ok(())
-}
-
 /// Unseals Vault with the stored material; a no-op when it is unsealed.
 #[derive(Debug, Parser)]
 #[command(name = "unseal", version = VERSION)]
@@ -777,6 +768,8 @@ pub struct UnsealArgs {
     /// age identity file that decrypts the stored material (a mounted Secret, never an argument).
     #[arg(long, env = "SECOPS_AGE_IDENTITY_FILE", value_name = "FILE")]
     pub age_identity_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub material: MaterialFileArgs,
     #[command(flatten)]
     pub store: crate::cli::AuthorityStoreArgs,
     #[command(flatten)]
@@ -793,6 +786,7 @@ pub async fn unseal(a: UnsealArgs, _vault_token: Option<String>) -> Result<Exit>
     let cfg = crate::authority::unseal::Config {
         store: a.store.store()?,
         identity_file: a.age_identity_file,
+        material_file: a.material.material_file,
         dry_run: a.kube.dry_run.dry_run(),
     };
     let (audit, vault, kube, outputs) = authority_clients(

@@ -130,7 +130,12 @@ impl TestVault {
     /// A fresh raft OpenBao, uninitialised and sealed, behind a plain-HTTP proxy (so its
     /// requests are recorded before it has an audit device running).
     pub async fn fresh() -> TestVault {
-        let bao = OpenBao::raft().await;
+        Self::fresh_with_audit_log(None).await
+    }
+
+    /// [`TestVault::fresh`] with its audit device writing to `audit_log`.
+    pub async fn fresh_with_audit_log(audit_log: Option<std::path::PathBuf>) -> TestVault {
+        let bao = OpenBao::raft_with_audit_log(audit_log).await;
         let proxy = fault_injection::start(fault_injection::Options {
             listen: "127.0.0.1:0".parse().unwrap(),
             upstream: bao.url.clone(),

@@ -101,7 +101,7 @@ pub struct Binaries {
 
 impl Binaries {
     pub fn new(repo: &Path) -> Binaries {
-        let defs: [Definition; 8] = [
+        let defs: [Definition; 9] = [
             ("read-bootstrap", secops::steps::ReadBootstrapArgs::command),
             ("write-vault", secops::steps::WriteVaultArgs::command),
             ("mark-consumed", secops::steps::MarkConsumedArgs::command),
@@ -112,6 +112,10 @@ impl Binaries {
             (
                 "audit-authority",
                 secops::steps::AuditAuthorityArgs::command,
+            ),
+            (
+                "snapshot-authority",
+                secops::steps::SnapshotAuthorityArgs::command,
             ),
         ];
         let steps: PathBuf = repo.join("steps");

@@ -368,7 +368,7 @@ async fn wait_unsealed(vault: &Vault, timeout: Duration) -> Result<()> {
 
 /// Unsealed is not yet serving: a raft node elects itself leader a moment later, and until
 /// then answers 500 ("local node not active"). `sys/health` says 200 once it is active.
-async fn wait_active(vault: &Vault, timeout: Duration) -> Result<()> {
+pub(super) async fn wait_active(vault: &Vault, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if vault.is_active().await? {
@@ -430,7 +430,7 @@ async fn authority_session(
 
 /// After establishing: the authority role logs in with this pod's token and the KV mount
 /// answers it, or the bring-up is not done.
-async fn verify(cfg: &Config, vault: &Vault) -> Result<()> {
+pub(super) async fn verify(cfg: &Config, vault: &Vault) -> Result<()> {
     let Some(auth) = &cfg.authority_login else {
         return Ok(());
     };

@@ -6,6 +6,7 @@ mod authority;
 mod bad_input;
 mod batch;
 mod chain;
+mod cluster_loss;
 mod crash;
 mod drills;
 mod dry_run;

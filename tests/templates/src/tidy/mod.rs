@@ -83,10 +83,12 @@ pub const MAIN_MAX_LINES: usize = 6;
 pub const PRINTERS: [&str; 1] = ["steps/secops/src/console.rs"];
 
 /// Where the entry point reads the environment: the shared flags (`cli`), each step's flags
-/// with their env fallbacks (`steps`), and `run` (VAULT_TOKEN, SECOPS_LOG).
-pub const ENV_READERS: [&str; 3] = [
+/// with their env fallbacks (`steps`, and its submodules under `steps/`), and `run`
+/// (VAULT_TOKEN, SECOPS_LOG).
+pub const ENV_READERS: [&str; 4] = [
     "steps/secops/src/cli.rs",
     "steps/secops/src/steps.rs",
+    "steps/secops/src/steps/",
     "steps/secops/src/run.rs",
 ];
 
