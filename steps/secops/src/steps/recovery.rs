@@ -57,6 +57,7 @@ pub async fn snapshot_authority(
     let audit = Auditor {
         step: "snapshot-authority",
         workflow: a.workflow.workflow()?,
+        cluster: None,
         dry_run: dry_run.clone(),
     };
     let outputs = Outputs::new(a.outputs.outputs_dir);
