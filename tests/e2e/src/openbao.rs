@@ -306,6 +306,23 @@ impl OpenBao {
         panic!("the test's unseal keys did not unseal OpenBao");
     }
 
+    /// Waits until the node is unsealed and active (`sys/health` 200): right after an unseal a
+    /// raft node still elects itself leader and answers reads with 500 "local node not active".
+    pub async fn wait_active(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (st, body) = vault_call(&self.url, "", "GET", "sys/health", None).await;
+            if st == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "OpenBao did not become active within 120 s: {st} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A new root token from key shares, as an operator recovers a Vault whose root token is
     /// revoked (the legacy unauthenticated `sys/generate-root`, enabled in the raft config;
     /// the token comes back XORed with a one-time password).

@@ -354,6 +354,7 @@ async fn drill_cluster_loss_with_vault_inside_restores_from_a_snapshot_and_the_m
     .await;
     un.assert_code(0);
     assert_eq!(un.output("outcome"), "unsealed");
+    vault_b.bao.wait_active().await;
     assert_eq!(eso_view(&env, &url_b).await, before);
 
     // No value on any step's output.
