@@ -51,6 +51,7 @@ pub mod selection;
 pub mod steps;
 #[cfg(feature = "io")]
 pub mod throttle;
+pub mod variant_name;
 #[cfg(feature = "io")]
 pub mod vault;
 pub mod vocab;
