@@ -57,6 +57,7 @@ pub mod snapshot;
 pub mod steps;
 #[cfg(feature = "io")]
 pub mod throttle;
+pub mod variant_name;
 #[cfg(feature = "io")]
 pub mod vault;
 pub mod vocab;

@@ -62,26 +62,9 @@ pub enum Action {
 }
 
 impl Action {
+    /// The name `plan.json` carries (serde's kebab-case), for the `plan:` lines.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Select => "select",
-            Action::WouldWrite => "would-write",
-            Action::WouldConsume => "would-consume",
-            Action::WouldRotate => "would-rotate",
-            Action::WouldRevoke => "would-revoke",
-            Action::WouldPush => "would-push",
-            Action::WouldRefresh => "would-refresh",
-            Action::WouldCreate => "would-create",
-            Action::WouldPatch => "would-patch",
-            Action::WouldInit => "would-init",
-            Action::WouldUnseal => "would-unseal",
-            Action::WouldEstablish => "would-establish",
-            Action::WouldRevokeToken => "would-revoke-token",
-            Action::Report => "report",
-            Action::Skip => "skip",
-            Action::Refuse => "refuse",
-            Action::Fail => "fail",
-        }
+        crate::variant_name::variant_name(&self)
     }
 }
 
@@ -342,6 +325,35 @@ pub fn missed_gate(what: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names `as_str` gave when it was a hand-written match: `plan:` lines and `plan.json`
+    /// keep them byte for byte.
+    #[test]
+    fn action_names_are_the_ones_plan_lines_always_had() {
+        let all = [
+            (Action::Select, "select"),
+            (Action::WouldWrite, "would-write"),
+            (Action::WouldConsume, "would-consume"),
+            (Action::WouldRotate, "would-rotate"),
+            (Action::WouldRevoke, "would-revoke"),
+            (Action::WouldPush, "would-push"),
+            (Action::WouldRefresh, "would-refresh"),
+            (Action::WouldCreate, "would-create"),
+            (Action::WouldPatch, "would-patch"),
+            (Action::WouldInit, "would-init"),
+            (Action::WouldUnseal, "would-unseal"),
+            (Action::WouldEstablish, "would-establish"),
+            (Action::WouldRevokeToken, "would-revoke-token"),
+            (Action::Report, "report"),
+            (Action::Skip, "skip"),
+            (Action::Refuse, "refuse"),
+            (Action::Fail, "fail"),
+        ];
+        for (action, name) in all {
+            assert_eq!(action.as_str(), name);
+            assert_eq!(serde_json::to_value(action).unwrap(), name);
+        }
+    }
 
     #[tokio::test]
     async fn a_gate_records_in_a_dry_run_and_never_polls_the_write() {

@@ -23,6 +23,7 @@ use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::provenance::Provenance;
 use crate::reference::SecretRef;
+use crate::variant_name::variant_name as outcome_name;
 use crate::vault::{Kv2Read, Vault};
 use crate::vocab::*;
 
@@ -100,15 +101,6 @@ pub async fn run(
     outputs.write("outcome", outcome_name(&res.outcome))?;
     outputs.write_json("result.json", &res)?;
     Ok(Exit::Done)
-}
-
-fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Consumed => "consumed",
-        Outcome::ConsumedVaultDiffers => "consumed-vault-differs",
-        Outcome::Unchanged => "unchanged",
-        Outcome::WouldConsume => "would-consume",
-    }
 }
 
 /// Marks one reference and reports it (audit event, Kubernetes Event); no output files.

@@ -26,6 +26,7 @@ use crate::plan::{Action, DryRun, PlanItem};
 use crate::provenance::{relink_patch, Provenance};
 use crate::reference::SecretRef;
 use crate::secret::VaultData;
+use crate::variant_name::variant_name as outcome_name;
 use crate::vault::kv::CasWrite;
 use crate::vault::{Kv2Read, Need, Vault};
 use crate::vocab::*;
@@ -90,17 +91,6 @@ pub async fn run(
     outputs.write("outcome", outcome_name(&result.outcome))?;
     outputs.write_json("result.json", &result)?;
     Ok(Exit::Done)
-}
-
-fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Written => "written",
-        Outcome::Unchanged => "unchanged",
-        Outcome::WouldWrite => "would-write",
-        Outcome::ProvenanceUpdated => "provenance-updated",
-        Outcome::VaultDiffers => "vault-differs",
-        Outcome::Shared => "shared",
-    }
 }
 
 /// Writes one reference and reports it (audit event, Kubernetes Event); no output files.
