@@ -1,6 +1,10 @@
 //! The reference passed between steps (Argo `withParam` items): names and versions, never values.
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::error::Category;
 
 use crate::error::{Error, Result};
 use crate::names::{is_dns_label, is_object_name};
@@ -42,12 +46,13 @@ pub struct SecretRef {
 impl SecretRef {
     /// Parses one reference as passed on the command line or in a file.
     pub fn parse(json: &str) -> Result<Self> {
-        let r: SecretRef = serde_json::from_str(json.trim()).map_err(|e| {
-            Error::Usage(format!(
-                "--reference is not a valid secret reference ({e}); pass one item of \
-                 read-bootstrap's references.json unchanged"
-            ))
-        })?;
+        let r: SecretRef = serde_json::from_str(json.trim()).map_err(not_a_reference)?;
+        r.checked()
+    }
+
+    /// The checks serde cannot make: the fields name a real object and stay in bounds.
+    fn checked(self) -> Result<Self> {
+        let r = self;
         for (field, v) in [
             ("namespace", &r.namespace),
             ("name", &r.name),
@@ -100,34 +105,93 @@ impl SecretRef {
                 batch: false,
             });
         }
-        let items: Vec<serde_json::Value> = serde_json::from_str(t).map_err(|e| {
-            Error::Usage(format!(
-                "--reference is not a JSON list of references ({e})"
-            ))
-        })?;
+        // One pass over the list: each item is deserialized and checked as it is read, the
+        // first bad one (in order) ending the parse with its own error.
+        let mut refused = None;
+        let mut de = serde_json::Deserializer::from_str(t);
+        let parsed = Batch {
+            refused: &mut refused,
+        }
+        .deserialize(&mut de)
+        .and_then(|items| de.end().map(|()| items));
+        let items = match (parsed, refused) {
+            (_, Some(e)) => return Err(e),
+            (Ok(items), None) => items,
+            (Err(e), None) if e.classify() == Category::Data => return Err(not_a_reference(e)),
+            (Err(e), None) => {
+                return Err(Error::Usage(format!(
+                    "--reference is not a JSON list of references ({e})"
+                )));
+            }
+        };
         if items.is_empty() {
             return Err(Error::Usage(format!(
                 "--reference is an empty list; {REFERENCE_HINT}"
             )));
         }
-        if items.len() > MAX_BATCH {
-            return Err(Error::Usage(format!(
-                "--reference lists {} references, more than {MAX_BATCH} in one batch; use \
-                 read-bootstrap's batches.json items",
-                items.len()
-            )));
-        }
-        Ok(References {
-            items: items
-                .iter()
-                .map(|v| Self::parse(&v.to_string()))
-                .collect::<Result<_>>()?,
-            batch: true,
-        })
+        Ok(References { items, batch: true })
     }
 
     pub fn object(&self) -> String {
         format!("Secret {}/{}", self.namespace, self.name)
+    }
+}
+
+fn not_a_reference(e: serde_json::Error) -> Error {
+    Error::Usage(format!(
+        "--reference is not a valid secret reference ({e}); pass one item of \
+         read-bootstrap's references.json unchanged"
+    ))
+}
+
+/// A batch's items, each checked as it is deserialized. A refusal of ours (a check, or more
+/// than [`MAX_BATCH`] items) is kept in `refused` and ends the parse.
+struct Batch<'a> {
+    refused: &'a mut Option<Error>,
+}
+
+impl<'de> DeserializeSeed<'de> for Batch<'_> {
+    type Value = Vec<SecretRef>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Batch<'_> {
+    type Value = Vec<SecretRef>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of secret references")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(r) = seq.next_element::<SecretRef>()? {
+            if items.len() == MAX_BATCH {
+                // Count the rest without keeping it, for the error.
+                let mut n = items.len() + 1;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                *self.refused = Some(Error::Usage(format!(
+                    "--reference lists {n} references, more than {MAX_BATCH} in one batch; use \
+                     read-bootstrap's batches.json items"
+                )));
+                return Err(de::Error::custom("refused"));
+            }
+            match r.checked() {
+                Ok(r) => items.push(r),
+                Err(e) => {
+                    *self.refused = Some(e);
+                    return Err(de::Error::custom("refused"));
+                }
+            }
+        }
+        Ok(items)
     }
 }
 
@@ -184,5 +248,82 @@ mod tests {
                 "{ns} {name}"
             );
         }
+    }
+
+    fn item(name: &str) -> serde_json::Value {
+        serde_json::json!({"namespace": "apps", "name": name, "uid": "u",
+            "resourceVersion": "1", "path": "apps/s", "keys": ["k"]})
+    }
+
+    fn usage(r: Result<References>) -> String {
+        match r {
+            Err(Error::Usage(m)) => m,
+            other => panic!("not a usage error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_its_items_in_order_and_one_reference_is_not_a_batch() {
+        let refs = SecretRef::parse_many(&format!(" [{}, {}]\n", item("a"), item("b"))).unwrap();
+        assert!(refs.batch);
+        let names: Vec<_> = refs.items.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let one = SecretRef::parse_many(&item("a").to_string()).unwrap();
+        assert!(!one.batch);
+        assert_eq!(
+            one.items,
+            [SecretRef::parse(&item("a").to_string()).unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_batch_fails_on_its_first_bad_item_with_that_item_s_error() {
+        // A check serde cannot make, then a schema error: the first one in order is reported,
+        // with the words a single reference gets.
+        let list = serde_json::json!([item("a"), item(".."), {"namespace": "apps"}]).to_string();
+        let m = usage(SecretRef::parse_many(&list));
+        assert!(
+            m.starts_with("--reference name \"..\" is not a Secret name"),
+            "{m}"
+        );
+        let list = serde_json::json!([item("a"), {"namespace": "apps"}, item("..")]).to_string();
+        let m = usage(SecretRef::parse_many(&list));
+        assert!(
+            m.starts_with("--reference is not a valid secret reference (missing field"),
+            "{m}"
+        );
+        assert!(m.ends_with("pass one item of read-bootstrap's references.json unchanged"));
+        let mut unknown = item("a");
+        unknown["data"] = serde_json::json!("x");
+        let m = usage(SecretRef::parse_many(
+            &serde_json::json!([unknown]).to_string(),
+        ));
+        assert!(m.contains("unknown field `data`"), "{m}");
+    }
+
+    #[test]
+    fn a_list_that_is_not_json_empty_or_too_long_is_refused() {
+        for bad in [
+            "[",
+            r#"[{"namespace": "apps","#,
+            &format!("[{}] x", item("a")),
+            &format!("[{}", item("a")),
+        ] {
+            let m = usage(SecretRef::parse_many(bad));
+            assert!(
+                m.starts_with("--reference is not a JSON list of references ("),
+                "{m}"
+            );
+        }
+        let m = usage(SecretRef::parse_many(" [ ] "));
+        assert!(m.starts_with("--reference is an empty list;"), "{m}");
+        let many = serde_json::Value::Array(vec![item("a"); MAX_BATCH + 2]).to_string();
+        let m = usage(SecretRef::parse_many(&many));
+        assert!(
+            m.starts_with("--reference lists 10002 references, more than 10000 in one batch"),
+            "{m}"
+        );
+        let most = serde_json::Value::Array(vec![item("a"); MAX_BATCH]).to_string();
+        assert_eq!(SecretRef::parse_many(&most).unwrap().items.len(), MAX_BATCH);
     }
 }
