@@ -51,7 +51,9 @@ pub struct Config {
     pub dry_run: crate::plan::DryRun,
 }
 
+/// A report.json entry: camelCase like every other output (docs/steps.md).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Violation {
     pub kind: &'static str,
     pub object: String,

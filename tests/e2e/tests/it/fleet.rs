@@ -158,7 +158,7 @@ async fn another_cluster_with_other_data_writes_nothing_and_keeps_its_secret() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v["kind"] == "other-cluster" && v["vault_path"] == "secret/apps/db"),
+            .any(|v| v["kind"] == "other-cluster" && v["vaultPath"] == "secret/apps/db"),
         "{report:#}"
     );
     audit(&a).run().await.assert_code(0);
