@@ -432,3 +432,54 @@ fn the_vault_role_files_keep_the_default_namespace() {
         }
     }
 }
+
+/// The cluster-name check fires: a step that judges provenance without `--cluster-name` is
+/// named, and nothing else is.
+#[test]
+fn a_step_without_the_cluster_name_is_found() {
+    let dir = copy_templates(|root| {
+        turn_knobs(root, &CHANGED);
+        edit(
+            root,
+            "templates/workflows/secret-handover.yaml",
+            "          - --workflow-uid={{workflow.uid}}\n          - --cluster-name={{workflow.parameters.cluster-name}}\n          - --outputs-dir=/outputs\n          - --dry-run={{workflow.parameters.dry-run}}",
+            "          - --workflow-uid={{workflow.uid}}\n          - --outputs-dir=/outputs\n          - --dry-run={{workflow.parameters.dry-run}}",
+        );
+    });
+    let (bad, _, _) = not_following(&render(dir.path()).unwrap(), &CHANGED);
+    // The edit drops the flag from both of secret-handover's steps that had it in this order.
+    assert_eq!(bad.len(), 2, "{bad:#?}");
+    assert!(
+        bad.iter()
+            .all(|b| b.contains("secret-handover ") && b.contains("without --cluster-name")),
+        "{bad:#?}"
+    );
+}
+
+/// ... and without the settings replacement the workflows keep an empty cluster name (which
+/// the steps refuse): each of the four workflows is named.
+#[test]
+fn without_the_cluster_name_replacement_the_parameter_stays_empty() {
+    let dir = copy_templates(|root| {
+        turn_knobs(root, &CHANGED);
+        edit(
+            root,
+            "templates/settings/kustomization.yaml",
+            "      fieldPath: data.cluster-name\n",
+            "      fieldPath: data.workflow-namespace\n",
+        );
+    });
+    let (bad, _, _) = not_following(&render(dir.path()).unwrap(), &CHANGED);
+    assert!(!bad.is_empty());
+    assert!(bad
+        .iter()
+        .all(|b| b.contains("parameter cluster-name is") && b.contains(CHANGED.namespace)));
+    for w in [
+        "secret-handover ",
+        "secret-handover-batch",
+        "push-internal-secrets",
+        "authority-audit",
+    ] {
+        assert!(bad.iter().any(|b| b.contains(w)), "{w}: {bad:#?}");
+    }
+}
