@@ -24,6 +24,11 @@ fn secrets() -> usize {
 /// enough that 1,000 Secrets take under a minute a step.
 const QUOTA: u64 = 100;
 
+/// mark-consumed's quota: it makes one Vault request an item (write-vault two, rotate five),
+/// so on a loaded machine it averaged 50/s and never met 100/s; at 25/s it is throttled on
+/// any machine that runs the suite, and 1,000 Secrets still take under a minute.
+const MARK_QUOTA: u64 = 25;
+
 async fn seed_many(env: &Env, ns: &str, n: usize) {
     futures::stream::iter(0..n)
         .map(|i| {
@@ -99,6 +104,7 @@ fn vault_requests_since(env: &Env, before: usize) -> (usize, usize) {
 
 struct Measured {
     step: &'static str,
+    quota: u64,
     served: usize,
     throttled: usize,
 }
@@ -106,15 +112,17 @@ struct Measured {
 impl Measured {
     /// Requests divided by the quota: the shortest wall time the quota allows.
     fn floor(&self) -> Duration {
-        Duration::from_secs_f64(self.served as f64 / QUOTA as f64)
+        Duration::from_secs_f64(self.served as f64 / self.quota as f64)
     }
 }
 
 async fn measured(
     env: &Env,
     step: &'static str,
+    quota: u64,
     run: impl std::future::Future<Output = StepRun>,
 ) -> (StepRun, Measured) {
+    self::quota(env, Some(quota)).await;
     let before = env.vault.proxy.records().len();
     let t = Instant::now();
     let r = run.await;
@@ -122,6 +130,7 @@ async fn measured(
     let (served, throttled) = vault_requests_since(env, before);
     let m = Measured {
         step,
+        quota,
         served,
         throttled,
     };
@@ -134,8 +143,8 @@ async fn measured(
     (r, m)
 }
 
-/// write-vault, mark-consumed and rotate over 1,000 Secrets under a real OpenBao quota of
-/// 250 requests/s: each exits 0 with no failed item, nothing is written twice (each path
+/// write-vault, mark-consumed and rotate over 1,000 Secrets under a real OpenBao quota
+/// (`QUOTA`, `MARK_QUOTA`): each exits 0 with no failed item, nothing is written twice (each path
 /// holds version 1 after the handover and 2 after one rotation); each step's wall time
 /// against its requests divided by the quota is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,9 +162,8 @@ async fn a_1000_secret_batch_under_a_vault_quota_slows_down_and_finishes_without
     std::fs::write(&paths_file, serde_json::to_string(&paths).unwrap()).unwrap();
     let paths_file = paths_file.to_string_lossy().into_owned();
 
-    quota(&env, Some(QUOTA)).await;
     let before_wv = env.vault.proxy.records().len();
-    let (wv, wv_m) = measured(&env, "write-vault", async {
+    let (wv, wv_m) = measured(&env, "write-vault", QUOTA, async {
         env.step("write-vault")
             .env("SECOPS_KUBE_EVENTS", "false")
             .args(["--reference-file", &refs_file])
@@ -174,7 +182,7 @@ async fn a_1000_secret_batch_under_a_vault_quota_slows_down_and_finishes_without
         .count();
     assert_eq!(checks, (2 * n).div_ceil(999), "capability checks");
 
-    let (mc, mc_m) = measured(&env, "mark-consumed", async {
+    let (mc, mc_m) = measured(&env, "mark-consumed", MARK_QUOTA, async {
         env.step("mark-consumed")
             .env("SECOPS_KUBE_EVENTS", "false")
             .args(["--reference-file", &refs_file, "--mode", "ignore"])
@@ -185,7 +193,7 @@ async fn a_1000_secret_batch_under_a_vault_quota_slows_down_and_finishes_without
     mc.assert_code(0);
     assert_no_failed_items(&mc, n);
 
-    let (rot, rot_m) = measured(&env, "rotate", async {
+    let (rot, rot_m) = measured(&env, "rotate", QUOTA, async {
         env.step("rotate")
             .args([
                 "--paths-file",
@@ -230,12 +238,13 @@ async fn a_1000_secret_batch_under_a_vault_quota_slows_down_and_finishes_without
     // targets live in benchmarks (a loaded 2-core CI machine must not fail a correct run).
 }
 
-/// The Kubernetes API throttling above 100 requests/s with Retry-After (as Priority and
-/// Fairness does): mark-consumed over 300 Secrets pauses as told and finishes, exit 0, every
-/// Secret consumed once, no failed item; one throttling line and one summary.
+/// The Kubernetes API throttling above 10 requests/s with Retry-After (as Priority and
+/// Fairness does): mark-consumed over 100 Secrets pauses as told and finishes, exit 0, every
+/// Secret consumed once, no failed item; one throttling line and one summary. (10/s: at
+/// 100/s a loaded machine's debug build averaged 20/s and was never throttled.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_throttling_with_retry_after_slows_the_batch_down_instead_of_failing_items() {
-    let n = 300;
+    let n = 100;
     let env = Env::start().await;
     seed_many(&env, "apf", n).await;
     let refs = env.discover("apf").await;
@@ -249,7 +258,7 @@ async fn kube_throttling_with_retry_after_slows_the_batch_down_instead_of_failin
         .assert_code(0);
 
     env.kube.set_fault(Some(Fault::RateLimit {
-        per_second: 100,
+        per_second: 10,
         retry_after: 1,
     }));
     let before = env.kube.proxy.records().len();
