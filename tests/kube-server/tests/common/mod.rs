@@ -34,6 +34,9 @@ pub async fn env(namespace: &str, forbidden: &[&str]) -> Env {
 }
 
 pub async fn client_from(path: &std::path::Path) -> kube::Client {
+    // Both rustls providers are compiled in (kube-fake-client brings aws-lc-rs): pick ring, as
+    // the server does, or a test run in a process of its own (nextest) cannot build a client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let kubeconfig = Kubeconfig::read_from(path).expect("kubeconfig reads");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
