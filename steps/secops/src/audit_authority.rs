@@ -188,7 +188,7 @@ fn judge(
         return;
     }
     let eso = s.label(LABEL_ESO_MANAGED) == Some("true")
-        || s.owner_kinds.iter().any(|k| k == "ExternalSecret");
+        || s.owners.iter().any(|o| o.kind == "ExternalSecret");
     let origin = matches!(class.as_str(), CLASS_INTERNAL | CLASS_AUTHORITY);
     if !eso && !origin && cfg.compare_values {
         for k in s.data.keys() {

@@ -63,12 +63,11 @@ pub struct BootstrapSecret {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub immutable: bool,
-    pub has_owner_references: bool,
     pub has_finalizers: bool,
     /// `metadata.creationTimestamp` (audit-authority's grace period).
     pub created: Option<jiff::Timestamp>,
-    /// Kinds of the owner references (e.g. `ExternalSecret` for ESO's targets).
-    pub owner_kinds: Vec<String>,
+    /// The owner references (e.g. `ExternalSecret` for ESO's targets, `SealedSecret`).
+    pub owners: Vec<crate::gitops::OwnerRef>,
     pub data: SecretData,
 }
 
@@ -95,13 +94,14 @@ impl BootstrapSecret {
             annotations: m.annotations.unwrap_or_default(),
             immutable: s.immutable.unwrap_or(false),
             created: m.creation_timestamp.map(|t| t.0),
-            owner_kinds: m
-                .owner_references
-                .iter()
-                .flatten()
-                .map(|o| o.kind.clone())
+            owners: (m.owner_references.into_iter().flatten())
+                .map(|o| crate::gitops::OwnerRef {
+                    controller: o.controller == Some(true),
+                    kind: o.kind,
+                    api_version: o.api_version,
+                    name: o.name,
+                })
                 .collect(),
-            has_owner_references: m.owner_references.is_some_and(|o| !o.is_empty()),
             has_finalizers: m.finalizers.is_some_and(|f| !f.is_empty()),
             namespace,
             name,

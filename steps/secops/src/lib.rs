@@ -22,6 +22,8 @@ pub mod error;
 pub mod eso;
 pub mod exit;
 #[cfg(feature = "io")]
+pub mod gitops;
+#[cfg(feature = "io")]
 pub mod handover;
 pub mod inert;
 #[cfg(feature = "io")]

@@ -148,6 +148,25 @@ impl Selection {
     }
 }
 
+/// Namespace names given on the command line: at least one, each a DNS label.
+pub fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> crate::error::Result<()> {
+    let mut any = false;
+    for n in ns {
+        any = true;
+        if !crate::selection::is_dns_label(n) {
+            return Err(crate::error::Error::Usage(format!(
+                "{n:?} is not a namespace name"
+            )));
+        }
+    }
+    if !any {
+        return Err(crate::error::Error::Usage(
+            "give at least one namespace".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

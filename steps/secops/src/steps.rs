@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::gitops::flags::{DiscoveryGitopsArgs, GitopsArgs};
 use crate::handover::{mark_consumed, read_bootstrap, write_vault};
 use crate::kube::Kube;
 use crate::outputs::Outputs;
@@ -42,6 +43,8 @@ pub struct ReadBootstrapArgs {
     #[arg(long, env = "SECOPS_FAIL_ON_REFUSED", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub fail_on_refused: bool,
     #[command(flatten)]
+    pub gitops: DiscoveryGitopsArgs,
+    #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
     pub paths: PathArgs,
@@ -59,6 +62,8 @@ pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) 
         batch_size: a.batch_size as usize,
         fail_on_refused: a.fail_on_refused,
         dry_run: dry_run.clone(),
+        owner_kinds: a.gitops.kinds.gitops_owner_kinds,
+        consume_mode: a.gitops.consume_mode,
     };
     let audit = Auditor {
         step: "read-bootstrap",
@@ -85,6 +90,8 @@ pub struct HandoverArgs {
     #[command(flatten)]
     pub paths: PathArgs,
     #[command(flatten)]
+    pub gitops: GitopsArgs,
+    #[command(flatten)]
     pub workflow: WorkflowArgs,
     #[command(flatten)]
     pub outputs: OutputArgs,
@@ -93,6 +100,7 @@ pub struct HandoverArgs {
 /// Validated config for one reference or a batch, before any connection is made.
 struct Handover {
     references: References,
+    owner_kinds: crate::gitops::OwnerKinds,
     vault: VaultTarget,
     paths: PathPolicy,
     audit: Auditor,
@@ -110,6 +118,7 @@ impl HandoverArgs {
             references: self.reference.references()?,
             vault: self.vault.target(vault_token, &self.kube, &dry_run)?,
             paths: self.paths.policy()?,
+            owner_kinds: self.gitops.gitops_owner_kinds,
             audit: Auditor {
                 step,
                 workflow: self.workflow.workflow()?,
@@ -146,6 +155,7 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
         reference: reference.clone(),
         vault: h.vault.clone(),
         paths: h.paths.clone(),
+        owner_kinds: h.owner_kinds.clone(),
         workflow: h.audit.workflow.clone(),
         dry_run: h.dry_run.clone(),
     };
@@ -198,6 +208,7 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
         mode: a.mode,
         vault: h.vault.clone(),
         paths: h.paths.clone(),
+        owner_kinds: h.owner_kinds.clone(),
         workflow: h.audit.workflow.clone(),
         dry_run: h.dry_run.clone(),
     };
@@ -305,7 +316,7 @@ pub async fn rotate(a: RotateArgs, vault_token: Option<String>) -> Result<Exit> 
         })
         .filter(|v| !v.is_empty());
     if let Some(ns) = &refresh_namespaces {
-        validate_namespaces(ns.iter())?;
+        crate::selection::validate_namespaces(ns.iter())?;
     }
     let cfg = crate::rotation::Config {
         paths,
@@ -399,20 +410,6 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
     let res = crate::push::run(&cfg, &kube, &vault, &audit, &outputs).await;
     vault.close().await;
     dry_run.finish("push-secret", &outputs, res)
-}
-
-fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> Result<()> {
-    let mut any = false;
-    for n in ns {
-        any = true;
-        if !crate::selection::is_dns_label(n) {
-            return Err(Error::Usage(format!("{n:?} is not a namespace name")));
-        }
-    }
-    if !any {
-        return Err(Error::Usage("give at least one namespace".into()));
-    }
-    Ok(())
 }
 
 /// Seal kinds for init-authority, as `vault operator init` takes them.
@@ -833,7 +830,7 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
-    validate_namespaces(namespaces.iter())?;
+    crate::selection::validate_namespaces(namespaces.iter())?;
     let dry_run = a.kube.dry_run.dry_run();
     let vault_target = a.vault.target(vault_token, &a.kube, &dry_run)?;
     if vault_target.kv_version != crate::cli::KvVersion::V2 {

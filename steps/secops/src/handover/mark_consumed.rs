@@ -16,6 +16,7 @@ use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::gitops::{GitOrigin, OwnerKinds, FLUX_RECONCILE, FLUX_RECONCILE_DISABLED};
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
@@ -23,6 +24,8 @@ use crate::plan::{Action, DryRun, PlanItem};
 use crate::reference::SecretRef;
 use crate::vault::{Kv2Read, Provenance, Vault};
 use crate::vocab::*;
+
+use super::resurrection::{self, git_still_holds, Recognition};
 
 /// RFC 5.4: the bootstrap Secret is deleted, rendered inert, or ignored by all consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -37,7 +40,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Mode::Delete => "delete",
             Mode::Inert => "inert",
@@ -54,6 +57,8 @@ pub struct Config {
     pub mode: Mode,
     pub vault: VaultTarget,
     pub paths: PathPolicy,
+    /// Owner kinds that deliver from Git (`--gitops-owner-kinds`).
+    pub owner_kinds: OwnerKinds,
     pub workflow: Workflow,
     /// `--dry-run`: every write below goes through its gate.
     pub dry_run: DryRun,
@@ -80,6 +85,14 @@ pub struct MarkResult {
     pub mode: Mode,
     pub path: String,
     pub version: u64,
+    /// Where in Git the Secret comes from (references only), when its controller says: the
+    /// manifest a pull request removes once the handover is done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_origin: Option<GitOrigin>,
+    /// GitOps put it back after its handover; it was consumed again without any Vault
+    /// write, and Git still holds its manifest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resurrected: bool,
 }
 
 /// One reference: acknowledge, mark, report, and write the output parameters.
@@ -128,6 +141,8 @@ pub async fn handle(
         }
     };
     let outcome = outcome_name(&res.outcome);
+    let again = (res.resurrected && res.outcome == Outcome::Consumed)
+        .then(|| git_still_holds(res.git_origin.as_ref().unwrap_or(&GitOrigin::default())));
     let reason = (res.outcome == Outcome::ConsumedVaultDiffers).then(|| {
         format!(
             "Vault {mount}/{} version {} holds other data than this bootstrap Secret (rotated \
@@ -148,6 +163,11 @@ pub async fn handle(
             )),
             reason
                 .clone()
+                .or_else(|| {
+                    again
+                        .as_ref()
+                        .map(|a| format!("mode {}; {a}", cfg.mode.as_str()))
+                })
                 .or_else(|| Some(format!("mode {}", cfg.mode.as_str()))),
         ),
     );
@@ -158,7 +178,10 @@ pub async fn handle(
             r.path,
             res.version,
             cfg.workflow.label(),
-            reason.map(|r| format!(": {r}")).unwrap_or_default()
+            reason
+                .or(again)
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         );
         kube.event(
             &identity(r),
@@ -184,6 +207,8 @@ async fn mark(
         mode: cfg.mode,
         path: r.path.to_string(),
         version,
+        git_origin: None,
+        resurrected: false,
     };
     let Some(s) = fetch.secret(kube, r).await? else {
         if cfg.mode == Mode::Delete {
@@ -197,6 +222,33 @@ async fn mark(
         ));
     };
     check_matches_reference(&s, r, &cfg.paths)?;
+    // A controller that rewrites the Secret (a SealedSecret) lets only some modes hold;
+    // refused before anything is written (read-bootstrap refuses it first).
+    let owner = crate::gitops::delivering_owner(&s, &cfg.owner_kinds)?;
+    if let Some(o) = owner {
+        crate::gitops::check_mode_holds(&s, o, cfg.mode)?;
+    }
+    let origin = Some(GitOrigin::of(&s, owner)).filter(|o| !o.is_empty());
+    let result = |outcome, version| MarkResult {
+        git_origin: origin.clone(),
+        ..result(outcome, version)
+    };
+    if is_consumed(&s) && resurrection::inert_restored(&s) {
+        // Consumed inert, and GitOps wrote its data back: acknowledge again and blank it
+        // again (no Vault write); the Flux annotation keeps Flux from doing it once more.
+        let (version, _, _) = acknowledge(cfg, vault, &s).await?;
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { FLUX_RECONCILE: FLUX_RECONCILE_DISABLED } },
+            "data": tombstone(&s),
+        });
+        let plan = || would_consume(cfg, &s, version, "its data came back: blank it again");
+        let patch = kube.patch_secret(&s.namespace, &s.name, &s.resource_version, patch);
+        cfg.dry_run.gate(plan, String::new(), patch).await?;
+        return Ok(MarkResult {
+            resurrected: true,
+            ..result(Outcome::Consumed, version)
+        });
+    }
     if is_consumed(&s) {
         if s.annotation(ANN_VAULT_PATH) != Some(r.path.as_str()) {
             return Err(Error::precondition(
@@ -236,7 +288,11 @@ async fn mark(
             "use --mode delete or --mode ignore for immutable Secrets",
         ));
     }
-    let (version, vault_differs) = acknowledge(cfg, vault, &s).await?;
+    let (version, vault_differs, resurrected) = acknowledge(cfg, vault, &s).await?;
+    let result = |outcome, version| MarkResult {
+        resurrected,
+        ..result(outcome, version)
+    };
     let consumed = if vault_differs {
         Outcome::ConsumedVaultDiffers
     } else {
@@ -274,6 +330,9 @@ async fn mark(
         (ANN_CONSUMED_MODE, cfg.mode.as_str().to_owned()),
         (ANN_VAULT_PATH, r.path.to_string()),
         (ANN_VAULT_VERSION, version.to_string()),
+        // Flux neither re-applies nor prunes an object with this: what is kept stays as
+        // consumed (Argo CD: see the shipped ignoreDifferences example).
+        (FLUX_RECONCILE, FLUX_RECONCILE_DISABLED.to_owned()),
     ]);
     if vault_differs {
         annotations.insert(
@@ -327,9 +386,14 @@ fn audit_deleting(cfg: &Config, audit: &Auditor, version: u64) {
     ));
 }
 
-/// RFC 5.4 "Acknowledge write": Vault holds exactly the bootstrap data. Returns the version
-/// and whether Vault differs but is authoritative (the Secret was re-created).
-async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result<(u64, bool)> {
+/// RFC 5.4 "Acknowledge write": Vault holds exactly the bootstrap data. Returns the version,
+/// whether Vault differs but is authoritative (the Secret was re-created), and whether the
+/// Secret is one GitOps put back after its handover ([`resurrection`]).
+async fn acknowledge(
+    cfg: &Config,
+    vault: &Vault,
+    s: &BootstrapSecret,
+) -> Result<(u64, bool, bool)> {
     let (mount, path) = (&cfg.vault.mount, &cfg.reference.path);
     let object = format!("Vault path {mount}/{path}");
     let mine = s.data.to_vault();
@@ -342,7 +406,7 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
     };
     if cfg.vault.kv_version == KvVersion::V1 {
         return match vault.kv1_read(mount, path).await? {
-            Some(d) if d.same_values(&mine) => Ok((0, false)),
+            Some(d) if d.same_values(&mine) => Ok((0, false, false)),
             Some(_) => Err(not_acked(format!("{object} holds other data"))),
             None => Err(not_acked(format!("{object} is empty"))),
         };
@@ -355,7 +419,10 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
             custom_metadata,
         } => {
             if !foreign_shape && data.same_values(&mine) {
-                return Ok((version, false));
+                let again = Provenance::from_metadata(&custom_metadata)
+                    .and_then(|p| resurrection::recognise(&p, s, true))
+                    == Some(Recognition::Resurrected);
+                return Ok((version, false, again));
             }
             // A handover of this Secret (this uid or an earlier one of the same name) whose
             // data Vault has since replaced (rotated): Vault is authoritative, the Secret is
@@ -364,7 +431,7 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
                 p.owner.is_none() && p.source == format!("{}/{}", s.namespace, s.name)
             });
             if handed_over {
-                Ok((version, true))
+                Ok((version, true, false))
             } else {
                 Err(not_acked(format!(
                     "{object} version {version} does not hold this Secret's data"
@@ -380,7 +447,7 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
             let version = cfg.vault_version.unwrap_or(1);
             let why = format!("after write-vault writes it ({object} holds no version yet; without that write the real run refuses with exit 3)");
             cfg.dry_run.record(would_consume(cfg, s, version, &why));
-            Ok((version, false))
+            Ok((version, false, false))
         }
         Kv2Read::Missing => Err(not_acked(format!("{object} has no such version"))),
     }

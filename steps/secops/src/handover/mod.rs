@@ -6,6 +6,7 @@
 
 pub mod mark_consumed;
 pub mod read_bootstrap;
+pub mod resurrection;
 pub mod write_vault;
 
 use crate::audit::{Auditor, Source, Target};
@@ -95,15 +96,13 @@ pub(crate) fn check_matches_reference(
 }
 
 /// What read-bootstrap refuses about a Secret itself; write-vault checks the live Secret
-/// again, so a forged or stale reference cannot get around it.
-pub(crate) fn check_eligible(s: &BootstrapSecret) -> Result<()> {
-    if s.has_owner_references {
-        return Err(Error::precondition(
-            s.object(),
-            "has owner references: it is managed by a controller, not delivered from Git",
-            "remove the bootstrap label, or the owner references if it really is a bootstrap Secret",
-        ));
-    }
+/// again, so a forged or stale reference cannot get around it. Returns the controller that
+/// delivers it from Git, if it is owned by one (`--gitops-owner-kinds`).
+pub(crate) fn check_eligible(
+    s: &BootstrapSecret,
+    kinds: &crate::gitops::OwnerKinds,
+) -> Result<Option<crate::gitops::OwnerRef>> {
+    let owner = crate::gitops::delivering_owner(s, kinds)?.cloned();
     if s.has_finalizers {
         return Err(Error::precondition(
             s.object(),
@@ -129,7 +128,7 @@ pub(crate) fn check_eligible(s: &BootstrapSecret) -> Result<()> {
             "split it into several bootstrap Secrets",
         ));
     }
-    Ok(())
+    Ok(owner)
 }
 
 pub(crate) fn is_consumed(s: &BootstrapSecret) -> bool {
