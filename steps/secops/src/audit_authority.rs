@@ -163,9 +163,10 @@ fn judge(
                 kind: KINDS[0],
                 object: s.object(),
                 reason: format!(
-                    "bootstrap Secret not consumed {} after creation (grace {})",
+                    "bootstrap Secret not consumed {} after creation (grace {}){}",
                     humantime::format_duration(Duration::from_secs(age.as_secs())),
-                    humantime::format_duration(cfg.grace)
+                    humantime::format_duration(cfg.grace),
+                    gitops_hint(s)
                 ),
                 vault_path: None,
             });
@@ -181,7 +182,10 @@ fn judge(
             found.push(Violation {
                 kind: KINDS[1],
                 object: s.object(),
-                reason: "consumed in inert mode but still holds data".into(),
+                reason: format!(
+                    "consumed in inert mode but still holds data{}",
+                    gitops_hint(s)
+                ),
                 vault_path: s.annotation(ANN_VAULT_PATH).map(str::to_owned),
             });
         }
@@ -197,6 +201,16 @@ fn judge(
             }
         }
     }
+}
+
+/// A bootstrap Secret a GitOps controller delivers comes back until Git no longer holds
+/// it: name the manifest to remove (references only).
+fn gitops_hint(s: &BootstrapSecret) -> String {
+    let owner = s.owners.iter().find(|o| o.controller);
+    crate::gitops::GitOrigin::of(s, owner)
+        .describe()
+        .map(|m| format!("; Git still holds its manifest ({m}): remove it from Git"))
+        .unwrap_or_default()
 }
 
 /// The cluster-wide check, the Vault walk and the report.
