@@ -15,7 +15,10 @@ use crate::{secret_bytes, Env, SeedSecret};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Argo CD with self-heal; `ignore_consumed_data`: the shipped ignoreDifferences example.
-    ArgoCd { app: String, ignore_consumed_data: bool },
+    ArgoCd {
+        app: String,
+        ignore_consumed_data: bool,
+    },
     /// Flux's kustomize-controller (a Kustomization `flux-system/<name>`).
     Flux { kustomization: String },
     /// The Sealed Secrets controller, from the SealedSecret `<name>` (same namespace).
@@ -61,7 +64,9 @@ impl GitOps {
                 if let Delivery::SealedSecret { name } = d {
                     s.metadata.owner_references = Some(vec![sealed_owner(name)]);
                 }
-                api.create(&PostParams::default(), &s).await.expect("re-create");
+                api.create(&PostParams::default(), &s)
+                    .await
+                    .expect("re-create");
                 changed.push(id);
                 continue;
             };

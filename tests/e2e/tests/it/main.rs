@@ -11,6 +11,7 @@ mod drills;
 mod dry_run;
 mod faults;
 mod fixtures;
+mod gitops;
 mod handover;
 mod kv1;
 mod leaks;
