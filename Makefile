@@ -1,7 +1,7 @@
 # The two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 SHELL := /bin/bash
-STEPS := read-bootstrap write-vault mark-consumed rotate push-secret init-authority unseal audit-authority
+STEPS := read-bootstrap write-vault mark-consumed rotate push-secret init-authority unseal audit-authority snapshot-authority
 MUSL := x86_64-unknown-linux-musl
 REGISTRY ?= ghcr.io/secops
 TAG ?= 0.1.0

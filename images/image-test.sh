@@ -113,7 +113,8 @@ pod() {
 run() {
   local s=$1; shift
   local envs=(KUBERNETES_SERVICE_HOST=kube.test "KUBERNETES_SERVICE_PORT=$KUBE_PORT"
-    SECOPS_OUTPUTS_DIR=/tmp/outputs SECOPS_WORKFLOW_NAME=image-test SECOPS_WORKFLOW_UID=image-test-uid)
+    SECOPS_OUTPUTS_DIR=/tmp/outputs SECOPS_WORKFLOW_NAME=image-test SECOPS_WORKFLOW_UID=image-test-uid
+    SECOPS_CLUSTER_NAME=image-test)
   if [ "$s" != read-bootstrap ]; then
     envs+=("VAULT_ADDR=https://vault.test:$VAULT_PORT" VAULT_CACERT=/etc/secops/vault-ca.pem
       "SECOPS_VAULT_ROLE=secops-$s")
@@ -194,6 +195,16 @@ case " $STEPS " in *" init-authority "*)
   expect init-authority 3 "finds Vault initialised over TLS with no stored unseal material: refuses"
   grep -q "no unseal material is stored" "$work/init-authority.err" \
     || fail "init-authority: $(cat "$work/init-authority.err")"
+esac
+
+# snapshot-authority: the test Vault is a dev server (no raft storage); its flags are checked
+# before Vault is contacted: a snapshot directory that is not there is exit 2.
+case " $STEPS " in *" snapshot-authority "*)
+  pod "$work/snapshot-authority" ""
+  run snapshot-authority -- --snapshot-dir /no-such-volume
+  expect snapshot-authority 2 "refuses a snapshot directory that is not mounted, before contacting Vault"
+  grep -q "is not a directory" "$work/snapshot-authority.err" \
+    || fail "snapshot-authority: $(cat "$work/snapshot-authority.err")"
 esac
 
 # 5. What the servers hold afterwards.

@@ -3,8 +3,8 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
+use secops::names::is_dns_label;
 use secops::paths::{PathPolicy, VaultPath};
-use secops::selection::is_dns_label;
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use secops::reference::{is_object_name, SecretRef, MAX_BATCH, MAX_KEYS};
-use secops::selection::is_dns_label;
+use secops::names::{is_dns_label, is_object_name};
+use secops::reference::{SecretRef, MAX_BATCH, MAX_KEYS};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

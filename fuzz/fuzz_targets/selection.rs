@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use secops::reference::is_object_name;
-use secops::selection::{is_dns_label, Selection};
+use secops::names::{is_dns_label, is_object_name};
+use secops::selection::Selection;
 
 #[derive(Arbitrary, Debug)]
 struct Input {

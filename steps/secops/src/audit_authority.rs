@@ -18,12 +18,13 @@ use crate::vault::{Kv2Read, Vault};
 use crate::vocab::*;
 
 /// The kinds of violation, in report order.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     "bootstrap-not-consumed",
     "inert-holds-data",
     "bootstrap-outside-allowed-namespaces",
     "vault-without-provenance",
     "sprawl",
+    "other-cluster",
 ];
 
 #[derive(Debug, Clone)]
@@ -43,6 +44,9 @@ pub struct Config {
     /// Secrets per LIST page: what is in memory at once (a Secret holds up to 1 MiB).
     pub page_size: u32,
     pub fail_on_violations: bool,
+    /// `--cluster-name`: Vault secrets under this layout's paths whose provenance names
+    /// another cluster are reported (`other-cluster`).
+    pub cluster: crate::fleet::ClusterName,
     /// Reads only either way; a dry run adds the plan (one `report` line per violation).
     pub dry_run: crate::plan::DryRun,
 }
@@ -270,6 +274,17 @@ async fn check_rest(
                     vault_path: Some(shown.clone()),
                 });
             }
+            if let Some(v) = meta
+                .as_ref()
+                .and_then(|m| other_cluster(cfg, &m.custom_metadata))
+            {
+                found.push(Violation {
+                    kind: KINDS[5],
+                    object: format!("Vault secret {shown}"),
+                    reason: v,
+                    vault_path: Some(shown.clone()),
+                });
+            }
             if !cfg.compare_values || copies.is_empty() {
                 continue;
             }
@@ -336,7 +351,7 @@ async fn check_rest(
         outputs.write(&format!("count-{k}"), &n.to_string())?;
     }
     if !found.is_empty() {
-        eprintln!(
+        crate::console::err(&format!(
             "audit-authority: {} violation(s): {}",
             found.len(),
             counts
@@ -345,7 +360,7 @@ async fn check_rest(
                 .map(|(k, n)| format!("{k}={n}"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
         if cfg.fail_on_violations {
             return Ok(Exit::Precondition);
         }
@@ -384,4 +399,18 @@ async fn walk(vault: &Vault, mount: &VaultPath, root: &VaultPath) -> Result<Vec<
     }
     out.sort_by_key(|p| p.to_string());
     Ok(out)
+}
+
+/// A Vault secret under this cluster's layout whose provenance names another cluster that this
+/// one does not share the path with: another cluster writes where this one would.
+fn other_cluster(cfg: &Config, custom: &BTreeMap<String, String>) -> Option<String> {
+    match crate::fleet::Relation::of(custom, &cfg.cluster) {
+        crate::fleet::Relation::Other { source } => Some(format!(
+            "its provenance names cluster {source:?} ({META_SOURCE_CLUSTER}), not this cluster \
+             {:?}, under this cluster's paths; give each cluster its own paths (--path-prefix \
+             with {{cluster}}) or see docs/fleets.md",
+            cfg.cluster.as_str()
+        )),
+        _ => None,
+    }
 }

@@ -142,7 +142,7 @@ impl Batch {
         let item = match res {
             Ok(v) => serde_json::json!({ "namespace": r.namespace, "name": r.name, "result": v }),
             Err(e) => {
-                eprintln!("{}: error: {e}", r.object());
+                crate::console::err(&format!("{}: error: {e}", r.object()));
                 self.exit = self.exit.worst(e.exit());
                 serde_json::json!({
                     "namespace": r.namespace,

@@ -13,14 +13,10 @@ use crate::error::{Error, Result};
 use crate::kube::KubeConfig;
 use crate::paths::{PathPolicy, VaultPath};
 use crate::retry::RetryPolicy;
-use crate::throttle::Limiter;
+use crate::throttle::{Limiter, DEFAULT_DEADLINE};
 use crate::vault::{VaultAuth, VaultConfig};
 
 pub const SA_TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-
-/// `--deadline`'s default: below the 15-minute `activeDeadlineSeconds` of the shipped
-/// templates, so a throttled step still writes its results and exits 4 itself.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, Args)]
 pub struct KubeArgs {
@@ -66,6 +62,7 @@ impl KubeArgs {
             kubeconfig: self.kubeconfig.clone(),
             events: self.kube_events,
             component: format!("secops/{step}"),
+            cluster: None,
             timeout: Duration::from_secs(self.kube_timeout),
             retry: self.retry.policy(),
             limiter: self.retry.limiter("Kubernetes"),
@@ -180,7 +177,7 @@ pub struct VaultArgs {
         value_name = "MOUNT"
     )]
     pub kv_mount: String,
-    /// KV engine version. Version 1 has no check-and-set: see the README for the weaker guarantee.
+    /// KV engine version. Version 1 has no check-and-set: see docs/steps.md (KV v1) for the weaker guarantee.
     #[arg(long, env = "SECOPS_KV_VERSION", value_enum, default_value = "2")]
     pub kv_version: KvVersion,
 }
@@ -397,7 +394,7 @@ pub struct AuthorityStoreArgs {
 
 impl AuthorityStoreArgs {
     pub fn store(&self) -> Result<crate::authority::Store> {
-        if !crate::selection::is_dns_label(&self.secret_namespace) {
+        if !crate::names::is_dns_label(&self.secret_namespace) {
             return Err(Error::Usage(format!(
                 "--secret-namespace {:?} is not a namespace name",
                 self.secret_namespace
@@ -424,17 +421,19 @@ impl AuthorityStoreArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PathArgs {
-    /// Prefix under the KV mount; a namespace's secrets go to {prefix}/{namespace}/...
+    /// Prefix under the KV mount; a namespace's secrets go to {prefix}/{namespace}/...; may
+    /// contain {cluster} (the --cluster-name) for per-cluster paths.
     #[arg(long, env = "SECOPS_PATH_PREFIX", value_name = "PATH")]
     pub path_prefix: Option<String>,
 }
 
 impl PathArgs {
-    pub fn policy(&self) -> Result<PathPolicy> {
+    /// `{cluster}` in the prefix becomes the cluster name (refused without one).
+    pub fn policy(&self, cluster: Option<&crate::fleet::ClusterName>) -> Result<PathPolicy> {
         let prefix = match self.path_prefix.as_deref() {
             None | Some("") => None,
             Some(p) => Some(
-                VaultPath::parse(p)
+                VaultPath::parse(&crate::fleet::substitute(p, cluster)?)
                     .map_err(|e| Error::Usage(format!("--path-prefix {p:?} is not valid: {e}")))?,
             ),
         };

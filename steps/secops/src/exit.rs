@@ -1,4 +1,4 @@
-//! Exit codes: part of the contract with Argo's retryStrategy and with operators (README table).
+//! Exit codes: part of the contract with Argo's retryStrategy and with operators (README's table).
 
 /// How a step ended. The numeric values are stable and documented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

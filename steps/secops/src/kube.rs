@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{Event, ObjectReference, Secret};
+use k8s_openapi::api::core::v1::{Event, Namespace, ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 
 use crate::error::{Error, Result};
 use crate::retry::{Failed, RetryPolicy};
 use crate::secret::{SecretBytes, SecretData};
-use crate::throttle::Limiter;
+use crate::throttle::{Limiter, DEFAULT_DEADLINE};
 
 /// How to reach the Kubernetes API: kubectl's conventions (`--kubeconfig`, `KUBECONFIG`,
 /// else in-cluster service account).
@@ -24,6 +24,7 @@ pub struct KubeConfig {
     pub events: bool,
     /// Reported as the Event's component, e.g. `secops/write-vault`.
     pub component: String,
+    pub cluster: Option<String>, // `--cluster-name`, named in every Event's message
     /// Per-request read timeout (a hung API server ends the attempt).
     pub timeout: std::time::Duration,
     /// Retries inside the run; replaces kube's own default retry layer.
@@ -41,11 +42,12 @@ impl Default for KubeConfig {
             kubeconfig: None,
             events: false,
             component: String::new(),
+            cluster: None,
             timeout: std::time::Duration::from_secs(30),
             retry: RetryPolicy::default(),
             limiter: std::sync::Arc::new(Limiter::new(
                 "Kubernetes",
-                std::time::Instant::now() + crate::cli::DEFAULT_DEADLINE,
+                std::time::Instant::now() + DEFAULT_DEADLINE,
             )),
             dry_run: false,
         }
@@ -67,7 +69,7 @@ pub struct BootstrapSecret {
     /// `metadata.creationTimestamp` (audit-authority's grace period).
     pub created: Option<jiff::Timestamp>,
     /// The owner references (e.g. `ExternalSecret` for ESO's targets, `SealedSecret`).
-    pub owners: Vec<crate::gitops::OwnerRef>,
+    pub owners: Vec<crate::gitops::owner::OwnerRef>,
     pub data: SecretData,
 }
 
@@ -94,14 +96,7 @@ impl BootstrapSecret {
             annotations: m.annotations.unwrap_or_default(),
             immutable: s.immutable.unwrap_or(false),
             created: m.creation_timestamp.map(|t| t.0),
-            owners: (m.owner_references.into_iter().flatten())
-                .map(|o| crate::gitops::OwnerRef {
-                    controller: o.controller == Some(true),
-                    kind: o.kind,
-                    api_version: o.api_version,
-                    name: o.name,
-                })
-                .collect(),
+            owners: crate::gitops::owner::owners(m.owner_references),
             has_finalizers: m.finalizers.is_some_and(|f| !f.is_empty()),
             namespace,
             name,
@@ -162,7 +157,7 @@ pub struct Kube {
 
 impl Kube {
     pub async fn connect(cfg: KubeConfig) -> Result<Self> {
-        let config = match &cfg.kubeconfig {
+        let mut config = match &cfg.kubeconfig {
             Some(path) => {
                 let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
                     Error::Usage(format!("cannot read kubeconfig {}: {e}", path.display()))
@@ -179,7 +174,6 @@ impl Kube {
                 ))
             })?,
         };
-        let mut config = config;
         // kube's default layer retries 429/503/504 up to 15 times with waits up to 1000 s, for
         // every method, events included; our own bounded policy replaces it (see `retrying`).
         config.default_retry = false;
@@ -259,21 +253,12 @@ impl Kube {
         }
     }
 
-    /// A label-selected LIST per namespace, in pages, so no response holds thousands of
-    /// Secrets at once.
-    pub async fn list_secrets(&self, ns: &str, selector: &str) -> Result<Vec<BootstrapSecret>> {
-        let mut all = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let (page, cont) = self
-                .list_secrets_page(ns, selector, crate::batch::PAGE, next.as_deref())
-                .await?;
-            all.extend(page);
-            match cont {
-                Some(c) => next = Some(c),
-                None => return Ok(all),
-            }
-        }
+    /// A namespace's uid, `None` when it does not exist (`handover::resurrection` uses it).
+    pub async fn namespace_uid(&self, ns: &str) -> Result<Option<String>> {
+        let api = Api::<Namespace>::all(self.client.clone());
+        let object = format!("Namespace {ns}");
+        let got = self.retrying("get", &object, || api.get_opt(ns)).await?;
+        Ok(got.and_then(|n| n.metadata.uid))
     }
 
     /// One page of a label-selected LIST (`limit`/`continue`), so a batch holds one page of
@@ -501,6 +486,7 @@ impl Kube {
             return;
         }
         let now = jiff::Timestamp::now();
+        let message = crate::fleet::with_cluster(message, self.cfg.cluster.as_deref());
         let ev = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}.", obj.name)),
@@ -516,7 +502,7 @@ impl Kube {
                 ..ObjectReference::default()
             },
             reason: Some(reason.into()),
-            message: Some(message.into()),
+            message: Some(message),
             type_: Some(if warning { "Warning" } else { "Normal" }.into()),
             source: Some(k8s_openapi::api::core::v1::EventSource {
                 component: Some(self.cfg.component.clone()),
@@ -532,9 +518,6 @@ impl Kube {
             ..Event::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &obj.namespace);
-        // Events carry a generated name; the API server fills it in.
-        let mut ev = ev;
-        ev.metadata.name = None;
         let what = format!("create Event for Secret {}/{}", obj.namespace, obj.name);
         let pp = PostParams::default();
         if let Err(e) = self.unrepeatable(&what, || api.create(&pp, &ev)).await {

@@ -224,7 +224,7 @@ impl DryRun {
     /// Turns an audit event the step emits into a plan item where it is a judgement
     /// (selected, skipped, refused, failed, a violation); would-be writes are recorded by
     /// their gates, so those events add nothing.
-    pub fn from_audit(&self, ev: &crate::audit::AuditEvent) {
+    pub fn from_audit(&self, ev: &crate::audit_event::AuditEvent) {
         if !self.active() {
             return;
         }
@@ -309,20 +309,12 @@ impl DryRun {
             Ok(x) => *x,
             Err(e) => e.exit(),
         };
-        {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            for i in &items {
-                let _ = writeln!(out, "{}", i.line());
-            }
-            let _ = writeln!(
-                out,
-                "plan: dry run of {step}: {} item(s); nothing was written (exit {} as the real run)",
-                items.len(),
-                exit.code()
-            );
-            let _ = out.flush();
-        }
+        let summary = format!(
+            "plan: dry run of {step}: {} item(s); nothing was written (exit {} as the real run)",
+            items.len(),
+            exit.code()
+        );
+        crate::console::out(items.iter().map(|i| i.line()).chain([summary]));
         let written = outputs.write_json(
             "plan.json",
             &serde_json::json!({

@@ -12,14 +12,16 @@ use crate::audit::{Auditor, Target, Workflow};
 use crate::cli::VaultTarget;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::fleet::{ClusterName, Relation};
 use crate::handover::source_of;
 use crate::kube::{BootstrapSecret, Kube, ObjectIdentity};
 use crate::outputs::Outputs;
 use crate::paths::{annotation_hint, PathPolicy, VaultPath};
 use crate::plan::{Action, DryRun, PlanItem};
+use crate::provenance::{relink_patch, Provenance};
 use crate::selection::Selection;
 use crate::vault::kv::CasWrite;
-use crate::vault::{Kv2Read, Need, Provenance, Vault};
+use crate::vault::{Kv2Read, Need, Vault};
 use crate::vocab::*;
 
 /// The label of Secrets published for internal distribution.
@@ -34,6 +36,9 @@ pub struct Config {
     pub paths: PathPolicy,
     pub vault: VaultTarget,
     pub workflow: Workflow,
+    /// The cluster this runs in (`--cluster-name`): the owner is this cluster's
+    /// `namespace/name`, whatever its uid (a rebuilt cluster takes back its own paths).
+    pub cluster: ClusterName,
     /// Secrets pushed at once.
     pub concurrency: usize,
     /// `--dry-run`: every write below goes through its gate.
@@ -138,7 +143,7 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                eprintln!("push-secret: error: {e}");
+                crate::console::err(&format!("push-secret: error: {e}"));
                 exit = exit.worst(e.exit());
                 if e.exit() == Exit::Precondition {
                     kube.event(&identity(s), true, "PushRefused", &e.to_string())
@@ -231,8 +236,8 @@ async fn push_one(
         ));
     }
     let data = s.data.to_vault();
-    let prov = Provenance::of(s, Some(OWNER_PUSH), &cfg.workflow, &data);
-    let patch = prov.to_metadata_patch()?;
+    let prov = Provenance::of(s, Some(OWNER_PUSH), &cfg.workflow, &cfg.cluster, &data);
+    let mut patch = prov.to_metadata_patch()?;
     let (cas, first) = match vault.kv2_read(mount, path, None).await? {
         Kv2Read::Missing => (0, true),
         Kv2Read::Deleted { version, .. } => {
@@ -249,15 +254,25 @@ async fn push_one(
             custom_metadata,
         } => {
             let same = !foreign_shape && current.same_values(&data);
-            match Provenance::from_metadata(&custom_metadata) {
-                Some(p) if p.owner.as_deref() == Some(OWNER_PUSH) && p.source == prov.source && p.source_uid == prov.source_uid => {
+            match ownership(cfg, s, &prov, &custom_metadata, same) {
+                Ownership::Mine if same => return Ok(("unchanged", version)),
+                Ownership::Mine => (version, false),
+                Ownership::TakeOver => {
+                    // The same cluster's namespace/name re-created (a rebuild): the new uid
+                    // takes over, the previous one is recorded, its value is published.
+                    patch.extend(take_over_patch(cfg, s, &custom_metadata));
                     if same {
+                        let needs = [Need::new("patch", metadata_path(cfg, path))];
+                        vault.require(&object, &needs).await?;
+                        let plan = || would_push(cfg, s, path, version, "the Secret was re-created in this cluster with the value Vault holds: move the provenance to its uid");
+                        let provenance = vault.kv2_patch_metadata(mount, path, &patch);
+                        cfg.dry_run.gate(plan, (), provenance).await?;
                         return Ok(("unchanged", version));
                     }
                     (version, false)
                 }
                 // Our first write landed but the step stopped before recording provenance.
-                None if same => {
+                Ownership::Unrecorded => {
                     let needs = [Need::new("patch", metadata_path(cfg, path))];
                     vault.require(&object, &needs).await?;
                     let plan = || would_push(cfg, s, path, version, "record the missing provenance of this identical version");
@@ -265,12 +280,13 @@ async fn push_one(
                     cfg.dry_run.gate(plan, (), provenance).await?;
                     return Ok(("unchanged", version));
                 }
-                _ => {
+                Ownership::Foreign(why) => {
                     return Err(Error::precondition(
                         object,
-                        format!("version {version} was not published by push-secret from this Secret (uid {})", s.uid),
+                        format!("version {version} {why}"),
                         "push-secret never overwrites another owner's secret: pick another path with the \
-                         secops.io/vault-path annotation or remove the stale Vault secret",
+                         secops.io/vault-path annotation (or a --path-prefix with {cluster} per \
+                         cluster) or remove the stale Vault secret",
                     ))
                 }
             }
@@ -310,14 +326,10 @@ async fn push_one(
                 custom_metadata,
             } = vault.kv2_read(mount, path, None).await?
             {
-                let ours = match Provenance::from_metadata(&custom_metadata) {
-                    None => true,
-                    Some(p) => {
-                        p.owner.as_deref() == Some(OWNER_PUSH)
-                            && p.source == prov.source
-                            && p.source_uid == prov.source_uid
-                    }
-                };
+                let ours = matches!(
+                    ownership(cfg, s, &prov, &custom_metadata, true),
+                    Ownership::Mine | Ownership::TakeOver | Ownership::Unrecorded
+                );
                 if ours && version == cas + 1 && current.same_values(&data) {
                     vault.kv2_patch_metadata(mount, path, &patch).await?;
                     return Ok(("unchanged", version));
@@ -337,4 +349,73 @@ async fn push_one(
             },
         )),
     }
+}
+
+/// Who owns a Vault secret push-secret meets, seen from this Secret in this cluster.
+enum Ownership {
+    /// Published from this Secret (this uid) in this cluster.
+    Mine,
+    /// Published from this cluster's `namespace/name` under an earlier uid (a rebuild), or
+    /// before cluster names with the value this Secret holds.
+    TakeOver,
+    /// No provenance and this Secret's value: our write whose provenance PATCH never ran.
+    Unrecorded,
+    /// Anything else, and why: never overwritten.
+    Foreign(String),
+}
+
+fn ownership(
+    cfg: &Config,
+    s: &BootstrapSecret,
+    prov: &Provenance,
+    custom_metadata: &std::collections::BTreeMap<String, String>,
+    same_data: bool,
+) -> Ownership {
+    let Some(p) = Provenance::from_metadata(custom_metadata) else {
+        return match same_data {
+            true => Ownership::Unrecorded,
+            false => Ownership::Foreign("has no provenance: push-secret did not publish it".into()),
+        };
+    };
+    if p.owner.as_deref() != Some(OWNER_PUSH) || p.source != prov.source {
+        return Ownership::Foreign(format!(
+            "was not published by push-secret from {} (uid {})",
+            prov.source, s.uid
+        ));
+    }
+    let same_uid = p.source_uid == prov.source_uid;
+    match Relation::of(custom_metadata, &cfg.cluster) {
+        Relation::Same if same_uid => Ownership::Mine,
+        Relation::Same => Ownership::TakeOver,
+        // Published before cluster names: this uid is ours (the cluster gets recorded); an
+        // earlier uid only with the value Vault holds (nothing is lost by adopting it).
+        Relation::Legacy if same_uid => Ownership::Mine,
+        Relation::Legacy if same_data => Ownership::TakeOver,
+        Relation::Legacy => Ownership::Foreign(format!(
+            "was published by push-secret from {} uid {} before cluster names were recorded, \
+             with other data than this Secret (uid {})",
+            p.source, p.source_uid, s.uid
+        )),
+        Relation::Shared { source } | Relation::Other { source } => Ownership::Foreign(format!(
+            "was published by push-secret from {} in cluster {source:?}; this is cluster {:?}, \
+             and another cluster never overwrites it",
+            p.source,
+            cfg.cluster.as_str()
+        )),
+    }
+}
+
+/// The provenance keys a take-over adds: the previous uid recorded, when and by whom.
+fn take_over_patch(
+    cfg: &Config,
+    s: &BootstrapSecret,
+    custom_metadata: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, Option<String>> {
+    relink_patch(
+        custom_metadata,
+        &s.uid,
+        &s.resource_version,
+        &cfg.cluster,
+        &cfg.workflow.label(),
+    )
 }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::names::{is_dns_label, is_object_name};
 use crate::paths::VaultPath;
-use crate::selection::is_dns_label;
 
 /// Most keys one Secret may have to be handed over. References carry the key names and Argo
 /// keeps every reference in the Workflow object (etcd's 1.5 MiB limit), so keep them small.
@@ -129,17 +129,6 @@ impl SecretRef {
     pub fn object(&self) -> String {
         format!("Secret {}/{}", self.namespace, self.name)
     }
-}
-
-/// A Kubernetes object name as the API accepts it in a URL: a DNS subdomain
-/// (lowercase alphanumerics, `-`, `.`; at most 253), never `.` or `..`.
-pub fn is_object_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ where
     };
     init_logging();
     std::panic::set_hook(Box::new(move |info| {
-        eprintln!("{}", panic_report(step, info.location()));
+        crate::console::err(&panic_report(step, info.location()));
         std::process::exit(Exit::Internal.code().into());
     }));
     // Debug builds only: lets the end-to-end tests prove a panic's message is never printed.
@@ -45,14 +45,16 @@ where
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("{step}: error: cannot start the async runtime: {e}");
+            crate::console::err(&format!(
+                "{step}: error: cannot start the async runtime: {e}"
+            ));
             return ExitCode::from(Exit::Internal.code());
         }
     };
     let exit = match rt.block_on(f(args, vault_token)) {
         Ok(exit) => exit,
         Err(e) => {
-            eprintln!("{step}: error: {e}");
+            crate::console::err(&format!("{step}: error: {e}"));
             e.exit()
         }
     };
@@ -78,7 +80,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::console::log_writer)
         .with_ansi(false)
         .with_target(false)
         .try_init();

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::error::{Error, Result};
 #[cfg(feature = "io")]
 use crate::kube::{BootstrapSecret, Kube};
+use crate::names::{is_dns_label, is_object_name};
 
 #[derive(Debug, Clone)]
 pub struct Selection {
@@ -15,16 +16,6 @@ pub struct Selection {
     pub single: Option<(String, String)>,
     /// Extra label selector ANDed with the class label.
     pub selector: Option<String>,
-}
-
-/// A Kubernetes namespace name (RFC 1123 label).
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// Empty or blank values count as absent (a template passes every flag, some empty).
@@ -73,7 +64,7 @@ impl Selection {
                      step may work in it"
                 )));
             }
-            if !crate::reference::is_object_name(name) {
+            if !is_object_name(name) {
                 return Err(Error::Usage(format!(
                     "--name {:?} is not a Secret name (lowercase letters, digits, '-', '.')",
                     name.escape_debug().to_string()
@@ -146,25 +137,6 @@ impl Selection {
         }
         Ok(())
     }
-}
-
-/// Namespace names given on the command line: at least one, each a DNS label.
-pub fn validate_namespaces<'a>(ns: impl Iterator<Item = &'a String>) -> crate::error::Result<()> {
-    let mut any = false;
-    for n in ns {
-        any = true;
-        if !crate::selection::is_dns_label(n) {
-            return Err(crate::error::Error::Usage(format!(
-                "{n:?} is not a namespace name"
-            )));
-        }
-    }
-    if !any {
-        return Err(crate::error::Error::Usage(
-            "give at least one namespace".into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,11 @@
 //!   it to [`CUT`] × the answers actually served in the last second (what the server admits),
 //!   at most once per second; every served answer adds back, so it grows by a tenth per
 //!   second and finds the server's limit again (quotas without headers, like OpenBao's
-//!   default, leave no other way to learn it).
+//!   default, leave no other way to learn it). A throttle before anything was served in the
+//!   last second (a step starting while an earlier one has used up the quota's window)
+//!   measures nothing: it pauses every request for one second instead, and the next throttle
+//!   cuts from what the server served meanwhile (cutting such a cold start to the floor left
+//!   the step growing back by a tenth per second, far below the quota).
 //! - **concurrency**: requests in flight; halved on a cut, grown by one per window served.
 //!
 //! A server's `Retry-After` (or `X-Ratelimit-Reset`) pauses every request to it until then.
@@ -20,6 +24,10 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// `--deadline`'s default: below the 15-minute `activeDeadlineSeconds` of the shipped
+/// templates, so a throttled step still writes its results and exits 4 itself.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 
 /// A cut keeps this share of what the server served in the last second.
 pub const CUT: f64 = 0.8;
@@ -212,23 +220,34 @@ impl Limiter {
                 s.served.pop_front();
             }
             let served = s.served.len() as f64;
-            let base = match (s.rate, served > 0.0) {
-                (Some(rate), true) => rate.min(served),
-                (Some(rate), false) => rate,
-                (None, _) => served.max(MIN_RATE),
+            let (rate, window) = if s.rate.is_none() && served == 0.0 {
+                // Cold: nothing served to measure the server's rate by. Wait out one window
+                // with half the requests in flight; the next throttle measures and cuts. (Not
+                // past the deadline: the request then goes and its answer ends it.)
+                let until = (now + COOLDOWN).min(self.deadline);
+                s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
+                (None, (s.in_flight.max(1) / 2).max(1))
+            } else {
+                let base = match (s.rate, served > 0.0) {
+                    (Some(rate), true) => rate.min(served),
+                    (Some(rate), false) => rate,
+                    (None, _) => served,
+                };
+                let rate = (base * CUT).max(MIN_RATE);
+                let in_flight = s.in_flight.max(1);
+                let window = (s.window.map_or(in_flight, |w| w.min(in_flight)) / 2).max(1);
+                s.rate = Some(rate);
+                s.lowest_rate = Some(s.lowest_rate.map_or(rate, |l| l.min(rate)));
+                (Some(rate), window)
             };
-            let rate = (base * CUT).max(MIN_RATE);
-            let in_flight = s.in_flight.max(1);
-            let window = (s.window.map_or(in_flight, |w| w.min(in_flight)) / 2).max(1);
-            s.rate = Some(rate);
             s.window = Some(window);
             s.window_credit = 0;
-            s.lowest_rate = Some(s.lowest_rate.map_or(rate, |l| l.min(rate)));
             s.lowest_window = Some(s.lowest_window.map_or(window, |l| l.min(window)));
             if first {
                 tracing::warn!(
                     server = self.server,
-                    rate_per_s = rate.round() as u64,
+                    rate_per_s = rate.map(|r| r.round() as u64),
+                    paused_ms = rate.is_none().then_some(COOLDOWN.as_millis() as u64),
                     concurrency = window,
                     retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
                     deadline_in_s = self.deadline.saturating_duration_since(now).as_secs(),
@@ -261,9 +280,9 @@ impl Limiter {
         Some(Summary {
             throttled_answers: s.throttled,
             throttled_for: s.last_throttled.unwrap_or(first).duration_since(first),
-            lowest_rate: s.lowest_rate.unwrap_or(MIN_RATE),
+            lowest_rate: s.lowest_rate,
             lowest_concurrency: s.lowest_window.unwrap_or(1),
-            final_rate: s.rate.unwrap_or(MIN_RATE),
+            final_rate: s.rate,
             gave_up: s.gave_up,
         })
     }
@@ -275,9 +294,10 @@ pub struct Summary {
     pub throttled_answers: u64,
     /// From the first throttled answer to the last.
     pub throttled_for: Duration,
-    pub lowest_rate: f64,
+    /// `None` when no throttle measured a rate to cut to (only a cold start's pause).
+    pub lowest_rate: Option<f64>,
     pub lowest_concurrency: usize,
-    pub final_rate: f64,
+    pub final_rate: Option<f64>,
     /// Throttled requests failed at the deadline.
     pub gave_up: u64,
 }
@@ -290,14 +310,17 @@ impl Drop for Limiter {
                 server = self.server,
                 throttled_answers = s.throttled_answers,
                 throttled_for_s = format_args!("{:.1}", s.throttled_for.as_secs_f64()),
-                lowest_rate_per_s = s.lowest_rate.round() as u64,
+                lowest_rate_per_s = s.lowest_rate.map(|r| r.round() as u64),
                 lowest_concurrency = s.lowest_concurrency,
-                final_rate_per_s = s.final_rate.round() as u64,
+                final_rate_per_s = s.final_rate.map(|r| r.round() as u64),
                 failed_at_deadline = s.gave_up,
-                "{} throttled this step for {:.1} s; lowest rate {} requests/s",
+                "{} throttled this step for {:.1} s; lowest rate {}",
                 self.server,
                 s.throttled_for.as_secs_f64(),
-                s.lowest_rate.round() as u64
+                s.lowest_rate
+                    .map_or("not cut (paused only)".to_owned(), |r| {
+                        format!("{} requests/s", r.round() as u64)
+                    })
             );
         }
     }
@@ -372,14 +395,47 @@ mod tests {
     }
 
     #[test]
+    fn a_cold_first_throttle_pauses_and_measures_instead_of_cutting_to_the_floor() {
+        // A step starting while the quota's window is used up: throttled before anything
+        // was served.
+        let l = limiter();
+        l.lock().in_flight = 8;
+        let now = Instant::now();
+        assert_eq!(l.throttled_at(now, None), Throttled::Wait);
+        {
+            let s = l.lock();
+            assert_eq!(s.rate, None, "no rate measured, none set");
+            assert_eq!(s.window, Some(4), "concurrency halved");
+            assert_eq!(
+                s.paused_until,
+                Some(now + COOLDOWN),
+                "everyone waits one window"
+            );
+        }
+        // The server serves 250 in the next window, then throttles again: the cut is from
+        // what it served, not from the floor.
+        for _ in 0..250 {
+            l.served();
+        }
+        l.throttled_at(now + COOLDOWN, None);
+        assert_eq!(l.lock().rate, Some(250.0 * CUT));
+        let s = l.summary().unwrap();
+        assert_eq!(s.lowest_rate, Some(250.0 * CUT));
+        assert_eq!(s.throttled_answers, 2);
+    }
+
+    #[test]
     fn repeated_cuts_stop_at_the_floor_and_the_summary_keeps_the_lowest() {
         let l = limiter();
+        for _ in 0..100 {
+            l.served();
+        }
         let t = Instant::now();
         for i in 0..40 {
             l.throttled_at(t + COOLDOWN * i, None);
         }
         let s = l.summary().unwrap();
-        assert_eq!(s.lowest_rate, MIN_RATE);
+        assert_eq!(s.lowest_rate, Some(MIN_RATE));
         assert_eq!(s.lowest_concurrency, 1);
         assert_eq!(s.throttled_answers, 40);
         assert_eq!(s.throttled_for, COOLDOWN * 39);
@@ -410,6 +466,7 @@ mod tests {
     #[tokio::test]
     async fn a_retry_after_pauses_every_request_and_the_pace_spaces_them() {
         let l = limiter();
+        l.served();
         l.throttled(Some(Duration::from_millis(200)));
         let t = Instant::now();
         drop(l.acquire().await);
@@ -418,7 +475,7 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
-        // Rate 1/s after a cut with nothing served: the next start is a second later.
+        // Rate 1/s after a cut from one served answer: the next start is a second later.
         let t = Instant::now();
         drop(l.acquire().await);
         assert!(

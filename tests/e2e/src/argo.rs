@@ -356,7 +356,12 @@ impl<'a> Runner<'a> {
     ) -> Result<WorkflowRun> {
         let spec = wft.get("spec").context("WorkflowTemplate without spec")?;
         check_keys(spec, SPEC_KEYS, "spec")?;
-        let parameters = workflow_parameters(spec, cron_args, arguments)?;
+        let mut parameters = workflow_parameters(spec, cron_args, arguments)?;
+        // The `cluster-name` knob of templates/settings/ as an install sets it (kustomize
+        // replaces the parameter's empty default): the cluster this Env stands for.
+        if let Some(v) = parameters.get_mut("cluster-name").filter(|v| v.is_empty()) {
+            v.clone_from(&self.env.cluster_name);
+        }
         let uid = uuid::Uuid::new_v4().to_string();
         let name = format!("{base_name}-{}", &uid.replace('-', "")[..5]);
         let globals = self.globals(spec, &name, &uid, scheduled, &parameters);
@@ -1878,7 +1883,7 @@ fn sorted_files(dir: &Path, ext: &str) -> Result<Vec<(String, PathBuf)>> {
 
 // --- Vault configuration from templates/vault ----------------------------------------------
 
-/// Installs `templates/vault/` into OpenBao as the README's install steps do (`Env` has
+/// Installs `templates/vault/` into OpenBao as docs/install.md's steps do (`Env` has
 /// already; a re-install changes nothing).
 pub async fn install_vault_config(env: &Env) -> Result<()> {
     crate::vault::install_config(&env.vault.bao, &crate::vault::templates_vault_dir()).await

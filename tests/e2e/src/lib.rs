@@ -74,12 +74,20 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// The cluster name an [`Env`] runs its steps with.
+pub const DEFAULT_CLUSTER: &str = "cluster-a";
+
 pub struct Env {
     pub kube: cluster::TestKube,
-    pub vault: vault::TestVault,
+    /// Shared by every cluster of a fleet ([`Env::join_fleet`]).
+    pub vault: std::sync::Arc<vault::TestVault>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub client: kube::Client,
+    /// `--cluster-name` of every step this Env runs (the knob an install sets).
+    pub cluster_name: String,
+    /// The Vault Kubernetes auth mount this cluster's steps log in with.
+    pub auth_mount: String,
 }
 
 /// What one step process did.
@@ -200,6 +208,7 @@ impl<'a> Step<'a> {
             // Retries inside the run stay on, with short waits so faulted tests stay quick.
             .env("SECOPS_RETRY_BASE_DELAY", "5ms")
             .env("SECOPS_RETRY_MAX_DELAY", "2s")
+            .env("SECOPS_CLUSTER_NAME", &self.env.cluster_name)
             .arg("--kubeconfig")
             .arg(&self.env.kubeconfig)
             .arg("--outputs-dir")
@@ -218,6 +227,10 @@ impl<'a> Step<'a> {
                 .env("SECOPS_VAULT_ROLE", role)
                 .arg("--service-account-token-file")
                 .arg(self.env.dir.path().join(format!("{role}.token")));
+        }
+        // A fleet's second cluster logs in through its own mount (else each method's default).
+        if self.env.auth_mount != "kubernetes" {
+            cmd.env("SECOPS_VAULT_AUTH_MOUNT", &self.env.auth_mount);
         }
         cmd.envs(&self.envs).args(&self.args);
         let out = if measure {
@@ -274,13 +287,44 @@ impl Env {
         kube.write_kubeconfig(&kubeconfig, "default")
             .expect("kubeconfig");
         std::fs::write(dir.path().join("vault-ca.pem"), &vault_pki().ca_pem).unwrap();
-        let vault = vault::TestVault::start(&kube).await;
+        let vault = std::sync::Arc::new(vault::TestVault::start(&kube).await);
         let env = Env {
             client: kube.client(),
             kube,
             vault,
             dir,
             kubeconfig,
+            cluster_name: DEFAULT_CLUSTER.to_owned(),
+            auth_mount: "kubernetes".to_owned(),
+        };
+        env.write_service_account_tokens();
+        env
+    }
+
+    /// Another cluster of a fleet sharing this Env's Vault: its own kube-server (its own
+    /// Secrets, uids and Events), kubeconfig and ServiceAccount tokens, its own Kubernetes auth
+    /// mount `kubernetes-<name>` in the same OpenBao (the shipped roles, as a fleet's Vault
+    /// has one mount per cluster) and `--cluster-name <name>`.
+    pub async fn join_fleet(&self, name: &str) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kube = cluster::TestKube::start(Vec::new()).await;
+        let kubeconfig = dir.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig, "default")
+            .expect("kubeconfig");
+        std::fs::write(dir.path().join("vault-ca.pem"), &vault_pki().ca_pem).unwrap();
+        let auth_mount = format!("kubernetes-{name}");
+        self.vault
+            .add_kubernetes_auth(&auth_mount, &kube)
+            .await
+            .expect("kubernetes auth for the second cluster");
+        let env = Env {
+            client: kube.client(),
+            kube,
+            vault: self.vault.clone(),
+            dir,
+            kubeconfig,
+            cluster_name: name.to_owned(),
+            auth_mount,
         };
         env.write_service_account_tokens();
         env

@@ -61,13 +61,20 @@ pub struct OpenBao {
     pub unseal_keys: Vec<String>,
     pub dir: tempfile::TempDir,
     dev: bool,
+    /// The file audit device's log: in `dir`, unless a test gives two servers one path (a
+    /// restored snapshot carries the audit table, which must match the server's config).
+    audit_log: Option<PathBuf>,
 }
 
 impl OpenBao {
     /// A dev server: in memory, unsealed, KV v2 at `secret/`, root token `root`.
     pub async fn dev() -> OpenBao {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("audit.hcl"), audit_stanza(dir.path())).unwrap();
+        std::fs::write(
+            dir.path().join("audit.hcl"),
+            audit_stanza(&dir.path().join("audit.log")),
+        )
+        .unwrap();
         let mut bao = OpenBao {
             child: Default::default(),
             url: String::new(),
@@ -76,6 +83,7 @@ impl OpenBao {
             unseal_keys: Vec::new(),
             dir,
             dev: true,
+            audit_log: None,
         };
         bao.start().await;
         // The banner with the key may follow the first answers by a moment.
@@ -101,6 +109,12 @@ impl OpenBao {
     /// A fresh raft server: uninitialised and sealed, as a new Vault is before anyone runs
     /// `init-authority`. `root_token` and `unseal_keys` stay empty until [`OpenBao::init`].
     pub async fn raft() -> OpenBao {
+        Self::raft_with_audit_log(None).await
+    }
+
+    /// [`OpenBao::raft`] whose audit device writes to `audit_log` (the same server
+    /// configuration in two clusters, as a restore from one into the other needs).
+    pub async fn raft_with_audit_log(audit_log: Option<PathBuf>) -> OpenBao {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut bao = OpenBao {
             child: Default::default(),
@@ -110,6 +124,7 @@ impl OpenBao {
             unseal_keys: Vec::new(),
             dir,
             dev: false,
+            audit_log,
         };
         bao.start().await;
         bao
@@ -203,7 +218,8 @@ impl OpenBao {
             let config = d.join("bao.hcl");
             if !config.exists() {
                 std::fs::create_dir_all(d.join("raft")).unwrap();
-                std::fs::write(&config, raft_config(d, self.port, free_port())).unwrap();
+                let audit = self.audit_path();
+                std::fs::write(&config, raft_config(d, &audit, self.port, free_port())).unwrap();
             }
             cmd.arg(format!("-config={}", config.display()));
         }
@@ -290,6 +306,23 @@ impl OpenBao {
         panic!("the test's unseal keys did not unseal OpenBao");
     }
 
+    /// Waits until the node is unsealed and active (`sys/health` 200): right after an unseal a
+    /// raft node still elects itself leader and answers reads with 500 "local node not active".
+    pub async fn wait_active(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (st, body) = vault_call(&self.url, "", "GET", "sys/health", None).await;
+            if st == 200 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "OpenBao did not become active within 120 s: {st} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A new root token from key shares, as an operator recovers a Vault whose root token is
     /// revoked (the legacy unauthenticated `sys/generate-root`, enabled in the raft config;
     /// the token comes back XORed with a one-time password).
@@ -355,8 +388,14 @@ impl OpenBao {
     }
 
     /// Every audit entry so far (requests and responses, values HMAC'd by OpenBao).
+    fn audit_path(&self) -> PathBuf {
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("audit.log"))
+    }
+
     pub fn audit_log(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("audit.log"))
+        std::fs::read_to_string(self.audit_path())
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -376,7 +415,7 @@ impl OpenBao {
     /// reading the log again from the start.
     pub fn audit_requests_from(&self, offset: u64) -> (Vec<AuditRequest>, u64) {
         use std::io::{Read as _, Seek as _};
-        let Ok(mut f) = std::fs::File::open(self.dir.path().join("audit.log")) else {
+        let Ok(mut f) = std::fs::File::open(self.audit_path()) else {
             return (Vec::new(), offset);
         };
         let mut bytes = Vec::new();
@@ -455,14 +494,14 @@ impl AuditRequest {
     }
 }
 
-fn audit_stanza(dir: &Path) -> String {
+fn audit_stanza(log: &Path) -> String {
     format!(
         "audit \"file\" \"requests\" {{\n  options = {{\n    file_path = \"{}\"\n  }}\n}}\n",
-        dir.join("audit.log").display()
+        log.display()
     )
 }
 
-fn raft_config(dir: &Path, port: u16, cluster_port: u16) -> String {
+fn raft_config(dir: &Path, audit_log: &Path, port: u16, cluster_port: u16) -> String {
     format!(
         r#"storage "raft" {{
   path    = "{raft}"
@@ -479,7 +518,7 @@ api_addr     = "http://127.0.0.1:{port}"
 cluster_addr = "http://127.0.0.1:{cluster_port}"
 {audit}"#,
         raft = dir.join("raft").display(),
-        audit = audit_stanza(dir),
+        audit = audit_stanza(audit_log),
     )
 }
 

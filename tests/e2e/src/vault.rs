@@ -90,10 +90,52 @@ impl TestVault {
         Ok(())
     }
 
+    /// One more Kubernetes auth mount (another cluster of a fleet): configured like
+    /// `auth/kubernetes` against `kube`, with the shipped roles of `templates/vault/roles`.
+    pub async fn add_kubernetes_auth(
+        &self,
+        mount: &str,
+        kube: &crate::cluster::TestKube,
+    ) -> Result<()> {
+        self.bao
+            .must(
+                "POST",
+                &format!("sys/auth/{mount}"),
+                json!({"type": "kubernetes"}),
+            )
+            .await;
+        self.bao
+            .must(
+                "POST",
+                &format!("auth/{mount}/config"),
+                json!({
+                    "kubernetes_host": kube.server_url(),
+                    "kubernetes_ca_cert": crate::vault_pki().ca_pem,
+                    "disable_local_ca_jwt": true,
+                    "token_reviewer_jwt": kube.issue_service_account_token("vault", "vault-auth"),
+                }),
+            )
+            .await;
+        for (name, path) in sorted_files(&templates_vault_dir().join("roles"), "json")? {
+            let body: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            let (st, resp) = self
+                .bao
+                .root("PUT", &format!("auth/{mount}/role/{name}"), Some(body))
+                .await;
+            ensure!(st < 300, "auth/{mount}/role/{name}: {st} {resp}");
+        }
+        Ok(())
+    }
+
     /// A fresh raft OpenBao, uninitialised and sealed, behind a plain-HTTP proxy (so its
     /// requests are recorded before it has an audit device running).
     pub async fn fresh() -> TestVault {
-        let bao = OpenBao::raft().await;
+        Self::fresh_with_audit_log(None).await
+    }
+
+    /// [`TestVault::fresh`] with its audit device writing to `audit_log`.
+    pub async fn fresh_with_audit_log(audit_log: Option<std::path::PathBuf>) -> TestVault {
+        let bao = OpenBao::raft_with_audit_log(audit_log).await;
         let proxy = fault_injection::start(fault_injection::Options {
             listen: "127.0.0.1:0".parse().unwrap(),
             upstream: bao.url.clone(),
@@ -285,7 +327,7 @@ async fn revoke_all_but_root(url: &str, root: &str) {
     }
 }
 
-/// Installs a `templates/vault`-shaped directory unchanged, as README's install steps do:
+/// Installs a `templates/vault`-shaped directory unchanged, as docs/install.md's steps do:
 /// each `policies/<name>.hcl` as ACL policy `<name>`, each `password-policies/<name>.hcl` as
 /// password policy `<name>`, each `roles/<name>.json` as Kubernetes auth role `<name>`.
 pub async fn install_config(bao: &OpenBao, dir: &Path) -> Result<()> {

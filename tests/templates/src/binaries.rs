@@ -1,4 +1,4 @@
-//! The five step binaries, as their clap definitions describe them, and the check of one
+//! The eight step binaries, as their clap definitions describe them, and the check of one
 //! container against its binary: image, command, every flag, every environment variable,
 //! every required option, and every literal value (parsed by the binary's own value parser).
 
@@ -101,7 +101,7 @@ pub struct Binaries {
 
 impl Binaries {
     pub fn new(repo: &Path) -> Binaries {
-        let defs: [Definition; 8] = [
+        let defs: [Definition; 9] = [
             ("read-bootstrap", secops::steps::ReadBootstrapArgs::command),
             ("write-vault", secops::steps::WriteVaultArgs::command),
             ("mark-consumed", secops::steps::MarkConsumedArgs::command),
@@ -112,6 +112,10 @@ impl Binaries {
             (
                 "audit-authority",
                 secops::steps::AuditAuthorityArgs::command,
+            ),
+            (
+                "snapshot-authority",
+                secops::steps::SnapshotAuthorityArgs::command,
             ),
         ];
         let steps: PathBuf = repo.join("steps");

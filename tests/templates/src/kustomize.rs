@@ -17,7 +17,7 @@ use crate::{path, Problem};
 const API_VERSION: &str = "kustomize.config.k8s.io/v1beta1";
 const COMPONENT_API_VERSION: &str = "kustomize.config.k8s.io/v1alpha1";
 
-/// Manifests that are examples, not installed by a kustomization (README "Reading (ESO)").
+/// Manifests that are examples, not installed by a kustomization (docs/install.md "Reading (ESO)").
 pub const EXAMPLES: [&str; 1] = ["templates/eso/"];
 
 /// The local-config ConfigMap holding the knobs, and its key for the workflow namespace.
@@ -142,7 +142,7 @@ fn top_level(t: &Templates) -> Vec<&Doc> {
         .collect()
 }
 
-/// Components no kustomization lists: optional, for users to add (README "Install").
+/// Components no kustomization lists: optional, for users to add (docs/install.md).
 fn optional_components(t: &Templates) -> Vec<&Doc> {
     let listed: BTreeSet<&str> = kustomizations(t)
         .flat_map(|k| components(t, k))
@@ -194,7 +194,7 @@ fn namespace_of<'a>(t: &'a Templates, k: &'a Doc) -> Option<&'a str> {
 
 /// (file, document index) -> the namespace kustomize sets (an outer kustomization's wins over
 /// an inner one's). An optional component's objects land where the kustomization of its
-/// parent folder puts them (README says where each goes), else nowhere known.
+/// parent folder puts them (docs/install.md says where each goes), else nowhere known.
 pub fn namespaces(t: &Templates) -> HashMap<(String, usize), String> {
     let mut out = HashMap::new();
     let mut assign = |files: &BTreeSet<String>, ns: &str| {

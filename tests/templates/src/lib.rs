@@ -3,9 +3,13 @@
 //! controllers, and each step's flag parser reject drift only at install or run time.
 //!
 //! [`load`] reads every document; [`Checker::check`] returns every [`Problem`] at once.
+//!
+//! Beside the templates, two checks of the repository itself: [`docs`] (README stays short,
+//! every documentation link resolves) and [`tidy`] (the code rules of ARCHITECTURE.md).
 
 pub mod binaries;
 pub mod deadlines;
+pub mod docs;
 pub mod events;
 pub mod kustomize;
 pub mod load;
@@ -13,6 +17,7 @@ pub mod path;
 pub mod rbac;
 pub mod schema;
 pub mod strict;
+pub mod tidy;
 pub mod vars;
 pub mod vault;
 pub mod xref;

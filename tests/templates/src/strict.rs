@@ -248,6 +248,7 @@ core_kinds!(
     k8s_openapi::api::core::v1::ServiceAccount,
     k8s_openapi::api::core::v1::ConfigMap,
     k8s_openapi::api::core::v1::Secret,
+    k8s_openapi::api::core::v1::PersistentVolumeClaim,
     k8s_openapi::api::core::v1::Namespace,
     k8s_openapi::api::core::v1::Service,
     k8s_openapi::api::core::v1::ResourceQuota,

@@ -333,7 +333,7 @@ pub fn check_spec(
 ) {
     let mut declared = inherited.clone();
     declared.extend(parameters(&spec["arguments"]["parameters"]));
-    // Every shipped workflow can be run as a plan first (README: "Plan before you run").
+    // Every shipped workflow can be run as a plan first (docs/steps.md: "Plan before you run").
     match declared.get("dry-run") {
         None => out.push(Problem::at(
             d,

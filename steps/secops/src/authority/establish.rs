@@ -155,7 +155,7 @@ impl Grants {
     /// The first run, with the root token. The auth method and the authority role come
     /// first: a run stopped after them converges without root on the next run; before them
     /// only an operator token helps (OpenBao 2.5.3+ refuses unauthenticated generate-root by
-    /// default; README: Runbook). Then the KV engine and everything declared.
+    /// default; docs/runbook.md). Then the KV engine and everything declared.
     pub async fn establish(&self, root: &Vault) -> Result<Report> {
         if !self.roles.is_empty() || self.authority.is_some() {
             self.ensure_kubernetes_auth(root).await?;
@@ -494,7 +494,7 @@ fn files(dir: &Path, ext: &str, flag: &str, may_be_empty: bool) -> Result<Vec<(S
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_owned();
-        if !crate::selection::is_dns_label(&name) {
+        if !crate::names::is_dns_label(&name) {
             return Err(Error::Usage(format!(
                 "{} is not named like a Vault policy or role (lowercase letters, digits, '-')",
                 p.display()

@@ -368,7 +368,7 @@ async fn wait_unsealed(vault: &Vault, timeout: Duration) -> Result<()> {
 
 /// Unsealed is not yet serving: a raft node elects itself leader a moment later, and until
 /// then answers 500 ("local node not active"). `sys/health` says 200 once it is active.
-async fn wait_active(vault: &Vault, timeout: Duration) -> Result<()> {
+pub(super) async fn wait_active(vault: &Vault, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if vault.is_active().await? {
@@ -408,7 +408,7 @@ async fn authority_session(
              is gone)",
             "generate a root token with `bao operator generate-root` (or `vault ...`) and the \
              stored keys, run init-authority again with it in --vault-token-file, then revoke it \
-             (README: Runbook, Bring-up on a fresh Vault)",
+             (docs/runbook.md: Bring-up on a fresh Vault)",
         )
     };
     let Some(auth) = &cfg.authority_login else {
@@ -430,7 +430,7 @@ async fn authority_session(
 
 /// After establishing: the authority role logs in with this pod's token and the KV mount
 /// answers it, or the bring-up is not done.
-async fn verify(cfg: &Config, vault: &Vault) -> Result<()> {
+pub(super) async fn verify(cfg: &Config, vault: &Vault) -> Result<()> {
     let Some(auth) = &cfg.authority_login else {
         return Ok(());
     };
@@ -467,7 +467,7 @@ async fn already_initialized(
             "Vault is initialised but no unseal material is stored here: the keys of that \
              initialisation are LOST (an init-authority was stopped after Vault answered and \
              before the keys were stored) or Vault was initialised by hand",
-            "if you hold the keys, store them in this Secret yourself (README: the material format); \
+            "if you hold the keys, store them in this Secret yourself (docs/steps.md: init-authority, the material format); \
              otherwise re-initialise Vault's storage (wipe it) and run init-authority again",
         ));
     };

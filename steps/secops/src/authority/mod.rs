@@ -3,8 +3,10 @@
 //! token) and `unseal`. The material lives in one Kubernetes Secret, optionally encrypted
 //! to age recipients so the cluster never holds plaintext keys.
 
+pub mod copy;
 pub mod establish;
 pub mod init;
+pub mod restore;
 pub mod unseal;
 
 use std::collections::BTreeMap;
@@ -270,6 +272,11 @@ pub fn open(s: &BootstrapSecret, identity_file: Option<&PathBuf>) -> Result<Mate
     let Some(cipher) = s.data.get(KEY_AGE).filter(|v| !v.is_empty()) else {
         return Err(Error::Internal(format!("{object} holds no material")));
     };
+    open_age(cipher.expose(), &object, identity_file)
+}
+
+/// Decrypts age-encrypted material (the Secret's, or a copy of it in a file).
+pub fn open_age(cipher: &[u8], object: &str, identity_file: Option<&PathBuf>) -> Result<Material> {
     let Some(path) = identity_file else {
         return Err(Error::Usage(format!(
             "{object} holds age-encrypted unseal keys: give --age-identity-file"
@@ -290,9 +297,9 @@ pub fn open(s: &BootstrapSecret, identity_file: Option<&PathBuf>) -> Result<Mate
         })?
         .into_identities()
         .map_err(|e| Error::Usage(format!("--age-identity-file {}: {e}", path.display())))?;
-    let dec = age::Decryptor::new(cipher.expose()).map_err(|e| {
+    let dec = age::Decryptor::new(cipher).map_err(|e| {
         Error::precondition(
-            &object,
+            object,
             format!("the stored unseal keys are not an age file ({e})"),
             "restore the Secret from your backup",
         )
@@ -301,7 +308,7 @@ pub fn open(s: &BootstrapSecret, identity_file: Option<&PathBuf>) -> Result<Mate
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .map_err(|e| {
             Error::precondition(
-                &object,
+                object,
                 format!("cannot decrypt the stored unseal keys with --age-identity-file ({e})"),
                 "mount the identity matching one of the recipients in annotation secops.io/unseal-recipients",
             )
@@ -311,12 +318,12 @@ pub fn open(s: &BootstrapSecret, identity_file: Option<&PathBuf>) -> Result<Mate
     let plain = SecretSlice::from(plain);
     res.map_err(|e| {
         Error::precondition(
-            &object,
+            object,
             format!("the stored unseal keys do not decrypt cleanly ({e})"),
             "restore the Secret from your backup",
         )
     })?;
-    Material::from_json(plain.expose_secret(), &object)
+    Material::from_json(plain.expose_secret(), object)
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use crate::vault::Vault;
 pub struct Config {
     pub store: Store,
     pub identity_file: Option<PathBuf>,
+    /// A copy of the material (age ciphertext) to read instead of the Secret.
+    pub material_file: Option<PathBuf>,
     /// `--dry-run`: the material is read and opened, no share is submitted.
     pub dry_run: crate::plan::DryRun,
 }
@@ -36,16 +38,24 @@ pub async fn run(
     let outcome = if !vault.seal_status().await?.sealed {
         "already-unsealed"
     } else {
-        let s = kube
-            .get_secret(&cfg.store.namespace, &cfg.store.name)
-            .await?
-            .filter(has_material)
-            .ok_or_else(|| {
-                Error::Unavailable(format!(
-                    "{object} holds no unseal material yet (init-authority stores it)"
-                ))
-            })?;
-        let m = open(&s, cfg.identity_file.as_ref())?;
+        let (m, object) = match &cfg.material_file {
+            Some(f) => (
+                super::copy::read_copy(f, cfg.identity_file.as_ref())?,
+                format!("file {}", f.display()),
+            ),
+            None => {
+                let s = kube
+                    .get_secret(&cfg.store.namespace, &cfg.store.name)
+                    .await?
+                    .filter(has_material)
+                    .ok_or_else(|| {
+                        Error::Unavailable(format!(
+                            "{object} holds no unseal material yet (init-authority stores it)"
+                        ))
+                    })?;
+                (open(&s, cfg.identity_file.as_ref())?, object.clone())
+            }
+        };
         if m.key_type == KeyType::Recovery {
             return Err(Error::Unavailable(
                 "Vault uses auto-unseal: it unseals itself; the stored recovery keys cannot unseal it"

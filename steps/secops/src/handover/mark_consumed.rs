@@ -16,16 +16,18 @@ use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::fleet::{self, ClusterName, Relation};
 use crate::gitops::{GitOrigin, OwnerKinds, FLUX_RECONCILE, FLUX_RECONCILE_DISABLED};
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
+use crate::provenance::Provenance;
 use crate::reference::SecretRef;
-use crate::vault::{Kv2Read, Provenance, Vault};
+use crate::vault::{Kv2Read, Vault};
 use crate::vocab::*;
 
-use super::resurrection::{self, git_still_holds, Recognition};
+use super::resurrection::{self, git_still_holds};
 
 /// RFC 5.4: the bootstrap Secret is deleted, rendered inert, or ignored by all consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -60,6 +62,10 @@ pub struct Config {
     /// Owner kinds that deliver from Git (`--gitops-owner-kinds`).
     pub owner_kinds: OwnerKinds,
     pub workflow: Workflow,
+    /// The cluster this runs in (`--cluster-name`), judged by the conflict rule.
+    pub cluster: ClusterName,
+    /// `--fleet-vault-authoritative`: another cluster's other data is Vault's to keep.
+    pub fleet_vault_authoritative: bool,
     /// `--dry-run`: every write below goes through its gate.
     pub dry_run: DryRun,
 }
@@ -226,7 +232,7 @@ async fn mark(
     // refused before anything is written (read-bootstrap refuses it first).
     let owner = crate::gitops::delivering_owner(&s, &cfg.owner_kinds)?;
     if let Some(o) = owner {
-        crate::gitops::check_mode_holds(&s, o, cfg.mode)?;
+        super::check_mode_holds(&s, o, cfg.mode)?;
     }
     let origin = Some(GitOrigin::of(&s, owner)).filter(|o| !o.is_empty());
     let result = |outcome, version| MarkResult {
@@ -420,22 +426,33 @@ async fn acknowledge(
         } => {
             if !foreign_shape && data.same_values(&mine) {
                 let again = Provenance::from_metadata(&custom_metadata)
-                    .and_then(|p| resurrection::recognise(&p, s, true))
-                    == Some(Recognition::Resurrected);
+                    .is_some_and(|p| resurrection::resurrected(&p, s, true, &cfg.cluster));
                 return Ok((version, false, again));
             }
             // A handover of this Secret (this uid or an earlier one of the same name) whose
             // data Vault has since replaced (rotated): Vault is authoritative, the Secret is
-            // consumed without any Vault write. A path push-secret owns never is.
-            let handed_over = Provenance::from_metadata(&custom_metadata).is_some_and(|p| {
-                p.owner.is_none() && p.source == format!("{}/{}", s.namespace, s.name)
-            });
-            if handed_over {
-                Ok((version, true, false))
-            } else {
-                Err(not_acked(format!(
+            // consumed without any Vault write, unless the conflict rule says another
+            // cluster's value is at the path (then nothing is consumed: its value survives).
+            // A path push-secret owns never is.
+            let handed_over = Provenance::from_metadata(&custom_metadata)
+                .filter(|p| p.owner.is_none() && p.source == format!("{}/{}", s.namespace, s.name));
+            let Some(p) = handed_over else {
+                return Err(not_acked(format!(
                     "{object} version {version} does not hold this Secret's data"
-                )))
+                )));
+            };
+            let relation = Relation::of(&custom_metadata, &cfg.cluster);
+            let same_uid = p.source_uid == s.uid;
+            match fleet::judge(&relation, false, same_uid, cfg.fleet_vault_authoritative) {
+                Ok(_) => Ok((version, true, false)),
+                Err(source) => {
+                    let shown = format!("{mount}/{path}");
+                    let cluster = &cfg.cluster;
+                    let e =
+                        fleet::conflict(s.object(), &shown, version, source.as_deref(), cluster);
+                    tracing::warn!(object = %s.object(), %cluster, "{e}");
+                    Err(e)
+                }
             }
         }
         Kv2Read::Deleted { version, .. } => {

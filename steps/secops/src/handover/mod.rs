@@ -131,6 +131,34 @@ pub(crate) fn check_eligible(
     Ok(owner)
 }
 
+/// Whether `mode` can hold for a Secret its controller rewrites. A controller owner (a
+/// SealedSecret) re-creates its Secret after a delete and writes its data back after it was
+/// blanked, so only `ignore` holds while the owner exists: the Secret is labelled consumed
+/// and goes away with its owner once the manifest is removed from Git (garbage collection).
+pub(crate) fn check_mode_holds(
+    s: &BootstrapSecret,
+    owner: &crate::gitops::OwnerRef,
+    mode: mark_consumed::Mode,
+) -> Result<()> {
+    let what = match mode {
+        mark_consumed::Mode::Ignore => return Ok(()),
+        mark_consumed::Mode::Delete => "re-creates it after a delete",
+        mark_consumed::Mode::Inert => "writes its data back after it is blanked",
+    };
+    Err(Error::precondition(
+        s.object(),
+        format!(
+            "is delivered by its controller {} {} (bitnami Sealed Secrets or another \
+             --gitops-owner-kinds controller), which {what}: --mode {} cannot hold",
+            owner.kind_group(),
+            owner.name,
+            mode.as_str()
+        ),
+        "use --mode ignore for controller-owned bootstrap Secrets (consume-mode=ignore), then \
+         remove the owner's manifest from Git: the Secret is garbage-collected with it",
+    ))
+}
+
 pub(crate) fn is_consumed(s: &BootstrapSecret) -> bool {
     s.label(LABEL_STATE) == Some(STATE_CONSUMED)
 }

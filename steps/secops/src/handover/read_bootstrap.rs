@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::check_mode_holds;
 use super::resurrection::{git_still_holds, inert_restored};
 use super::{check_eligible, is_bootstrap, is_consumed, source_of, target_path};
 use crate::audit::Auditor;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::gitops::{check_mode_holds, GitOrigin, OwnerKinds};
+use crate::gitops::{GitOrigin, OwnerKinds};
 use crate::handover::mark_consumed::Mode;
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;

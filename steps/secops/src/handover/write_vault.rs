@@ -18,19 +18,20 @@ use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::fleet::{self, ClusterName, Record, Relation};
 use crate::gitops::{GitOrigin, OwnerKinds};
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
+use crate::provenance::{relink_patch, Provenance};
 use crate::reference::SecretRef;
 use crate::secret::VaultData;
-use crate::vault::kv::relink_patch;
 use crate::vault::kv::CasWrite;
-use crate::vault::{Kv2Read, Need, Provenance, Vault};
+use crate::vault::{Kv2Read, Need, Vault};
 use crate::vocab::*;
 
-use super::resurrection::{self, git_still_holds, Recognition};
+use super::resurrection::{self, git_still_holds};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -40,6 +41,10 @@ pub struct Config {
     /// Owner kinds that deliver from Git (`--gitops-owner-kinds`).
     pub owner_kinds: OwnerKinds,
     pub workflow: Workflow,
+    /// The cluster this runs in (`--cluster-name`): recorded, and judged by the conflict rule.
+    pub cluster: ClusterName,
+    /// `--fleet-vault-authoritative`: another cluster's other data is Vault's to keep.
+    pub fleet_vault_authoritative: bool,
     /// `--dry-run`: every write below goes through its gate.
     pub dry_run: DryRun,
 }
@@ -64,6 +69,9 @@ pub enum Outcome {
     /// Vault holds a handover of this Secret with other data (rotated since it was written to
     /// Git): nothing written, Vault is authoritative; mark-consumed consumes the Secret.
     VaultDiffers,
+    /// Another cluster handed over the same data to this path: the path is shared, this
+    /// cluster recorded in `secops.io/clusters`; nothing else written.
+    Shared,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +112,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::ProvenanceUpdated => "provenance-updated",
         Outcome::Resurrected => "resurrected",
         Outcome::VaultDiffers => "vault-differs",
+        Outcome::Shared => "shared",
     }
 }
 
@@ -120,7 +129,10 @@ pub async fn handle(
     let result = match write(cfg, kube, vault, fetch).await {
         Ok(res)
             if cfg.dry_run.active()
-                && matches!(res.outcome, Outcome::Written | Outcome::ProvenanceUpdated) =>
+                && matches!(
+                    res.outcome,
+                    Outcome::Written | Outcome::ProvenanceUpdated | Outcome::Shared
+                ) =>
         {
             WriteResult {
                 outcome: Outcome::WouldWrite,
@@ -147,6 +159,11 @@ pub async fn handle(
         )),
         Outcome::Resurrected => Some(git_still_holds(
             result.git_origin.as_ref().unwrap_or(&GitOrigin::default()),
+        )),
+        Outcome::Shared => Some(format!(
+            "another cluster handed over the same data to this path: the path is shared, \
+             cluster {} recorded in {META_CLUSTERS}",
+            cfg.cluster
         )),
         Outcome::VaultDiffers => Some(format!(
             "Vault {mount}/{} version {} holds other data than this bootstrap Secret (rotated \
@@ -255,7 +272,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
     }
     let data = s.data.to_vault();
     match cfg.vault.kv_version {
-        KvVersion::V2 => write_kv2(cfg, vault, &s, &data, origin.is_some())
+        KvVersion::V2 => write_kv2(cfg, kube, vault, &s, &data, origin.is_some())
             .await
             .map(|(o, v)| done(o, v)),
         KvVersion::V1 => write_kv1(cfg, vault, &s, &data).await.map(|o| done(o, 0)),
@@ -263,11 +280,12 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
 }
 
 fn provenance(cfg: &Config, s: &BootstrapSecret, data: &VaultData) -> Provenance {
-    Provenance::of(s, None, &cfg.workflow, data)
+    Provenance::of(s, None, &cfg.workflow, &cfg.cluster, data)
 }
 
 async fn write_kv2(
     cfg: &Config,
+    kube: &Kube,
     vault: &Vault,
     s: &BootstrapSecret,
     data: &VaultData,
@@ -275,8 +293,10 @@ async fn write_kv2(
 ) -> Result<(Outcome, u64)> {
     let (mount, path) = (&cfg.vault.mount, &cfg.reference.path);
     let prov = provenance(cfg, s, data);
-    // Validate the metadata before writing anything, so a refusal changes nothing.
-    let patch = prov.to_metadata_patch()?;
+    // Validate the metadata before writing anything, so a refusal changes nothing. Whatever
+    // records the provenance records the namespace's uid too (read when it is needed).
+    let mut patch = prov.to_metadata_patch()?;
+    let namespace_uid = || kube.namespace_uid(&s.namespace);
     let object = format!("Vault path {mount}/{path}");
     // A Secret a GitOps controller delivers may be one it put back after the handover:
     // read before writing, so that recognising it costs no write request at all.
@@ -296,6 +316,7 @@ async fn write_kv2(
             };
             let denied = match create {
                 CasWrite::Written { version } => {
+                    resurrection::record_namespace(&mut patch, namespace_uid().await?);
                     let plan =
                         || would_write(cfg, version, "then record provenance in custom_metadata");
                     let provenance = vault.kv2_patch_metadata(mount, path, &patch);
@@ -339,9 +360,58 @@ async fn write_kv2(
             // A secret push-secret owns is never a handover's, whatever its source says.
             match Provenance::from_metadata(&custom_metadata) {
                 // A handover of this Secret (this uid, or an earlier one of the same name that
-                // GitOps re-created). Vault is authoritative: it is never written over.
+                // GitOps re-created), here or in another cluster: the conflict rule decides.
+                // Vault's data is never written over.
                 Some(p) if p.owner.is_none() && p.source == prov.source => {
-                    if !same {
+                    let relation = Relation::of(&custom_metadata, &cfg.cluster);
+                    let same_uid = p.source_uid == prov.source_uid;
+                    let fleet = cfg.fleet_vault_authoritative;
+                    let (record, differs) = fleet::judge(&relation, same, same_uid, fleet)
+                        .map_err(|source| {
+                            let shown = format!("{mount}/{path}");
+                            let e = fleet::conflict(object.clone(), &shown, version, source.as_deref(), &cfg.cluster);
+                            tracing::warn!(object = %s.object(), cluster = %cfg.cluster, "{e}");
+                            e
+                        })?;
+                    let namespace = match record {
+                        Record::Relink => namespace_uid().await?,
+                        _ => None,
+                    };
+                    // Same cluster, same data, a new uid, the namespace the handover recorded:
+                    // GitOps put it back; a new namespace means the cluster was rebuilt.
+                    let recorded = resurrection::same_namespace(&custom_metadata, namespace.as_deref());
+                    if record == Record::Relink && relation == Relation::Same && recorded {
+                        return Ok((Outcome::Resurrected, version));
+                    }
+                    let (patch, why) = match record {
+                        Record::Nothing => (Default::default(), ""),
+                        Record::Relink => (
+                            {
+                                let mut m = relink_patch(
+                                    &custom_metadata,
+                                    &s.uid,
+                                    &s.resource_version,
+                                    &cfg.cluster,
+                                    &cfg.workflow.label(),
+                                );
+                                resurrection::record_namespace(&mut m, namespace);
+                                m
+                            },
+                            "the Secret was re-created (or handed over before cluster names): \
+                             move the provenance in custom_metadata to its uid and cluster, \
+                             keeping the old uid",
+                        ),
+                        Record::Share => (
+                            fleet::share_patch(&custom_metadata, &cfg.cluster),
+                            "record this cluster among the clusters sharing the path",
+                        ),
+                    };
+                    if !patch.is_empty() {
+                        let plan = || would_write(cfg, version, why);
+                        let provenance = vault.kv2_patch_metadata(mount, path, &patch);
+                        cfg.dry_run.gate(plan, (), provenance).await?;
+                    }
+                    if differs {
                         tracing::warn!(
                             object = %s.object(),
                             vault_uid = %p.source_uid,
@@ -351,35 +421,16 @@ async fn write_kv2(
                         );
                         return Ok((Outcome::VaultDiffers, version));
                     }
-                    match resurrection::recognise(&p, s, same) {
-                        Some(Recognition::SameSecret) => return Ok((Outcome::Unchanged, version)),
-                        Some(Recognition::Resurrected) => {
-                            return Ok((Outcome::Resurrected, version))
-                        }
-                        Some(Recognition::Relink) | None => {}
-                    }
-                    // A handover recorded elsewhere with the same data: a no-op for the
-                    // data; the provenance moves to the new uid (the old one is kept).
-                    let relink = relink_patch(
-                        &custom_metadata,
-                        &s.uid,
-                        &s.resource_version,
-                        &cfg.workflow.label(),
-                    );
-                    let plan = || {
-                        would_write(
-                            cfg,
-                            version,
-                            "the Secret was re-created with the data Vault holds: move the \
-                             provenance in custom_metadata to the new uid, keeping the old one",
-                        )
-                    };
-                    let provenance = vault.kv2_patch_metadata(mount, path, &relink);
-                    cfg.dry_run.gate(plan, (), provenance).await?;
-                    Ok((Outcome::ProvenanceUpdated, version))
+                    Ok(match record {
+                        Record::Nothing => Outcome::Unchanged,
+                        Record::Relink => Outcome::ProvenanceUpdated,
+                        Record::Share => Outcome::Shared,
+                    })
+                    .map(|o| (o, version))
                 }
                 None if same => {
                     // Our write landed but the step stopped before recording provenance.
+                    resurrection::record_namespace(&mut patch, namespace_uid().await?);
                     let plan = || would_write(cfg, version, "record the missing provenance of this identical version in custom_metadata");
                     let provenance = vault.kv2_patch_metadata(mount, path, &patch);
                     cfg.dry_run.gate(plan, (), provenance).await?;

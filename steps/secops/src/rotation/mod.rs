@@ -33,7 +33,6 @@ use crate::plan::{Action, DryRun, PlanItem};
 use crate::secret::VaultData;
 use crate::vault::kv::CasWrite;
 use crate::vault::{Kv2Read, Need, Vault};
-use crate::vocab::META_BASE64_KEYS;
 use generate::Generator;
 use retention::Retention;
 
@@ -185,7 +184,7 @@ pub async fn run(
         }));
         audit.emit(&ev);
         if let Some(e) = e {
-            eprintln!("rotate: error: {e}");
+            crate::console::err(&format!("rotate: error: {e}"));
             exit = exit.worst(e.exit());
         }
         results.push(result);
@@ -586,15 +585,8 @@ async fn finish(
         .filter(|k| !rotated.contains(k.as_str()))
         .collect();
     if remaining != crate::vault::kv::base64_keys(custom) {
-        let prov = crate::vault::Provenance {
-            base64_keys: remaining,
-            ..Default::default()
-        };
-        for (k, v) in prov.to_metadata_patch()? {
-            if k.starts_with(META_BASE64_KEYS) {
-                patch.insert(k, v);
-            }
-        }
+        // A subset of what is recorded: always within the limits.
+        patch.extend(crate::vault::kv::base64_keys_patch(&remaining).unwrap_or_default());
     }
     let plan = || {
         would(cfg, path, Action::WouldRotate, new).because(format!(

@@ -13,9 +13,12 @@ use reqwest::Method;
 use super::Vault;
 use crate::error::{Error, Result};
 
-/// Paths per request: one check per 500 handovers (data and metadata path each), like the
-/// LIST pages; a body of some 50 KB.
-const CHUNK: usize = 1000;
+/// Paths per request: about one check per 500 handovers (data and metadata path each), like
+/// the LIST pages; a body of some 50 KB. OpenBao refuses a request body of more than 1,000
+/// JSON strings by default (400 "exceeded maximum number of strings"; object keys count), so
+/// 999 paths and the `paths` key is the most one request may carry: with 1,000 the up-front
+/// check of a 1,000-Secret batch failed and each item asked for its own paths.
+const CHUNK: usize = 999;
 
 /// One capability a write needs on one Vault API path (`secret/metadata/apps/db`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,5 +1,4 @@
 //! The Vault side: a thin client over Vault's HTTP API for exactly the calls the steps make.
-//!
 //! Why not vaultrs (re-decided against OpenBao 2.7, see ARCHITECTURE.md): the steps need
 //! the body of a KV v2 404 (Vault puts a deleted version's metadata there), a metadata PATCH
 //! (custom_metadata merged, not replaced), cas on every write, and each response classified
@@ -9,6 +8,7 @@
 mod auth;
 pub mod capabilities;
 pub mod kv;
+pub mod raft;
 pub mod sys;
 
 use std::path::PathBuf;
@@ -23,7 +23,7 @@ use crate::throttle::{wait_hint, Limiter};
 
 pub use auth::VaultAuth;
 pub use capabilities::Need;
-pub use kv::{Kv2Read, Provenance};
+pub use kv::Kv2Read;
 
 /// Vault CLI conventions: VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT, VAULT_SKIP_VERIFY.
 #[derive(Debug, Clone)]

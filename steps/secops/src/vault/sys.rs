@@ -56,6 +56,21 @@ pub enum UnsealStep {
     AlreadyUnsealed,
 }
 
+/// `SealConfig.Validate`'s rules, checked before anything is contacted.
+pub fn check_shares(flag: &str, shares: u8, threshold: u8) -> Result<()> {
+    if threshold > shares {
+        return Err(Error::Usage(format!(
+            "{flag}-threshold {threshold} is larger than {flag}-shares {shares}"
+        )));
+    }
+    if shares > 1 && threshold == 1 {
+        return Err(Error::Usage(format!(
+            "{flag}-threshold must be greater than one for multiple shares"
+        )));
+    }
+    Ok(())
+}
+
 impl Vault {
     /// `GET sys/init`: `{"initialized": bool}`.
     pub async fn initialized(&self) -> Result<bool> {

@@ -13,12 +13,15 @@
 //! option also reads an environment variable (BENCH_SIZES, ...), and SECOPS_CONCURRENCY
 //! passes through to the steps.
 
+#[path = "bench/startup.rs"]
+mod startup;
+#[path = "bench/throttled.rs"]
+mod throttled;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use e2e::{Env, SeedSecret};
@@ -61,6 +64,12 @@ struct Opts {
     /// Start-up samples per binary (the median is reported) [full: 21]
     #[arg(long, env = "BENCH_STARTUP_RUNS")]
     startup_runs: Option<usize>,
+    /// Chains under a Vault rate-limit quota, in Secrets [full: 1000, quick: 300]
+    #[arg(long, env = "BENCH_THROTTLED_SIZES")]
+    throttled_sizes: Option<String>,
+    /// That quota, in requests per second
+    #[arg(long, env = "BENCH_QUOTA", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    quota: u64,
 }
 
 struct Plan {
@@ -69,6 +78,8 @@ struct Plan {
     baseline: Vec<usize>,
     rotate: Vec<usize>,
     startup_runs: usize,
+    throttled: Vec<usize>,
+    quota: u64,
 }
 
 impl Opts {
@@ -83,6 +94,8 @@ impl Opts {
             baseline: pick(&self.baseline_sizes, "10,100,1000", "10,100")?,
             rotate: pick(&self.rotate_paths, "1000", "100")?,
             startup_runs: self.startup_runs.unwrap_or(if q { 5 } else { 21 }).max(1),
+            throttled: pick(&self.throttled_sizes, "1000", "300")?,
+            quota: self.quota,
         })
     }
 }
@@ -147,6 +160,10 @@ fn serve() {
                 rt.block_on(vault_seed(&env, prefix, n.parse().expect("count")))
             }
             ["stats"] => tally.update(&env),
+            ["quota", rate] => rt.block_on(throttled::quota(&env, rate)),
+            ["versions", ns, n] => {
+                rt.block_on(throttled::versions(&env, ns, n.parse().expect("n")))
+            }
             ["verify", ns, n] => rt.block_on(verify(&env, ns, n.parse().expect("count"))),
             ["quit"] => break,
             _ => json!({"error": format!("unknown command {line:?}")}),
@@ -199,6 +216,8 @@ struct Tally {
     kube: u64,
     events: u64,
     vault: u64,
+    /// Of those, the 429s of a rate-limit quota (OpenBao does not audit them).
+    vault_throttled: u64,
     /// Requests in OpenBao's audit log by any token but root (the steps' and the baseline's,
     /// logins included); root is the bench's own seeding and checking, which bypasses the
     /// proxy.
@@ -214,7 +233,9 @@ impl Tally {
                 _ => self.kube += 1,
             }
         }
-        self.vault += env.vault.proxy.take_records().len() as u64;
+        let vault = env.vault.proxy.take_records();
+        self.vault += vault.len() as u64;
+        self.vault_throttled += vault.iter().filter(|r| r.status == Some(429)).count() as u64;
         let (requests, offset) = env.vault.bao.audit_requests_from(self.audit_offset);
         self.audit_offset = offset;
         self.audit += requests.iter().filter(|r| !r.is_root()).count() as u64;
@@ -222,6 +243,7 @@ impl Tally {
             "kube": self.kube,
             "kubeEvents": self.events,
             "vault": self.vault,
+            "vaultThrottled": self.vault_throttled,
             "vaultAudit": self.audit,
         })
     }
@@ -287,6 +309,7 @@ impl Servers {
             kube: n("kube"),
             events: n("kubeEvents"),
             vault: n("vault"),
+            vault_throttled: n("vaultThrottled"),
             vault_audit: n("vaultAudit"),
             cpu: proc_cpu(self.child.id())?,
             bao_cpu: match self.info["baoPid"].as_u64() {
@@ -327,8 +350,9 @@ struct Counts {
     /// Kubernetes requests through the proxy, Events apart.
     kube: u64,
     events: u64,
-    /// Vault requests through the proxy.
+    /// Vault requests through the proxy, and those a quota answered 429.
     vault: u64,
+    vault_throttled: u64,
     /// The same, as OpenBao's audit log has them: requests by non-root tokens and logins.
     vault_audit: u64,
     cpu: Duration,
@@ -336,9 +360,9 @@ struct Counts {
 }
 
 impl Counts {
-    /// Whether the proxy's Vault count and OpenBao's audit log agree.
+    /// Whether the proxy's Vault count (less a quota's 429s) and OpenBao's audit log agree.
     fn audit_agrees(&self) -> bool {
-        self.vault == self.vault_audit
+        self.vault - self.vault_throttled == self.vault_audit
     }
 }
 
@@ -349,6 +373,7 @@ impl std::ops::Add for Counts {
             kube: self.kube + o.kube,
             events: self.events + o.events,
             vault: self.vault + o.vault,
+            vault_throttled: self.vault_throttled + o.vault_throttled,
             vault_audit: self.vault_audit + o.vault_audit,
             cpu: self.cpu + o.cpu,
             bao_cpu: self.bao_cpu + o.bao_cpu,
@@ -363,6 +388,7 @@ impl std::ops::Sub for Counts {
             kube: self.kube - o.kube,
             events: self.events - o.events,
             vault: self.vault - o.vault,
+            vault_throttled: self.vault_throttled - o.vault_throttled,
             vault_audit: self.vault_audit - o.vault_audit,
             cpu: self.cpu.saturating_sub(o.cpu),
             bao_cpu: self.bao_cpu.saturating_sub(o.bao_cpu),
@@ -468,6 +494,7 @@ impl Ctx {
             ("VAULT_ADDR", self.vault.clone()),
             ("SECOPS_VAULT_AUTH", "kubernetes".into()),
             ("SECOPS_VAULT_ROLE", role.into()),
+            ("SECOPS_CLUSTER_NAME", "bench".into()),
             (
                 "SECOPS_SERVICE_ACCOUNT_TOKEN_FILE",
                 self.sa_dir
@@ -583,17 +610,27 @@ fn bench(plan: Plan) -> anyhow::Result<()> {
         progress(&row);
         baseline.push(row);
     }
-    let startup = startup_times(&ctx, &bins, plan.startup_runs)?;
+    let mut limited = Vec::new();
+    for n in &plan.throttled {
+        let f = throttled::run(&mut ctx, &bins, *n, plan.quota)?;
+        eprintln!(
+            "throttled chain of {n}: {}",
+            f.mismatch().unwrap_or_default()
+        );
+        limited.push(f);
+    }
+    let startup = startup::startup_times(&ctx, &bins, plan.startup_runs)?;
     let load_end = loadavg();
     let _ = ctx.servers.call("quit");
     let _ = ctx.servers.child.wait();
 
-    report(&rows, &baseline, &startup, &bins, release);
+    report(&rows, &baseline, &startup, &bins, release, &limited);
     println!("\nload average at the end: {load_end}");
     let mismatches: Vec<String> = rows
         .iter()
         .chain(&baseline)
         .filter_map(|r| mismatch(&r.counts).map(|m| format!("{} of {}: {m}", r.what, r.n)))
+        .chain(limited.iter().filter_map(|f| f.mismatch()))
         .collect();
     if !mismatches.is_empty() {
         println!("\n**{}**", mismatches.join("; "));
@@ -841,105 +878,6 @@ fn baseline_chain(ctx: &mut Ctx, n: usize) -> anyhow::Result<Row> {
     })
 }
 
-/// Median time from spawn to the first request bytes arriving at a loopback listener that
-/// stands in for both the Kubernetes API and Vault.
-fn startup_times(
-    ctx: &Ctx,
-    bins: &BTreeMap<&str, PathBuf>,
-    runs: usize,
-) -> anyhow::Result<BTreeMap<&'static str, Duration>> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let (tx, rx) = mpsc::channel::<Instant>();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut buf = [0u8; 1];
-            if c.read(&mut buf).unwrap_or(0) > 0 {
-                let _ = tx.send(Instant::now());
-            }
-            let _ = c.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
-    });
-    let url = format!("http://{addr}");
-    let kubeconfig = ctx.work.join("startup-kubeconfig");
-    let real = std::fs::read_to_string(&ctx.kubeconfig)?;
-    // With a cluster CA, as every in-cluster configuration has (the ServiceAccount's
-    // ca.crt). Without one, kube-rs would load the host's whole trust store (rustls platform
-    // verifier) at start-up: a cost a pod never pays, and a scratch image has no store. Any
-    // CA will do: the listener speaks plain HTTP, so nothing is verified.
-    let server_line = format!("server: \"{url}\"");
-    let with_ca = real.replace(&ctx.servers.str("kube"), &url).replace(
-        &server_line,
-        &format!(
-            "{server_line}\n    certificate-authority: \"{}\"",
-            ctx.vault_ca()
-        ),
-    );
-    anyhow::ensure!(
-        with_ca.contains("certificate-authority"),
-        "no server line in the kubeconfig"
-    );
-    std::fs::write(&kubeconfig, with_ca)?;
-    let reference = ctx.work.join("startup-ref.json");
-    std::fs::write(
-        &reference,
-        r#"{"namespace":"apps","name":"db","uid":"u","resourceVersion":"1","path":"apps/db","keys":["k"]}"#,
-    )?;
-    let mut out = BTreeMap::new();
-    for step in STEPS.into_iter().filter(|s| bins[s].exists()) {
-        let args: Vec<String> = match step {
-            "read-bootstrap" => vec!["--namespaces".into(), "apps".into()],
-            "write-vault" => vec!["--reference-file".into(), reference.display().to_string()],
-            "mark-consumed" => vec![
-                "--reference-file".into(),
-                reference.display().to_string(),
-                "--mode".into(),
-                "delete".into(),
-            ],
-            "rotate" => vec![
-                "--path".into(),
-                "apps/db".into(),
-                "--key".into(),
-                "k=uuid".into(),
-                "--rotation-id".into(),
-                "r".into(),
-            ],
-            _ => vec!["--namespaces".into(), "apps".into()],
-        };
-        let mut samples = Vec::new();
-        for _ in 0..runs {
-            while rx.try_recv().is_ok() {}
-            let spawned = Instant::now();
-            let mut child = Command::new(&bins[step])
-                .arg("--kubeconfig")
-                .arg(&kubeconfig)
-                .args(&args)
-                .env_clear()
-                .env("VAULT_ADDR", &url)
-                .env("SECOPS_VAULT_AUTH", "token")
-                .env("VAULT_TOKEN", "bench")
-                .env("SECOPS_LOG", "off")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            let first = rx.recv_timeout(Duration::from_secs(5));
-            let _ = child.kill();
-            let _ = child.wait();
-            if let Ok(first) = first {
-                samples.push(first.duration_since(spawned));
-            }
-        }
-        samples.sort();
-        anyhow::ensure!(!samples.is_empty(), "{step} never reached the listener");
-        out.insert(step, samples[samples.len() / 2]);
-    }
-    Ok(out)
-}
-
 // ---------------------------------------------------------------------------------------
 // The report.
 
@@ -1017,6 +955,7 @@ fn report(
     startup: &BTreeMap<&'static str, Duration>,
     bins: &BTreeMap<&str, PathBuf>,
     release: bool,
+    limited: &[throttled::Figure],
 ) {
     println!("## Handover chain (read-bootstrap -> write-vault -> mark-consumed --mode delete), rotate, baseline\n");
     println!("{ROW_HEADER}");
@@ -1121,6 +1060,7 @@ fn report(
         }
     }
 
+    throttled::report(limited);
     println!("\n## Binaries\n");
     println!("| binary | size (stripped release) | start-up to first request (median) |");
     println!("|---|---:|---:|");
@@ -1148,7 +1088,7 @@ fn report(
          Vault (plain HTTP, so no TLS handshake precedes the request); median of the samples."
     );
 
-    println!("\n## Targets (issue 7)\n");
+    println!("\n## Targets (issues 7 and 22)\n");
     let find = |what: &str, n: usize| rows.iter().find(|r| r.what == what && r.n == n);
     let judged = |ok: bool| match (release, ok) {
         (false, _) => "not judged (not a release build)",
@@ -1265,4 +1205,5 @@ fn report(
             r.ok
         );
     }
+    throttled::targets(limited);
 }

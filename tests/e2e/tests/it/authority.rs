@@ -1014,9 +1014,9 @@ async fn a_bring_up_killed_while_establishing_converges_on_the_rerun_once_the_au
             let all = names(&r["created"]).len()
                 + names(&r["updated"]).len()
                 + names(&r["unchanged"]).len();
-            assert_eq!(all, 16, "{what}: every declared object converged: {r}");
+            assert_eq!(all, 18, "{what}: every declared object converged: {r}");
         } else {
-            // Before the authority role exists only an operator token helps (README runbook).
+            // Before the authority role exists only an operator token helps (docs/runbook.md).
             rerun.assert_code(3);
             assert!(
                 rerun.stderr.contains("generate-root"),

@@ -5,7 +5,7 @@
 //! write, no Kubernetes mutation (a Warning Event recording the refusal is the one write a
 //! refusal makes, and it is allowed), every seeded Secret at its old resourceVersion.
 //!
-//! Limits chosen here and documented in the README: at most `MAX_KEYS` (512) keys per
+//! Limits chosen here and documented in docs/threat-model.md: at most `MAX_KEYS` (512) keys per
 //! Secret, 10 000 references per batch, 8 MiB of reference JSON; paths at most 512 bytes.
 
 use base64::Engine as _;

@@ -1,7 +1,7 @@
 //! RFC 5.7 failure-mode drills, end to end: one test per failure mode, the step processes
 //! (or the shipped WorkflowTemplate through `e2e::argo`) against the test servers, each
-//! asserting every property the RFC and the README's runbook promise. The runbook section of
-//! each drill names its test.
+//! asserting every property the RFC and the runbook (`docs/runbook.md`) promise. The runbook
+//! section of each drill names its test.
 
 use std::time::Instant;
 

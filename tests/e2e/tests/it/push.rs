@@ -98,7 +98,7 @@ fn vault_writes(env: &Env) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn never_overwrites_a_foreign_secret_or_a_recreated_source() {
+async fn never_overwrites_a_foreign_secret_and_a_rebuilt_cluster_takes_over_its_own() {
     let env = Env::start().await;
     // Someone else's secret at the path.
     env.vault_root(
@@ -129,39 +129,50 @@ async fn never_overwrites_a_foreign_secret_or_a_recreated_source() {
         b"not-ours"
     );
 
-    // Source re-created with a new uid: refused too (it is another Secret).
+    // Source re-created with a new uid in the same cluster (a rebuild): the same owner, the
+    // new uid takes over, the previous one is recorded and the new value is published.
     env.seed(internal("operators", "app").kv("k", "1")).await;
-    env.step("push-secret")
-        .args([
-            "--namespaces",
-            "operators",
-            "--namespace",
-            "operators",
-            "--name",
-            "app",
-        ])
-        .run()
-        .await
-        .assert_code(0);
+    let push_app = |cluster: &'static str| {
+        env.step("push-secret")
+            .env("SECOPS_CLUSTER_NAME", cluster)
+            .args([
+                "--namespaces",
+                "operators",
+                "--namespace",
+                "operators",
+                "--name",
+                "app",
+            ])
+    };
+    push_app("cluster-a").run().await.assert_code(0);
+    let first_uid =
+        env.vault_custom_metadata("internal/operators/app").await["secops.io/source-uid"].clone();
     env.secrets("operators")
         .delete("app", &Default::default())
         .await
         .unwrap();
     env.seed(internal("operators", "app").kv("k", "2")).await;
-    let run = env
-        .step("push-secret")
-        .args([
-            "--namespaces",
-            "operators",
-            "--namespace",
-            "operators",
-            "--name",
-            "app",
-        ])
-        .run()
-        .await;
+    let run = push_app("cluster-a").run().await;
+    run.assert_code(0);
+    assert_eq!(run.output("pushed").trim(), "1", "{}", run.stderr);
+    assert_eq!(env.vault_bytes("internal/operators/app").await["k"], b"2");
+    let meta = env.vault_custom_metadata("internal/operators/app").await;
+    assert_ne!(
+        meta["secops.io/source-uid"], first_uid,
+        "the new uid took over"
+    );
+    assert_eq!(meta["secops.io/previous-source-uids"], first_uid);
+    assert_eq!(meta["secops.io/source-cluster"], "cluster-a");
+    // Another cluster's Secret of the same namespace/name never overwrites it.
+    let run = push_app("cluster-b").run().await;
     run.assert_code(3);
-    assert_eq!(env.vault_bytes("internal/operators/app").await["k"], b"1");
+    assert!(
+        run.stderr.contains("cluster \"cluster-a\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.vault_bytes("internal/operators/app").await["k"], b"2");
+    assert_eq!(env.vault_versions("internal/operators/app").await, 2);
 
     // Path annotations may not leave the namespace's internal subtree.
     env.seed(

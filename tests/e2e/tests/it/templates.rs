@@ -746,7 +746,7 @@ async fn vault_ca_configmap(env: &Env, pem: &str) {
     api.create(&PostParams::default(), &cm).await.unwrap();
 }
 
-/// A Vault with a private CA (README "Vault's CA"): the bundle reaches every Vault step from
+/// A Vault with a private CA (docs/install.md "Vault's CA"): the bundle reaches every Vault step from
 /// the optional ConfigMap secops-vault-ca through the `vault-cacert` parameter; without the
 /// ConfigMap, or with another CA in it, the steps stop with exit 2 and write nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,11 @@
 //! The checks run over the real `templates/`: they must find nothing, and each breakage in
 //! `mutations` must be found exactly.
 
+mod docs;
 mod mutations;
 mod real;
 mod rendered;
+mod tidy;
 
 use std::sync::OnceLock;
 

@@ -1032,7 +1032,7 @@ fn a_kustomization_images_knob_out_of_step() {
         &[
             (
                 "templates/settings/kustomization.yaml",
-                "images[7].name",
+                "images[8].name",
                 "image \"ghcr.io/secops/rotate-v2\" is used by no template",
             ),
             (

@@ -69,7 +69,7 @@ fn edit(root: &Path, file: &str, from: &str, to: &str) {
 }
 
 /// A copy of the repository's `templates/` with the optional components switched on (as
-/// README's install says), then `change` applied. The root holds `templates/`.
+/// docs/install.md says), then `change` applied. The root holds `templates/`.
 fn copy_templates(change: impl FnOnce(&Path)) -> tempfile::TempDir {
     let repo = &template_checks::Locations::locate().unwrap().repo;
     let dir = tempfile::tempdir().unwrap();
@@ -98,7 +98,7 @@ fn render(root: &Path) -> Result<Templates, String> {
     for (r, _) in ROOTS {
         load::rendered(r, &kustomize(&root.join(r))?, &mut t);
     }
-    // The ESO examples are applied as they are (README "Reading (ESO)").
+    // The ESO examples are applied as they are (docs/install.md "Reading (ESO)").
     for f in ["cluster-secret-store.yaml", "external-secret-example.yaml"] {
         let text = std::fs::read_to_string(root.join("templates/eso").join(f)).unwrap();
         load::rendered(&format!("templates/eso/{f}"), &text, &mut t);
@@ -113,6 +113,8 @@ struct Knobs {
     namespace: &'static str,
     /// The policies' Vault path knobs (settings.yaml key, value).
     vault_paths: [(&'static str, &'static str); 6],
+    /// `cluster-name` (empty by default: the steps refuse to run until it is set).
+    cluster: &'static str,
 }
 
 const DEFAULTS: Knobs = Knobs {
@@ -127,6 +129,7 @@ const DEFAULTS: Knobs = Knobs {
         ("vault-delete", "secret/delete/*"),
         ("vault-destroy", "secret/destroy/*"),
     ],
+    cluster: "",
 };
 
 /// Another registry and tag, another namespace, and the policies narrowed to the handover
@@ -143,6 +146,7 @@ const CHANGED: Knobs = Knobs {
         ("vault-delete", "kv/delete/bootstrap/*"),
         ("vault-destroy", "kv/destroy/bootstrap/*"),
     ],
+    cluster: "prod-eu-1",
 };
 
 fn turn_knobs(root: &Path, k: &Knobs) {
@@ -160,6 +164,12 @@ fn turn_knobs(root: &Path, k: &Knobs) {
         "templates/settings/settings.yaml",
         "workflow-namespace: secops",
         &format!("workflow-namespace: {}", k.namespace),
+    );
+    edit(
+        root,
+        "templates/settings/settings.yaml",
+        "  cluster-name: \"\"\n",
+        &format!("  cluster-name: \"{}\"\n", k.cluster),
     );
     for ((key, from), (_, to)) in DEFAULTS.vault_paths.iter().zip(&k.vault_paths) {
         edit(
@@ -180,6 +190,7 @@ fn not_following(t: &Templates, k: &Knobs) -> (Vec<String>, usize, usize) {
         let where_ = format!("{} {} {}", d.file, d.kind(), d.name());
         for (p, c) in doc_containers(d) {
             images += 1;
+            cluster_name_follows(d, &p, c, k, &mut bad);
             let image = c["image"].as_str().unwrap_or("");
             let step = c["command"][0]
                 .as_str()
@@ -240,8 +251,10 @@ fn not_following(t: &Templates, k: &Knobs) -> (Vec<String>, usize, usize) {
     }
     for (name, role) in &t.vault_roles {
         let bound = &role.content["bound_service_account_namespaces"];
-        if name == "secops-eso-reader" {
-            continue; // ESO's own namespace, not the knob's.
+        if name == "secops-eso-reader" || name == "secops-snapshot-authority" {
+            // ESO's own namespace, and the authority's (templates/authority/ sets it), not
+            // the knob's.
+            continue;
         }
         namespaces += 1;
         if bound != &serde_json::json!([k.namespace]) {
@@ -267,6 +280,47 @@ fn not_following(t: &Templates, k: &Knobs) -> (Vec<String>, usize, usize) {
         }
     }
     (bad, images, namespaces)
+}
+
+/// The steps that record or judge provenance get `--cluster-name` from the workflow's
+/// `cluster-name` parameter, whose value the `cluster-name` knob sets.
+fn cluster_name_follows(d: &load::Doc, p: &str, c: &Value, k: &Knobs, bad: &mut Vec<String>) {
+    const NEEDS: [&str; 4] = [
+        "write-vault",
+        "mark-consumed",
+        "push-secret",
+        "audit-authority",
+    ];
+    let where_ = format!("{} {} {} {p}", d.file, d.kind(), d.name());
+    let step = c["command"][0]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches('/');
+    let flag = "--cluster-name={{workflow.parameters.cluster-name}}";
+    let passes = c["args"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(flag)));
+    if NEEDS.contains(&step) && !passes {
+        bad.push(format!("{where_}: {step} without {flag}"));
+    }
+    if passes {
+        let spec = match d.kind() {
+            "CronWorkflow" => &d.value["spec"]["workflowSpec"],
+            _ => &d.value["spec"],
+        };
+        let value = spec["arguments"]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["name"] == "cluster-name")
+            .map(|x| x["value"].as_str().unwrap_or("").to_owned());
+        if value.as_deref() != Some(k.cluster) {
+            bad.push(format!(
+                "{where_}: parameter cluster-name is {value:?} (want the knob's {:?})",
+                k.cluster
+            ));
+        }
+    }
 }
 
 fn scan(v: &Value, at: &str, bad: &mut Vec<String>) {
@@ -299,11 +353,11 @@ fn the_rendered_templates_pass_every_check_and_use_the_defaults() {
     assert!(problems.is_empty(), "{}", report(&problems));
     let (bad, images, namespaces) = not_following(&t, &DEFAULTS);
     assert!(bad.is_empty(), "{bad:#?}");
-    assert_eq!(images, 13, "every step image reference");
+    assert_eq!(images, 14, "every step image reference");
     assert!(namespaces > 40, "{namespaces}");
 }
 
-/// Issue 17, B1 and B2: one edit of the knobs moves all 13 image references and every
+/// Issue 17, B1 and B2: one edit of the knobs moves all 14 image references and every
 /// namespace (objects, subjects in every kustomization, the Vault roles' bound namespaces).
 #[test]
 fn every_image_and_namespace_follows_the_knobs() {
@@ -311,7 +365,7 @@ fn every_image_and_namespace_follows_the_knobs() {
     let t = render(dir.path()).unwrap();
     let (bad, images, _) = not_following(&t, &CHANGED);
     assert!(bad.is_empty(), "{bad:#?}");
-    assert_eq!(images, 13);
+    assert_eq!(images, 14);
     let problems = setup()
         .checker
         .check_rendered(&t, &format!("{}/", CHANGED.registry));
@@ -333,11 +387,11 @@ fn without_the_argo_image_fields_the_container_images_stay() {
     });
     let (bad, _, _) = not_following(&render(dir.path()).unwrap(), &CHANGED);
     let images: Vec<&String> = bad.iter().filter(|b| b.contains(".image:")).collect();
-    assert_eq!(images.len(), 10, "{bad:#?}");
+    assert_eq!(images.len(), 11, "{bad:#?}");
     assert!(images
         .iter()
         .all(|b| b.contains(".container.image: ghcr.io/secops/")));
-    assert_eq!(bad.len(), 10, "{bad:#?}");
+    assert_eq!(bad.len(), 11, "{bad:#?}");
 }
 
 /// ... and without the subject replacements, the bindings keep naming the old namespace
@@ -369,7 +423,7 @@ fn the_vault_role_files_keep_the_default_namespace() {
     let repo: PathBuf = template_checks::Locations::locate().unwrap().repo;
     let t = load(&repo, &repo.join("templates"));
     for (name, role) in &t.vault_roles {
-        if name != "secops-eso-reader" {
+        if name != "secops-eso-reader" && name != "secops-snapshot-authority" {
             assert_eq!(
                 role.content["bound_service_account_namespaces"],
                 serde_json::json!([DEFAULT_NS]),

@@ -1,9 +1,11 @@
-//! The GitOps flag group (clap, with its `SECOPS_*` environment fallback): with `cli`, the
-//! only place these settings are read from the environment.
+//! The GitOps flags (clap, with their `SECOPS_*` environment fallbacks): which owner kinds
+//! deliver bootstrap Secrets from Git, and read-bootstrap's view of the chain's consume
+//! mode. What they mean is `gitops`'.
 
 use clap::Args;
 
-use super::{OwnerKinds, DEFAULT_OWNER_KINDS};
+use crate::gitops::{OwnerKinds, DEFAULT_OWNER_KINDS};
+use crate::handover::mark_consumed::Mode;
 
 #[derive(Debug, Clone, Args)]
 pub struct GitopsArgs {
@@ -21,7 +23,7 @@ pub struct DiscoveryGitopsArgs {
     /// refused here, before anything is written (a SealedSecret-owned one in delete or inert
     /// mode). Unset: not checked here (mark-consumed still refuses before its first write).
     #[arg(long, env = "SECOPS_CONSUME_MODE", value_enum)]
-    pub consume_mode: Option<crate::handover::mark_consumed::Mode>,
+    pub consume_mode: Option<Mode>,
     #[command(flatten)]
     pub kinds: GitopsArgs,
 }
