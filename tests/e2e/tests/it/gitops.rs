@@ -168,6 +168,25 @@ async fn self_heal_resurrections_are_consumed_again_without_any_vault_write() {
 /// alone: inert holds, and the next syncs change nothing at all.
 #[tokio::test(flavor = "multi_thread")]
 async fn argo_cd_with_the_ignore_differences_example_keeps_an_inert_secret_inert() {
+    // The model's `ignore_consumed_data` is what the shipped example says: the data of
+    // Secrets labelled consumed ignored, and a sync that respects it.
+    let example =
+        e2e::argo::templates_dir().join("../docs/examples/argocd-ignore-consumed-secrets.yaml");
+    let doc = &e2e::argo::load_yaml(&example).unwrap()[0];
+    let ignored = &doc["spec"]["ignoreDifferences"][0];
+    assert_eq!(
+        (ignored["group"].as_str(), ignored["kind"].as_str()),
+        (Some(""), Some("Secret"))
+    );
+    let paths: Vec<&str> = ignored["jqPathExpressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert!(paths.contains(&r#"select(.metadata.labels["secops.io/state"] == "consumed") | .data"#));
+    let options = doc["spec"]["syncPolicy"]["syncOptions"].as_array().unwrap();
+    assert!(options.iter().any(|o| o == "RespectIgnoreDifferences=true"));
     let env = Env::start().await;
     let mut git = GitOps::default();
     git.manage(
