@@ -296,3 +296,71 @@ async fn a_sealed_secret_owned_secret_is_handed_over_in_ignore_mode_only() {
         );
     }
 }
+
+/// A re-created Secret (same cluster, name and data, a new uid) is resurrected only while its
+/// namespace is the one whose uid Vault recorded at the handover. A handover recorded before
+/// that rule (no namespace uid), or a namespace deleted and re-created (what a rebuild does),
+/// is relinked instead (`provenance-updated`, one metadata PATCH recording the new namespace
+/// uid); the next GitOps re-create is then resurrected, with no Vault write.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_namespace_vault_recorded_makes_a_re_created_secret_resurrected() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, DeleteParams};
+    const NS_UID: &str = "secops.io/source-namespace-uid";
+    let env = Env::start().await;
+    // Delivered by Flux (its marks make write-vault read before it tries a create).
+    let db = || {
+        SeedSecret::bootstrap("apps", "db")
+            .kv("password", "namespace-rule-pw-1234")
+            .label("kustomize.toolkit.fluxcd.io/name", "apps")
+    };
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let ns_uid = |n: Namespace| n.metadata.uid.expect("namespace uid");
+    env.seed(db()).await;
+    chain(&env, "apps", "delete").await;
+    let first = ns_uid(namespaces.get("apps").await.unwrap());
+    let meta = env.vault_custom_metadata("apps/db").await;
+    assert_eq!(meta[NS_UID], first, "recorded at the handover");
+
+    // A handover from before the rule: nothing recorded, so a re-create is relinked.
+    let mut legacy = meta.clone();
+    legacy.remove(NS_UID);
+    let (st, body) = env
+        .vault_root(
+            "POST",
+            "secret/metadata/apps/db",
+            Some(serde_json::json!({ "custom_metadata": legacy })),
+        )
+        .await;
+    assert!(st < 300, "{st} {body}");
+    env.seed(db()).await;
+    let (_, runs) = chain(&env, "apps", "delete").await;
+    assert_eq!(runs[0].0.output("outcome"), "provenance-updated");
+    assert_eq!(env.vault_custom_metadata("apps/db").await[NS_UID], first);
+
+    // GitOps re-creates it in the same namespace: resurrected, nothing written.
+    env.seed(db()).await;
+    let t = Instant::now();
+    let (_, runs) = chain(&env, "apps", "delete").await;
+    assert_eq!(runs[0].0.output("outcome"), "resurrected");
+    assert_eq!(result(&runs[0].1)["resurrected"], true);
+    assert!(vault_writes_since(&env, t).is_empty());
+
+    // The namespace deleted and created again (as a rebuild does): relinked, the new
+    // namespace uid recorded; the data never written.
+    namespaces
+        .delete("apps", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.seed(db()).await;
+    let second = ns_uid(namespaces.get("apps").await.unwrap());
+    assert_ne!(second, first);
+    let (_, runs) = chain(&env, "apps", "delete").await;
+    assert_eq!(runs[0].0.output("outcome"), "provenance-updated");
+    assert_eq!(env.vault_custom_metadata("apps/db").await[NS_UID], second);
+    assert_eq!(
+        env.vault_versions("apps/db").await,
+        1,
+        "no data version added"
+    );
+}
