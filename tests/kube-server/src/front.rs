@@ -196,6 +196,8 @@ impl Front {
         let set = self.forbidden.read().unwrap_or_else(|e| e.into_inner());
         match &p.namespace {
             Some(ns) => set.contains(ns),
+            // A forbidden namespace's own object is as forbidden as what it holds.
+            None if Namespaces::addresses(p) => p.name.as_ref().is_some_and(|n| set.contains(n)),
             // A LIST across all namespaces would read the forbidden ones too.
             None => namespaced && !set.is_empty(),
         }
