@@ -169,9 +169,10 @@ fn judge(
                 kind: KINDS[0],
                 object: s.object(),
                 reason: format!(
-                    "bootstrap Secret not consumed {} after creation (grace {})",
+                    "bootstrap Secret not consumed {} after creation (grace {}){}",
                     humantime::format_duration(Duration::from_secs(age.as_secs())),
-                    humantime::format_duration(cfg.grace)
+                    humantime::format_duration(cfg.grace),
+                    gitops_hint(s)
                 ),
                 vault_path: None,
             });
@@ -187,14 +188,17 @@ fn judge(
             found.push(Violation {
                 kind: KINDS[1],
                 object: s.object(),
-                reason: "consumed in inert mode but still holds data".into(),
+                reason: format!(
+                    "consumed in inert mode but still holds data{}",
+                    gitops_hint(s)
+                ),
                 vault_path: s.annotation(ANN_VAULT_PATH).map(str::to_owned),
             });
         }
         return;
     }
     let eso = s.label(LABEL_ESO_MANAGED) == Some("true")
-        || s.owner_kinds.iter().any(|k| k == "ExternalSecret");
+        || s.owners.iter().any(|o| o.kind == "ExternalSecret");
     let origin = matches!(class.as_str(), CLASS_INTERNAL | CLASS_AUTHORITY);
     if !eso && !origin && cfg.compare_values {
         for k in s.data.keys() {
@@ -203,6 +207,16 @@ fn judge(
             }
         }
     }
+}
+
+/// A bootstrap Secret a GitOps controller delivers comes back until Git no longer holds
+/// it: name the manifest to remove (references only).
+fn gitops_hint(s: &BootstrapSecret) -> String {
+    let owner = s.owners.iter().find(|o| o.controller);
+    crate::gitops::GitOrigin::of(s, owner)
+        .describe()
+        .map(|m| format!("; Git still holds its manifest ({m}): remove it from Git"))
+        .unwrap_or_default()
 }
 
 /// The cluster-wide check, the Vault walk and the report.

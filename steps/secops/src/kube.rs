@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{Event, ObjectReference, Secret};
+use k8s_openapi::api::core::v1::{Event, Namespace, ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 
@@ -65,12 +65,11 @@ pub struct BootstrapSecret {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub immutable: bool,
-    pub has_owner_references: bool,
     pub has_finalizers: bool,
     /// `metadata.creationTimestamp` (audit-authority's grace period).
     pub created: Option<jiff::Timestamp>,
-    /// Kinds of the owner references (e.g. `ExternalSecret` for ESO's targets).
-    pub owner_kinds: Vec<String>,
+    /// The owner references (e.g. `ExternalSecret` for ESO's targets, `SealedSecret`).
+    pub owners: Vec<crate::gitops::owner::OwnerRef>,
     pub data: SecretData,
 }
 
@@ -97,13 +96,7 @@ impl BootstrapSecret {
             annotations: m.annotations.unwrap_or_default(),
             immutable: s.immutable.unwrap_or(false),
             created: m.creation_timestamp.map(|t| t.0),
-            owner_kinds: m
-                .owner_references
-                .iter()
-                .flatten()
-                .map(|o| o.kind.clone())
-                .collect(),
-            has_owner_references: m.owner_references.is_some_and(|o| !o.is_empty()),
+            owners: crate::gitops::owner::owners(m.owner_references),
             has_finalizers: m.finalizers.is_some_and(|f| !f.is_empty()),
             namespace,
             name,
@@ -164,7 +157,7 @@ pub struct Kube {
 
 impl Kube {
     pub async fn connect(cfg: KubeConfig) -> Result<Self> {
-        let config = match &cfg.kubeconfig {
+        let mut config = match &cfg.kubeconfig {
             Some(path) => {
                 let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
                     Error::Usage(format!("cannot read kubeconfig {}: {e}", path.display()))
@@ -181,7 +174,6 @@ impl Kube {
                 ))
             })?,
         };
-        let mut config = config;
         // kube's default layer retries 429/503/504 up to 15 times with waits up to 1000 s, for
         // every method, events included; our own bounded policy replaces it (see `retrying`).
         config.default_retry = false;
@@ -259,6 +251,14 @@ impl Kube {
             Some(s) => BootstrapSecret::from_k8s(s).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// A namespace's uid, `None` when it does not exist (`handover::resurrection` uses it).
+    pub async fn namespace_uid(&self, ns: &str) -> Result<Option<String>> {
+        let api = Api::<Namespace>::all(self.client.clone());
+        let object = format!("Namespace {ns}");
+        let got = self.retrying("get", &object, || api.get_opt(ns)).await?;
+        Ok(got.and_then(|n| n.metadata.uid))
     }
 
     /// One page of a label-selected LIST (`limit`/`continue`), so a batch holds one page of

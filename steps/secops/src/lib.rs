@@ -28,6 +28,8 @@ pub mod exit;
 #[cfg(feature = "io")]
 pub mod fleet;
 #[cfg(feature = "io")]
+pub mod gitops;
+#[cfg(feature = "io")]
 pub mod handover;
 pub mod inert;
 #[cfg(feature = "io")]

@@ -23,10 +23,12 @@ use crate::vault::Vault;
 
 mod authority;
 mod cluster;
+mod gitops;
 mod recovery;
 
 pub use authority::{init_authority, unseal, InitAuthorityArgs, SealKind, UnsealArgs};
 pub use cluster::ClusterArgs;
+pub use gitops::{DiscoveryGitopsArgs, GitopsArgs};
 pub use recovery::{snapshot_authority, MaterialFileArgs, RecoveryArgs, SnapshotAuthorityArgs};
 
 /// Version and the git revision it was built from.
@@ -51,6 +53,8 @@ pub struct ReadBootstrapArgs {
     #[arg(long, env = "SECOPS_FAIL_ON_REFUSED", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub fail_on_refused: bool,
     #[command(flatten)]
+    pub gitops: DiscoveryGitopsArgs,
+    #[command(flatten)]
     pub kube: KubeArgs,
     #[command(flatten)]
     pub paths: PathArgs,
@@ -72,6 +76,8 @@ pub async fn read_bootstrap(a: ReadBootstrapArgs, _vault_token: Option<String>) 
         batch_size: a.batch_size as usize,
         fail_on_refused: a.fail_on_refused,
         dry_run: dry_run.clone(),
+        owner_kinds: a.gitops.kinds.gitops_owner_kinds,
+        consume_mode: a.gitops.consume_mode,
     };
     let audit = Auditor {
         step: "read-bootstrap",
@@ -105,6 +111,8 @@ pub struct HandoverArgs {
     #[arg(long, env = "SECOPS_FLEET_VAULT_AUTHORITATIVE", default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub fleet_vault_authoritative: bool,
     #[command(flatten)]
+    pub gitops: GitopsArgs,
+    #[command(flatten)]
     pub workflow: WorkflowArgs,
     #[command(flatten)]
     pub outputs: OutputArgs,
@@ -113,6 +121,7 @@ pub struct HandoverArgs {
 /// Validated config for one reference or a batch, before any connection is made.
 struct Handover {
     references: References,
+    owner_kinds: crate::gitops::OwnerKinds,
     vault: VaultTarget,
     paths: PathPolicy,
     cluster: ClusterName,
@@ -133,6 +142,7 @@ impl HandoverArgs {
             references: self.reference.references()?,
             vault: self.vault.target(vault_token, &self.kube, &dry_run)?,
             paths: self.paths.policy(Some(&cluster))?,
+            owner_kinds: self.gitops.gitops_owner_kinds,
             audit: Auditor {
                 step,
                 workflow: self.workflow.workflow()?,
@@ -174,6 +184,7 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
         reference: reference.clone(),
         vault: h.vault.clone(),
         paths: h.paths.clone(),
+        owner_kinds: h.owner_kinds.clone(),
         workflow: h.audit.workflow.clone(),
         cluster: h.cluster.clone(),
         fleet_vault_authoritative: h.fleet_vault_authoritative,
@@ -228,6 +239,7 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
         mode: a.mode,
         vault: h.vault.clone(),
         paths: h.paths.clone(),
+        owner_kinds: h.owner_kinds.clone(),
         workflow: h.audit.workflow.clone(),
         cluster: h.cluster.clone(),
         fleet_vault_authoritative: h.fleet_vault_authoritative,

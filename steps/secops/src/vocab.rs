@@ -31,6 +31,10 @@ pub const META_SOURCE_RELINKED_AT: &str = "secops.io/source-relinked-at";
 pub const META_SOURCE_RELINKED_BY: &str = "secops.io/source-relinked-by";
 /// The cluster (`--cluster-name`, as Git names it) the source Secret lives in.
 pub const META_SOURCE_CLUSTER: &str = "secops.io/source-cluster";
+/// The uid of the source Secret's namespace when write-vault handed over or relinked: the
+/// same uid later means GitOps re-created the Secret (resurrected, nothing written), another
+/// one that the namespace was re-created too (a cluster rebuild: the provenance moves).
+pub const META_SOURCE_NAMESPACE_UID: &str = "secops.io/source-namespace-uid";
 /// Other clusters sharing a path (equal data, or `--fleet-vault-authoritative`), comma-separated,
 /// bounded to one value (512 bytes).
 pub const META_CLUSTERS: &str = "secops.io/clusters";

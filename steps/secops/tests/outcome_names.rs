@@ -16,6 +16,7 @@ fn write_vault_outcome_names_are_the_ones_outputs_always_had() {
             write_vault::Outcome::ProvenanceUpdated,
             "provenance-updated",
         ),
+        (write_vault::Outcome::Resurrected, "resurrected"),
         (write_vault::Outcome::VaultDiffers, "vault-differs"),
         (write_vault::Outcome::Shared, "shared"),
     ];

@@ -5,6 +5,7 @@
 pub mod argo;
 pub mod cluster;
 pub mod eso;
+pub mod gitops;
 pub mod openbao;
 pub mod vault;
 

@@ -7,6 +7,7 @@
 
 use crate::accounting::Accounting;
 use crate::backend::{is_custom_resource, object_path, Backend};
+use crate::namespaces::Namespaces;
 use crate::path::ResourcePath;
 use crate::secret;
 use crate::semantics::{
@@ -58,6 +59,8 @@ pub struct Front {
     serial: tokio::sync::Mutex<()>,
     forbidden: RwLock<BTreeSet<String>>,
     pub accounting: Accounting,
+    /// Namespace objects, created on first use (see `namespaces`).
+    pub namespaces: Namespaces,
     /// Service account tokens and the kubeconfig users' tokens.
     pub tokens: Tokens,
 }
@@ -70,6 +73,7 @@ impl Front {
             serial: tokio::sync::Mutex::new(()),
             forbidden: RwLock::new(forbidden.iter().cloned().collect()),
             accounting: Accounting::default(),
+            namespaces: Namespaces::default(),
             tokens: Tokens::new(&[crate::TOKEN]),
         }
     }
@@ -112,7 +116,12 @@ impl Front {
             verb: verb.to_string(),
             group: p.group.clone(),
             resource: p.resource.clone(),
-            namespace: p.namespace.clone().unwrap_or_default(),
+            // A request for a namespace itself is in that namespace, as the apiserver's
+            // RequestInfo has it (a RoleBinding there can grant `get` on it).
+            namespace: match Namespaces::addresses(&p) {
+                true => p.name.clone().unwrap_or_default(),
+                false => p.namespace.clone().unwrap_or_default(),
+            },
         });
         if verb == "watch" {
             return status::method_not_allowed("watch is not supported by kube-server");
@@ -133,6 +142,12 @@ impl Front {
         }
 
         let _serial = self.serial.lock().await;
+        if Namespaces::addresses(&p) {
+            return self.namespaces.handle(&req.method, &p, &req.body);
+        }
+        if let (Some(ns), "create") = (&p.namespace, verb) {
+            self.namespaces.provision(ns);
+        }
         match verb {
             "create" => self.create(&req, &p, &kind).await,
             "update" => self.update(&req, &p).await,
@@ -181,6 +196,8 @@ impl Front {
         let set = self.forbidden.read().unwrap_or_else(|e| e.into_inner());
         match &p.namespace {
             Some(ns) => set.contains(ns),
+            // A forbidden namespace's own object is as forbidden as what it holds.
+            None if Namespaces::addresses(p) => p.name.as_ref().is_some_and(|n| set.contains(n)),
             // A LIST across all namespaces would read the forbidden ones too.
             None => namespaced && !set.is_empty(),
         }

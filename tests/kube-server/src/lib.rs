@@ -13,6 +13,7 @@ mod discovery;
 mod front;
 mod kubeconfig;
 mod names;
+mod namespaces;
 mod pages;
 mod path;
 mod query;

@@ -763,3 +763,37 @@ async fn requests_are_recorded_as_rbac_sees_them_per_caller() {
     let verbs: Vec<&str> = seen.iter().map(|(v, _)| v.as_str()).collect();
     assert_eq!(verbs, vec!["create", "get", "list", "patch", "delete"]);
 }
+
+/// Namespaces are created on first use with a uid of their own (NamespaceAutoProvision); the
+/// uid stays while the namespace lives and a fresh server (a rebuilt cluster) has new ones.
+#[tokio::test]
+async fn namespaces_are_provisioned_on_first_use_with_a_stable_uid() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let first = env("ns", &[]).await;
+    let namespaces: Api<Namespace> = Api::all(first.client.clone());
+    assert!(namespaces.get_opt("ns").await.expect("get").is_none());
+    let api: Api<Secret> = Api::default_namespaced(first.client.clone());
+    let pp = PostParams::default();
+    api.create(&pp, &secret("a", &[], &[("k", "v")]))
+        .await
+        .expect("create");
+    let uid = namespaces.get("ns").await.expect("get").metadata.uid;
+    assert!(uid.as_deref().is_some_and(|u| !u.is_empty()));
+    api.delete("a", &DeleteParams::default())
+        .await
+        .expect("delete");
+    api.create(&pp, &secret("a", &[], &[("k", "v")]))
+        .await
+        .expect("re-create");
+    assert_eq!(namespaces.get("ns").await.expect("get").metadata.uid, uid);
+    let listed = namespaces.list(&ListParams::default()).await.expect("list");
+    assert_eq!(listed.items.len(), 1);
+    let fresh = env("ns", &[]).await;
+    let other: Api<Secret> = Api::namespaced(fresh.client.clone(), "ns");
+    other
+        .create(&pp, &secret("a", &[], &[("k", "v")]))
+        .await
+        .expect("create");
+    let again: Api<Namespace> = Api::all(fresh.client.clone());
+    assert_ne!(again.get("ns").await.expect("get").metadata.uid, uid);
+}

@@ -341,10 +341,9 @@ mod tests {
             labels: Default::default(),
             annotations: Default::default(),
             immutable: false,
-            has_owner_references: false,
             has_finalizers: false,
             created: None,
-            owner_kinds: Vec::new(),
+            owners: Vec::new(),
             data: [(key.to_owned(), SecretBytes::new(bytes))]
                 .into_iter()
                 .collect(),

@@ -17,6 +17,7 @@ use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::fleet::{self, ClusterName, Relation};
+use crate::gitops::{GitOrigin, OwnerKinds, FLUX_RECONCILE, FLUX_RECONCILE_DISABLED};
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
@@ -26,6 +27,8 @@ use crate::reference::SecretRef;
 use crate::variant_name::variant_name as outcome_name;
 use crate::vault::{Kv2Read, Vault};
 use crate::vocab::*;
+
+use super::resurrection::{self, git_still_holds};
 
 /// RFC 5.4: the bootstrap Secret is deleted, rendered inert, or ignored by all consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -40,7 +43,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Mode::Delete => "delete",
             Mode::Inert => "inert",
@@ -57,6 +60,8 @@ pub struct Config {
     pub mode: Mode,
     pub vault: VaultTarget,
     pub paths: PathPolicy,
+    /// Owner kinds that deliver from Git (`--gitops-owner-kinds`).
+    pub owner_kinds: OwnerKinds,
     pub workflow: Workflow,
     /// The cluster this runs in (`--cluster-name`), judged by the conflict rule.
     pub cluster: ClusterName,
@@ -87,6 +92,14 @@ pub struct MarkResult {
     pub mode: Mode,
     pub path: String,
     pub version: u64,
+    /// Where in Git the Secret comes from (references only), when its controller says: the
+    /// manifest a pull request removes once the handover is done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_origin: Option<GitOrigin>,
+    /// GitOps put it back after its handover; it was consumed again without any Vault
+    /// write, and Git still holds its manifest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resurrected: bool,
 }
 
 /// One reference: acknowledge, mark, report, and write the output parameters.
@@ -126,6 +139,8 @@ pub async fn handle(
         }
     };
     let outcome = outcome_name(&res.outcome);
+    let again = (res.resurrected && res.outcome == Outcome::Consumed)
+        .then(|| git_still_holds(res.git_origin.as_ref().unwrap_or(&GitOrigin::default())));
     let reason = (res.outcome == Outcome::ConsumedVaultDiffers).then(|| {
         format!(
             "Vault {mount}/{} version {} holds other data than this bootstrap Secret (rotated \
@@ -146,6 +161,11 @@ pub async fn handle(
             )),
             reason
                 .clone()
+                .or_else(|| {
+                    again
+                        .as_ref()
+                        .map(|a| format!("mode {}; {a}", cfg.mode.as_str()))
+                })
                 .or_else(|| Some(format!("mode {}", cfg.mode.as_str()))),
         ),
     );
@@ -156,7 +176,10 @@ pub async fn handle(
             r.path,
             res.version,
             cfg.workflow.label(),
-            reason.map(|r| format!(": {r}")).unwrap_or_default()
+            reason
+                .or(again)
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
         );
         kube.event(
             &identity(r),
@@ -182,6 +205,8 @@ async fn mark(
         mode: cfg.mode,
         path: r.path.to_string(),
         version,
+        git_origin: None,
+        resurrected: false,
     };
     let Some(s) = fetch.secret(kube, r).await? else {
         if cfg.mode == Mode::Delete {
@@ -195,6 +220,33 @@ async fn mark(
         ));
     };
     check_matches_reference(&s, r, &cfg.paths)?;
+    // A controller that rewrites the Secret (a SealedSecret) lets only some modes hold;
+    // refused before anything is written (read-bootstrap refuses it first).
+    let owner = crate::gitops::delivering_owner(&s, &cfg.owner_kinds)?;
+    if let Some(o) = owner {
+        super::check_mode_holds(&s, o, cfg.mode)?;
+    }
+    let origin = Some(GitOrigin::of(&s, owner)).filter(|o| !o.is_empty());
+    let result = |outcome, version| MarkResult {
+        git_origin: origin.clone(),
+        ..result(outcome, version)
+    };
+    if is_consumed(&s) && resurrection::inert_restored(&s) {
+        // Consumed inert, and GitOps wrote its data back: acknowledge again and blank it
+        // again (no Vault write); the Flux annotation keeps Flux from doing it once more.
+        let (version, _, _) = acknowledge(cfg, vault, &s).await?;
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { FLUX_RECONCILE: FLUX_RECONCILE_DISABLED } },
+            "data": tombstone(&s),
+        });
+        let plan = || would_consume(cfg, &s, version, "its data came back: blank it again");
+        let patch = kube.patch_secret(&s.namespace, &s.name, &s.resource_version, patch);
+        cfg.dry_run.gate(plan, String::new(), patch).await?;
+        return Ok(MarkResult {
+            resurrected: true,
+            ..result(Outcome::Consumed, version)
+        });
+    }
     if is_consumed(&s) {
         if s.annotation(ANN_VAULT_PATH) != Some(r.path.as_str()) {
             return Err(Error::precondition(
@@ -234,7 +286,11 @@ async fn mark(
             "use --mode delete or --mode ignore for immutable Secrets",
         ));
     }
-    let (version, vault_differs) = acknowledge(cfg, vault, &s).await?;
+    let (version, vault_differs, resurrected) = acknowledge(cfg, vault, &s).await?;
+    let result = |outcome, version| MarkResult {
+        resurrected,
+        ..result(outcome, version)
+    };
     let consumed = if vault_differs {
         Outcome::ConsumedVaultDiffers
     } else {
@@ -272,6 +328,9 @@ async fn mark(
         (ANN_CONSUMED_MODE, cfg.mode.as_str().to_owned()),
         (ANN_VAULT_PATH, r.path.to_string()),
         (ANN_VAULT_VERSION, version.to_string()),
+        // Flux neither re-applies nor prunes an object with this: what is kept stays as
+        // consumed (Argo CD: see the shipped ignoreDifferences example).
+        (FLUX_RECONCILE, FLUX_RECONCILE_DISABLED.to_owned()),
     ]);
     if vault_differs {
         annotations.insert(
@@ -325,9 +384,14 @@ fn audit_deleting(cfg: &Config, audit: &Auditor, version: u64) {
     ));
 }
 
-/// RFC 5.4 "Acknowledge write": Vault holds exactly the bootstrap data. Returns the version
-/// and whether Vault differs but is authoritative (the Secret was re-created).
-async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result<(u64, bool)> {
+/// RFC 5.4 "Acknowledge write": Vault holds exactly the bootstrap data. Returns the version,
+/// whether Vault differs but is authoritative (the Secret was re-created), and whether the
+/// Secret is one GitOps put back after its handover ([`resurrection`]).
+async fn acknowledge(
+    cfg: &Config,
+    vault: &Vault,
+    s: &BootstrapSecret,
+) -> Result<(u64, bool, bool)> {
     let (mount, path) = (&cfg.vault.mount, &cfg.reference.path);
     let object = format!("Vault path {mount}/{path}");
     let mine = s.data.to_vault();
@@ -340,7 +404,7 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
     };
     if cfg.vault.kv_version == KvVersion::V1 {
         return match vault.kv1_read(mount, path).await? {
-            Some(d) if d.same_values(&mine) => Ok((0, false)),
+            Some(d) if d.same_values(&mine) => Ok((0, false, false)),
             Some(_) => Err(not_acked(format!("{object} holds other data"))),
             None => Err(not_acked(format!("{object} is empty"))),
         };
@@ -353,7 +417,9 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
             custom_metadata,
         } => {
             if !foreign_shape && data.same_values(&mine) {
-                return Ok((version, false));
+                let again = Provenance::from_metadata(&custom_metadata)
+                    .is_some_and(|p| resurrection::resurrected(&p, s, true, &cfg.cluster));
+                return Ok((version, false, again));
             }
             // A handover of this Secret (this uid or an earlier one of the same name) whose
             // data Vault has since replaced (rotated): Vault is authoritative, the Secret is
@@ -370,7 +436,7 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
             let relation = Relation::of(&custom_metadata, &cfg.cluster);
             let same_uid = p.source_uid == s.uid;
             match fleet::judge(&relation, false, same_uid, cfg.fleet_vault_authoritative) {
-                Ok(_) => Ok((version, true)),
+                Ok(_) => Ok((version, true, false)),
                 Err(source) => {
                     let shown = format!("{mount}/{path}");
                     let cluster = &cfg.cluster;
@@ -390,7 +456,7 @@ async fn acknowledge(cfg: &Config, vault: &Vault, s: &BootstrapSecret) -> Result
             let version = cfg.vault_version.unwrap_or(1);
             let why = format!("after write-vault writes it ({object} holds no version yet; without that write the real run refuses with exit 3)");
             cfg.dry_run.record(would_consume(cfg, s, version, &why));
-            Ok((version, false))
+            Ok((version, false, false))
         }
         Kv2Read::Missing => Err(not_acked(format!("{object} has no such version"))),
     }

@@ -6,6 +6,7 @@
 
 pub mod mark_consumed;
 pub mod read_bootstrap;
+pub mod resurrection;
 pub mod write_vault;
 
 use crate::audit::{Auditor, Source, Target};
@@ -95,15 +96,13 @@ pub(crate) fn check_matches_reference(
 }
 
 /// What read-bootstrap refuses about a Secret itself; write-vault checks the live Secret
-/// again, so a forged or stale reference cannot get around it.
-pub(crate) fn check_eligible(s: &BootstrapSecret) -> Result<()> {
-    if s.has_owner_references {
-        return Err(Error::precondition(
-            s.object(),
-            "has owner references: it is managed by a controller, not delivered from Git",
-            "remove the bootstrap label, or the owner references if it really is a bootstrap Secret",
-        ));
-    }
+/// again, so a forged or stale reference cannot get around it. Returns the controller that
+/// delivers it from Git, if it is owned by one (`--gitops-owner-kinds`).
+pub(crate) fn check_eligible(
+    s: &BootstrapSecret,
+    kinds: &crate::gitops::OwnerKinds,
+) -> Result<Option<crate::gitops::OwnerRef>> {
+    let owner = crate::gitops::delivering_owner(s, kinds)?.cloned();
     if s.has_finalizers {
         return Err(Error::precondition(
             s.object(),
@@ -129,7 +128,35 @@ pub(crate) fn check_eligible(s: &BootstrapSecret) -> Result<()> {
             "split it into several bootstrap Secrets",
         ));
     }
-    Ok(())
+    Ok(owner)
+}
+
+/// Whether `mode` can hold for a Secret its controller rewrites. A controller owner (a
+/// SealedSecret) re-creates its Secret after a delete and writes its data back after it was
+/// blanked, so only `ignore` holds while the owner exists: the Secret is labelled consumed
+/// and goes away with its owner once the manifest is removed from Git (garbage collection).
+pub(crate) fn check_mode_holds(
+    s: &BootstrapSecret,
+    owner: &crate::gitops::OwnerRef,
+    mode: mark_consumed::Mode,
+) -> Result<()> {
+    let what = match mode {
+        mark_consumed::Mode::Ignore => return Ok(()),
+        mark_consumed::Mode::Delete => "re-creates it after a delete",
+        mark_consumed::Mode::Inert => "writes its data back after it is blanked",
+    };
+    Err(Error::precondition(
+        s.object(),
+        format!(
+            "is delivered by its controller {} {} (bitnami Sealed Secrets or another \
+             --gitops-owner-kinds controller), which {what}: --mode {} cannot hold",
+            owner.kind_group(),
+            owner.name,
+            mode.as_str()
+        ),
+        "use --mode ignore for controller-owned bootstrap Secrets (consume-mode=ignore), then \
+         remove the owner's manifest from Git: the Secret is garbage-collected with it",
+    ))
 }
 
 pub(crate) fn is_consumed(s: &BootstrapSecret) -> bool {

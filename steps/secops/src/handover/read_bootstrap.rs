@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::check_mode_holds;
+use super::resurrection::{git_still_holds, inert_restored};
 use super::{check_eligible, is_bootstrap, is_consumed, source_of, target_path};
 use crate::audit::Auditor;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::gitops::{GitOrigin, OwnerKinds};
+use crate::handover::mark_consumed::Mode;
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
@@ -25,6 +29,23 @@ pub struct Config {
     pub fail_on_refused: bool,
     /// Reads only either way; a dry run adds the plan (select, skip, refuse).
     pub dry_run: crate::plan::DryRun,
+    /// Owner kinds that deliver from Git (`--gitops-owner-kinds`).
+    pub owner_kinds: OwnerKinds,
+    /// The chain's consume mode (`--consume-mode`): a Secret it cannot hold for (a
+    /// controller-owned one in delete or inert mode) is refused here, before any write.
+    pub consume_mode: Option<Mode>,
+}
+
+/// A selected Secret's Git origin (`origins.json`): which manifest a pull request removes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Origin {
+    pub namespace: String,
+    pub name: String,
+    pub git_origin: GitOrigin,
+    /// Consumed inert before and its data is back: Git still holds the manifest.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resurrected: bool,
 }
 
 /// A Secret that was not turned into a reference, and why.
@@ -36,12 +57,12 @@ pub struct Refusal {
 }
 
 enum Verdict {
-    Selected(SecretRef),
+    Selected(Box<(SecretRef, Origin)>),
     Skipped(String),
     Refused(Error),
 }
 
-fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
+fn judge(s: &BootstrapSecret, cfg: &Config) -> Verdict {
     if !is_bootstrap(s) {
         return Verdict::Refused(Error::precondition(
             s.object(),
@@ -51,11 +72,19 @@ fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
     }
     // A delete-mode handover stopped between marking and deleting is selected again, so
     // the chain finishes the delete (write-vault reports it unchanged).
-    if is_consumed(s) && s.annotation(ANN_CONSUMED_MODE) != Some("delete") {
+    // An inert Secret whose data GitOps wrote back is selected too, to be blanked again.
+    let resurrected = inert_restored(s);
+    if is_consumed(s) && s.annotation(ANN_CONSUMED_MODE) != Some("delete") && !resurrected {
         return Verdict::Skipped("already consumed".into());
     }
-    if let Err(e) = check_eligible(s) {
-        return Verdict::Refused(e);
+    let owner = match check_eligible(s, &cfg.owner_kinds) {
+        Ok(owner) => owner,
+        Err(e) => return Verdict::Refused(e),
+    };
+    if let (Some(o), Some(mode)) = (&owner, cfg.consume_mode) {
+        if let Err(e) = check_mode_holds(s, o, mode) {
+            return Verdict::Refused(e);
+        }
     }
     if s.data.is_empty() {
         return Verdict::Refused(Error::precondition(
@@ -64,15 +93,24 @@ fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
             "add its data in its GitOps source, then re-run the handover workflow",
         ));
     }
-    match target_path(s, paths) {
-        Ok(path) => Verdict::Selected(SecretRef {
-            namespace: s.namespace.clone(),
-            name: s.name.clone(),
-            uid: s.uid.clone(),
-            resource_version: s.resource_version.clone(),
-            path,
-            keys: s.data.keys().map(str::to_owned).collect(),
-        }),
+    let origin = Origin {
+        namespace: s.namespace.clone(),
+        name: s.name.clone(),
+        git_origin: GitOrigin::of(s, owner.as_ref()),
+        resurrected,
+    };
+    match target_path(s, &cfg.paths) {
+        Ok(path) => Verdict::Selected(Box::new((
+            SecretRef {
+                namespace: s.namespace.clone(),
+                name: s.name.clone(),
+                uid: s.uid.clone(),
+                resource_version: s.resource_version.clone(),
+                path,
+                keys: s.data.keys().map(str::to_owned).collect(),
+            },
+            origin,
+        ))),
         Err(e) => Verdict::Refused(e),
     }
 }
@@ -81,6 +119,7 @@ fn judge(s: &BootstrapSecret, paths: &PathPolicy) -> Verdict {
 #[derive(Default)]
 struct Tally {
     selected: Vec<SecretRef>,
+    origins: Vec<Origin>,
     refused: Vec<Refusal>,
     skipped: Vec<Refusal>,
     single_error: Option<Error>,
@@ -88,9 +127,18 @@ struct Tally {
 
 impl Tally {
     /// Judges one Secret and drops it: its values never outlive this call.
-    fn judge(&mut self, s: BootstrapSecret, paths: &PathPolicy, audit: &Auditor) {
-        match judge(&s, paths) {
-            Verdict::Selected(r) => self.selected.push(r),
+    fn judge(&mut self, s: BootstrapSecret, cfg: &Config, audit: &Auditor) {
+        match judge(&s, cfg) {
+            Verdict::Selected(selected) => {
+                let (r, origin) = *selected;
+                if origin.resurrected {
+                    tracing::warn!(object = %s.object(), "{}", git_still_holds(&origin.git_origin));
+                }
+                if !origin.git_origin.is_empty() || origin.resurrected {
+                    self.origins.push(origin);
+                }
+                self.selected.push(r)
+            }
             Verdict::Skipped(reason) => {
                 audit.emit(&audit.event(
                     "discover",
@@ -133,12 +181,13 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
     cfg.selection
         .for_each_page(kube, &bootstrap_selector(), |page| {
             for s in page {
-                tally.judge(s, &cfg.paths, audit);
+                tally.judge(s, cfg, audit);
             }
         })
         .await?;
     let Tally {
         selected,
+        origins,
         mut refused,
         skipped,
         mut single_error,
@@ -195,6 +244,16 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
     outputs.write_json("namespaces.json", &namespaces)?;
     outputs.write("count", &ok.len().to_string())?;
     outputs.write_json("refused.json", &refused)?;
+    // Origins of the selected Secrets only (a clashing one was refused above).
+    let origins: Vec<&Origin> = origins
+        .iter()
+        .filter(|o| {
+            refused
+                .iter()
+                .all(|r| r.namespace != o.namespace || r.name != o.name)
+        })
+        .collect();
+    outputs.write_json("origins.json", &origins)?;
     outputs.write_json("skipped.json", &skipped)?;
     tracing::info!(
         selected = ok.len(),

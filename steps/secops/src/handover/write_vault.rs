@@ -19,6 +19,7 @@ use crate::cli::{KvVersion, VaultTarget};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::fleet::{self, ClusterName, Record, Relation};
+use crate::gitops::{GitOrigin, OwnerKinds};
 use crate::kube::{BootstrapSecret, Kube};
 use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
@@ -31,11 +32,15 @@ use crate::vault::kv::CasWrite;
 use crate::vault::{Kv2Read, Need, Vault};
 use crate::vocab::*;
 
+use super::resurrection::{self, git_still_holds};
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub reference: SecretRef,
     pub vault: VaultTarget,
     pub paths: PathPolicy,
+    /// Owner kinds that deliver from Git (`--gitops-owner-kinds`).
+    pub owner_kinds: OwnerKinds,
     pub workflow: Workflow,
     /// The cluster this runs in (`--cluster-name`): recorded, and judged by the conflict rule.
     pub cluster: ClusterName,
@@ -58,6 +63,10 @@ pub enum Outcome {
     /// The Secret was re-created (new uid) with the data Vault holds: only the provenance was
     /// moved to the new uid (a metadata PATCH), the earlier uid kept in the record.
     ProvenanceUpdated,
+    /// Put back by GitOps after its handover (same name, the data Vault holds; or an inert
+    /// Secret whose data came back): nothing written to Vault, not even metadata; Git still
+    /// holds the manifest ([`resurrection`]).
+    Resurrected,
     /// Vault holds a handover of this Secret with other data (rotated since it was written to
     /// Git): nothing written, Vault is authoritative; mark-consumed consumes the Secret.
     VaultDiffers,
@@ -74,6 +83,9 @@ pub struct WriteResult {
     pub path: String,
     /// 0 on KV v1, which has no versions.
     pub version: u64,
+    /// Where in Git the Secret comes from (references only), when its controller says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_origin: Option<GitOrigin>,
 }
 
 /// One reference: write, audit, record an Event, and write the output parameters.
@@ -134,6 +146,9 @@ pub async fn handle(
              {META_PREVIOUS_SOURCE_UIDS})",
             r.uid
         )),
+        Outcome::Resurrected => Some(git_still_holds(
+            result.git_origin.as_ref().unwrap_or(&GitOrigin::default()),
+        )),
         Outcome::Shared => Some(format!(
             "another cluster handed over the same data to this path: the path is shared, \
              cluster {} recorded in {META_CLUSTERS}",
@@ -178,6 +193,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
         mount: cfg.vault.mount.to_string(),
         path: r.path.to_string(),
         version,
+        git_origin: None,
     };
     let Some(s) = fetch.secret(kube, r).await? else {
         // Gone: fine only if it was us who handed it over (and mark-consumed deleted it).
@@ -191,10 +207,25 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
         };
     };
     check_matches_reference(&s, r, &cfg.paths)?;
+    let owner = crate::gitops::delivering_owner(&s, &cfg.owner_kinds)
+        .ok()
+        .flatten();
+    let origin = Some(GitOrigin::of(&s, owner)).filter(|o| !o.is_empty());
+    let done = |outcome, version| WriteResult {
+        git_origin: origin.clone(),
+        ..done(outcome, version)
+    };
     if is_consumed(&s) {
         return match s.annotation(ANN_VAULT_VERSION).and_then(|v| v.parse().ok()) {
             Some(v) if s.annotation(ANN_VAULT_PATH) == Some(r.path.as_str()) => {
-                Ok(done(Outcome::Unchanged, v))
+                let restored = resurrection::inert_restored(&s);
+                Ok(done(
+                    match restored {
+                        true => Outcome::Resurrected,
+                        false => Outcome::Unchanged,
+                    },
+                    v,
+                ))
             }
             _ => Err(Error::precondition(
                 s.object(),
@@ -220,7 +251,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
              one, else remove it from the references",
         ));
     }
-    check_eligible(&s)?;
+    check_eligible(&s, &cfg.owner_kinds)?;
     if s.data.is_empty() {
         return Err(Error::precondition(
             s.object(),
@@ -230,7 +261,7 @@ async fn write(cfg: &Config, kube: &Kube, vault: &Vault, fetch: Fetch) -> Result
     }
     let data = s.data.to_vault();
     match cfg.vault.kv_version {
-        KvVersion::V2 => write_kv2(cfg, vault, &s, &data)
+        KvVersion::V2 => write_kv2(cfg, kube, vault, &s, &data, origin.is_some())
             .await
             .map(|(o, v)| done(o, v)),
         KvVersion::V1 => write_kv1(cfg, vault, &s, &data).await.map(|o| done(o, 0)),
@@ -243,34 +274,52 @@ fn provenance(cfg: &Config, s: &BootstrapSecret, data: &VaultData) -> Provenance
 
 async fn write_kv2(
     cfg: &Config,
+    kube: &Kube,
     vault: &Vault,
     s: &BootstrapSecret,
     data: &VaultData,
+    read_first: bool,
 ) -> Result<(Outcome, u64)> {
     let (mount, path) = (&cfg.vault.mount, &cfg.reference.path);
     let prov = provenance(cfg, s, data);
-    // Validate the metadata before writing anything, so a refusal changes nothing.
-    let patch = prov.to_metadata_patch()?;
-    // Every write below is covered: the create-only write, then (whatever it meets) at
-    // most a provenance PATCH. A dry run checks too: it is a read.
+    // Validate the metadata before writing anything, so a refusal changes nothing. Whatever
+    // records the provenance records the namespace's uid too (read when it is needed).
+    let mut patch = prov.to_metadata_patch()?;
+    let namespace_uid = || kube.namespace_uid(&s.namespace);
     let object = format!("Vault path {mount}/{path}");
-    vault.require(&object, &needs(&cfg.vault, path)).await?;
-    let create = match cfg.dry_run.active() {
-        true => planned_create(cfg, vault).await?,
-        false => vault.kv2_write_cas(mount, path, data, 0).await?,
+    // A Secret a GitOps controller delivers may be one it put back after the handover:
+    // read before writing, so that recognising it costs no write request at all.
+    let found = match read_first {
+        true => Some(vault.kv2_read(mount, path, None).await?),
+        false => None,
     };
-    let denied = match create {
-        CasWrite::Written { version } => {
-            let plan = || would_write(cfg, version, "then record provenance in custom_metadata");
-            let provenance = vault.kv2_patch_metadata(mount, path, &patch);
-            cfg.dry_run.gate(plan, (), provenance).await?;
-            return Ok((Outcome::Written, version));
+    let (found, denied) = match found {
+        Some(found @ (Kv2Read::Present { .. } | Kv2Read::Deleted { .. })) => (found, None),
+        _ => {
+            // Every write below is covered: the create-only write, then (whatever it
+            // meets) at most a provenance PATCH. A dry run checks too: it is a read.
+            vault.require(&object, &needs(&cfg.vault, path)).await?;
+            let create = match cfg.dry_run.active() {
+                true => planned_create(cfg, vault).await?,
+                false => vault.kv2_write_cas(mount, path, data, 0).await?,
+            };
+            let denied = match create {
+                CasWrite::Written { version } => {
+                    resurrection::record_namespace(&mut patch, namespace_uid().await?);
+                    let plan =
+                        || would_write(cfg, version, "then record provenance in custom_metadata");
+                    let provenance = vault.kv2_patch_metadata(mount, path, &patch);
+                    cfg.dry_run.gate(plan, (), provenance).await?;
+                    return Ok((Outcome::Written, version));
+                }
+                CasWrite::Mismatch => None,
+                CasWrite::Denied { reason } => Some(reason),
+            };
+            (vault.kv2_read(mount, path, None).await?, denied)
         }
-        CasWrite::Mismatch => None,
-        CasWrite::Denied { reason } => Some(reason),
     };
     // Something is there (or we may not write at all): judge it.
-    match vault.kv2_read(mount, path, None).await? {
+    match found {
         Kv2Read::Missing => Err(match denied {
             Some(reason) => Error::precondition(
                 object,
@@ -313,16 +362,30 @@ async fn write_kv2(
                             tracing::warn!(object = %s.object(), cluster = %cfg.cluster, "{e}");
                             e
                         })?;
+                    let namespace = match record {
+                        Record::Relink => namespace_uid().await?,
+                        _ => None,
+                    };
+                    // Same cluster, same data, a new uid, the namespace the handover recorded:
+                    // GitOps put it back; a new namespace means the cluster was rebuilt.
+                    let recorded = resurrection::same_namespace(&custom_metadata, namespace.as_deref());
+                    if record == Record::Relink && relation == Relation::Same && recorded {
+                        return Ok((Outcome::Resurrected, version));
+                    }
                     let (patch, why) = match record {
                         Record::Nothing => (Default::default(), ""),
                         Record::Relink => (
-                            relink_patch(
-                                &custom_metadata,
-                                &s.uid,
-                                &s.resource_version,
-                                &cfg.cluster,
-                                &cfg.workflow.label(),
-                            ),
+                            {
+                                let mut m = relink_patch(
+                                    &custom_metadata,
+                                    &s.uid,
+                                    &s.resource_version,
+                                    &cfg.cluster,
+                                    &cfg.workflow.label(),
+                                );
+                                resurrection::record_namespace(&mut m, namespace);
+                                m
+                            },
                             "the Secret was re-created (or handed over before cluster names): \
                              move the provenance in custom_metadata to its uid and cluster, \
                              keeping the old uid",
@@ -356,6 +419,7 @@ async fn write_kv2(
                 }
                 None if same => {
                     // Our write landed but the step stopped before recording provenance.
+                    resurrection::record_namespace(&mut patch, namespace_uid().await?);
                     let plan = || would_write(cfg, version, "record the missing provenance of this identical version in custom_metadata");
                     let provenance = vault.kv2_patch_metadata(mount, path, &patch);
                     cfg.dry_run.gate(plan, (), provenance).await?;

@@ -13,6 +13,7 @@ mod dry_run;
 mod faults;
 mod fixtures;
 mod fleet;
+mod gitops;
 mod handover;
 mod kv1;
 mod leaks;

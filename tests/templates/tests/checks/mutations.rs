@@ -564,7 +564,14 @@ fn a_parameter_default_or_enum_value_the_binary_refuses() {
             .unwrap()
             .push(json!("purge"));
     });
-    assert_exactly(&found, &[(HANDOVER, "spec.templates[4].container.args[2]", "mark-consumed refuses --mode=\"purge\" (an enum value of workflow parameter consume-mode)")]);
+    // read-bootstrap takes the consume mode too (it refuses modes that cannot hold).
+    assert_exactly(
+        &found,
+        &[
+            (HANDOVER, "spec.templates[2].container.args[6]", "read-bootstrap refuses --consume-mode=\"purge\" (an enum value of workflow parameter consume-mode)"),
+            (HANDOVER, "spec.templates[4].container.args[2]", "mark-consumed refuses --mode=\"purge\" (an enum value of workflow parameter consume-mode)"),
+        ],
+    );
 }
 
 #[test]

@@ -483,3 +483,92 @@ fn without_the_cluster_name_replacement_the_parameter_stays_empty() {
         assert!(bad.iter().any(|b| b.contains(w)), "{w}: {bad:#?}");
     }
 }
+
+/// The steps that judge owner references, and the flag each must get from the parameter.
+const GITOPS_STEPS: [&str; 3] = ["read-bootstrap", "write-vault", "mark-consumed"];
+const GITOPS_FLAG: &str = "--gitops-owner-kinds={{workflow.parameters.gitops-owner-kinds}}";
+
+/// Where the `gitops-owner-kinds` knob does not reach: a handover WorkflowTemplate whose
+/// parameter default is not `kinds`, or a step container judging owners without the flag
+/// (read-bootstrap also needs the consume mode, to refuse modes that cannot hold). Returns
+/// the problems and the number of step containers checked.
+fn gitops_not_following(t: &Templates, kinds: &str) -> (Vec<String>, usize) {
+    let (mut bad, mut steps) = (Vec::new(), 0);
+    for d in t.docs.iter().filter(|d| d.kind() == "WorkflowTemplate") {
+        let where_ = format!("{} {}", d.file, d.name());
+        let judged: Vec<(String, &Value)> = doc_containers(d)
+            .into_iter()
+            .filter(|(_, c)| {
+                let cmd = c["command"][0].as_str().unwrap_or("");
+                GITOPS_STEPS.iter().any(|s| cmd == format!("/{s}"))
+            })
+            .collect();
+        if judged.is_empty() {
+            continue;
+        }
+        let param = d.value["spec"]["arguments"]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "gitops-owner-kinds");
+        if param.map(|p| &p["value"]) != Some(&Value::from(kinds)) {
+            bad.push(format!(
+                "{where_}: parameter gitops-owner-kinds is not {kinds:?}"
+            ));
+        }
+        for (p, c) in judged {
+            steps += 1;
+            let args: Vec<&str> = c["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if !args.contains(&GITOPS_FLAG) {
+                bad.push(format!("{where_} {p}: no {GITOPS_FLAG}"));
+            }
+            let discovery = c["command"][0] == "/read-bootstrap";
+            if discovery && !args.contains(&"--consume-mode={{workflow.parameters.consume-mode}}") {
+                bad.push(format!(
+                    "{where_} {p}: read-bootstrap without --consume-mode"
+                ));
+            }
+        }
+    }
+    (bad, steps)
+}
+
+/// Issue 21: one edit of `gitops-owner-kinds` in settings/ moves the allowlist of every
+/// handover step (both templates' parameter default, which each step's flag reads).
+#[test]
+fn the_gitops_owner_kinds_knob_reaches_every_handover_step() {
+    let t = render(copy_templates(|_| {}).path()).unwrap();
+    let (bad, steps) = gitops_not_following(&t, "SealedSecret.bitnami.com");
+    assert!(bad.is_empty(), "{bad:#?}");
+    // secret-handover: 3 steps; secret-handover-batch: the discover step and the batch's 3.
+    assert_eq!(steps, 7);
+    let changed = "SealedSecret.bitnami.com,SopsSecret.isindir.github.com";
+    let turn = |root: &Path| {
+        edit(
+            root,
+            "templates/settings/settings.yaml",
+            "  gitops-owner-kinds: SealedSecret.bitnami.com\n",
+            &format!("  gitops-owner-kinds: {changed}\n"),
+        )
+    };
+    let dir = copy_templates(turn);
+    let (bad, _) = gitops_not_following(&render(dir.path()).unwrap(), changed);
+    assert!(bad.is_empty(), "{bad:#?}");
+    // The check fires: without the replacement both templates keep the default.
+    let dir = copy_templates(|root| {
+        turn(root);
+        edit(
+            root,
+            "templates/settings/kustomization.yaml",
+            "      fieldPath: data.gitops-owner-kinds\n",
+            "      fieldPath: data.workflow-namespace\n",
+        );
+    });
+    let (bad, _) = gitops_not_following(&render(dir.path()).unwrap(), changed);
+    assert_eq!(bad.len(), 2, "{bad:#?}");
+}
