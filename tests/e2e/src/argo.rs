@@ -139,6 +139,9 @@ pub struct Node {
     /// The input parameters it was called with.
     pub inputs: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
+    /// Output artifacts the pod left (name to bytes), as Argo uploads them with
+    /// `archive: none`: what the user's artifact repository would keep.
+    pub artifacts: BTreeMap<String, Vec<u8>>,
     /// Of every attempt, in order.
     pub stdout: String,
     pub stderr: String,
@@ -160,6 +163,7 @@ impl Node {
             env: BTreeMap::new(),
             inputs: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
             stdout: String::new(),
             stderr: String::new(),
             mutexes: Vec::new(),
@@ -185,6 +189,13 @@ impl Node {
             .get(name)
             .map(String::as_str)
             .unwrap_or_else(|| panic!("{}: no output {name}; have {:?}", self.name, self.outputs))
+    }
+
+    pub fn artifact(&self, name: &str) -> &[u8] {
+        self.artifacts.get(name).unwrap_or_else(|| {
+            let have: Vec<&String> = self.artifacts.keys().collect();
+            panic!("{}: no output artifact {name}; have {have:?}", self.name)
+        })
     }
 }
 
@@ -832,6 +843,7 @@ struct Call {
 struct Outcome {
     phase: Phase,
     outputs: BTreeMap<String, String>,
+    artifacts: BTreeMap<String, Vec<u8>>,
     message: String,
 }
 
@@ -840,6 +852,7 @@ impl Outcome {
         Outcome {
             phase,
             outputs: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
             message: message.into(),
         }
     }
@@ -869,6 +882,7 @@ impl Exec<'_> {
             node.phase = outcome.phase;
             node.message.clone_from(&outcome.message);
             node.outputs.clone_from(&outcome.outputs);
+            node.artifacts.clone_from(&outcome.artifacts);
             Ok(outcome)
         })
     }
@@ -1195,14 +1209,21 @@ impl Exec<'_> {
             // ended, whatever its exit code (cmd/argoexec/commands/wait.go: SaveParameters
             // after Wait), so a failed step's outputs reach `continueOn` successors. A file
             // the step did not write is missing here (Argo adds an error to the node).
+            // Artifacts likewise (SaveArtifacts runs after Wait); a missing optional one is
+            // skipped, a missing required one fails the node only if it succeeded.
             Outcome {
                 outputs: pod.read_written_outputs(&mounts),
+                artifacts: pod.read_written_artifacts(&mounts),
                 ..Outcome::new(Phase::Failed, format!("Error (exit code {code})"))
             }
         } else {
-            match split_node_error(pod.read_outputs(&mounts))? {
-                Ok(outputs) => Outcome {
+            let read = pod
+                .read_outputs(&mounts)
+                .and_then(|o| Ok((o, pod.read_artifacts(&mounts)?)));
+            match split_node_error(read)? {
+                Ok((outputs, artifacts)) => Outcome {
                     outputs,
+                    artifacts,
                     ..Outcome::new(Phase::Succeeded, "")
                 },
                 Err(msg) => Outcome::new(Phase::Error, msg),
@@ -1547,6 +1568,8 @@ struct Pod {
     artifacts: Vec<(String, String)>,
     /// (name, path, default)
     outputs: Vec<(String, String, Option<String>)>,
+    /// (name, path, optional)
+    output_artifacts: Vec<(String, String, bool)>,
     service_account: String,
     automount_token: bool,
     deadline: Option<Duration>,
@@ -1576,6 +1599,7 @@ impl Pod {
             mounts: mounts(c, t, spec)?,
             artifacts: artifacts(t)?,
             outputs: output_params(t)?,
+            output_artifacts: output_artifacts(t)?,
             service_account: inherited("serviceAccountName")
                 .and_then(Value::as_str)
                 .unwrap_or("default")
@@ -1633,6 +1657,42 @@ impl Pod {
                 Some((name.clone(), value))
             })
             .collect()
+    }
+
+    /// The output artifacts whose files exist: a failed pod's artifacts.
+    fn read_written_artifacts(&self, map: &[(String, PathBuf)]) -> BTreeMap<String, Vec<u8>> {
+        self.output_artifacts
+            .iter()
+            .filter_map(|(name, path, _)| {
+                let data = std::fs::read(rewrite_path(path, map)).ok()?;
+                Some((name.clone(), data))
+            })
+            .collect()
+    }
+
+    /// Output artifacts from their files; a required one that is missing is a node error,
+    /// as Argo's "failed to save outputs".
+    fn read_artifacts(&self, map: &[(String, PathBuf)]) -> Result<BTreeMap<String, Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        for (name, path, optional) in &self.output_artifacts {
+            let file = rewrite_path(path, map);
+            ensure!(
+                &file != path,
+                "output artifact {name}: {path} is on no volume; the runner reads volumes only"
+            );
+            match std::fs::read(&file) {
+                Ok(data) => {
+                    out.insert(name.clone(), data);
+                }
+                Err(_) if *optional => {}
+                Err(e) => {
+                    return Err(node_error(format!(
+                        "output artifact {name}: cannot read {path}: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn read_outputs(&self, map: &[(String, PathBuf)]) -> Result<BTreeMap<String, String>> {
@@ -1799,7 +1859,7 @@ fn output_params(t: &Value) -> Result<Vec<(String, String, Option<String>)>> {
     let Some(outputs) = t.get("outputs") else {
         return Ok(Vec::new());
     };
-    check_keys(outputs, "parameters", "outputs")?;
+    check_keys(outputs, "parameters artifacts", "outputs")?;
     let mut out = Vec::new();
     for p in array_at(outputs, &["parameters"])? {
         check_keys(p, "name valueFrom description", "outputs.parameters[]")?;
@@ -1808,6 +1868,32 @@ fn output_params(t: &Value) -> Result<Vec<(String, String, Option<String>)>> {
         let name = str_at(p, &["name"])?;
         let path = resolved(str_at(vf, &["path"])?.to_owned(), "valueFrom.path")?;
         out.push((name.to_owned(), path, scalar(&vf["default"])));
+    }
+    Ok(out)
+}
+
+/// `outputs.artifacts[]` kept as plain files (`archive: none`): the runner hands their bytes
+/// to the test as the artifact repository would keep them.
+fn output_artifacts(t: &Value) -> Result<Vec<(String, String, bool)>> {
+    let mut out = Vec::new();
+    for a in array_at(t, &["outputs", "artifacts"])? {
+        check_keys(a, "name path optional archive", "outputs.artifacts[]")?;
+        let name = str_at(a, &["name"])?;
+        let what = format!("outputs.artifacts.{name}");
+        ensure!(
+            a["archive"] == json!({"none": {}}),
+            "{what}: only `archive: {{none: {{}}}}` is supported (the step writes one file)"
+        );
+        let optional = match &a["optional"] {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            other => bail!("{what}.optional: expected a boolean, got {other}"),
+        };
+        out.push((
+            name.to_owned(),
+            resolved(str_at(a, &["path"])?.to_owned(), &what)?,
+            optional,
+        ));
     }
     Ok(out)
 }

@@ -576,7 +576,7 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     let url = vault.url();
     let kube_url = env.kube.server_url();
     let kube_ca = env.dir.path().join("vault-ca.pem").display().to_string();
-    runner
+    let bring_up = runner
         .submit(
             authority_file("authority-bring-up.yaml"),
             &[
@@ -593,8 +593,8 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
             ],
         )
         .await
-        .unwrap()
-        .assert_phase(Phase::Succeeded);
+        .unwrap();
+    bring_up.assert_phase(Phase::Succeeded);
     assert!(!vault.is_sealed().await);
     assert_eq!(
         log_in(&env, &url, "secops-rotate", "secops", "secops-rotate").await,
@@ -602,6 +602,15 @@ async fn bring_up_and_re_unseal_templates_run_with_only_their_secret_grants() {
     );
     let s = env.secret(NS, NAME).await.unwrap();
     assert_eq!(annotation(&s, "secops.io/authority-state"), "established");
+    // The output artifact `unseal-material` (what the artifact repository keeps, and what the
+    // runbook commits to Git) is the Secret's age ciphertext byte for byte, and it opens
+    // with the operators' identity only.
+    let copy = bring_up.pod("init-authority").artifact("unseal-material");
+    let stored = &s.data.as_ref().unwrap()["unseal-keys.json.age"].0;
+    assert_eq!(copy, stored.as_slice());
+    let opened = age::decrypt(&id, copy).expect("the copy opens with the operators' identity");
+    assert!(serde_json::from_slice::<serde_json::Value>(&opened).is_ok());
+    assert!(!copy.windows(5).any(|w| w == b"keys\"" || w == b"root_"));
 
     // The daily convergence CronWorkflow: no root token, the authority role, nothing differs.
     let run = runner
