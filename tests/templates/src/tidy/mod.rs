@@ -1,7 +1,7 @@
 //! The code's own rules (ARCHITECTURE.md and the developers' guide), checked over the step
 //! sources, `steps/*/src` (the `secops` library and the step binaries):
 //!
-//! - only `vault/` uses reqwest, and only `kube.rs` the kube client (`kube::` paths);
+//! - only `vault/` uses reqwest, and only `kube/` the kube client (`kube::` paths);
 //! - only the entry point reads the environment: `cli` and `steps` (clap's env fallbacks) and
 //!   `run` (VAULT_TOKEN, SECOPS_LOG);
 //! - only the printer prints: [`PRINTERS`];
@@ -63,9 +63,9 @@ pub const MAX_LINES: usize = 600;
 /// Files that were longer than [`MAX_LINES`] when the rule came: each frozen at the size it
 /// had then (it may shrink, never grow) and to be split into smaller modules; once split
 /// below the limit, the entry goes.
-pub const BIG_FILES: [(&str, usize); 1] = [
-    // Secrets, Events, ExternalSecrets and the client set-up.
-    ("steps/secops/src/kube.rs", 721),
+pub const BIG_FILES: &[(&str, usize)] = &[
+    // Empty since kube.rs became kube/ (the last one); keep it so a file that must grow
+    // past the limit for a while is a visible, reviewed exception.
 ];
 
 /// A step binary's `main.rs`: a doc line and `main` calling `secops::run::main`.
@@ -129,7 +129,7 @@ pub fn check(repo: &Path) -> Vec<Problem> {
     p.extend(env_only_at_the_entry(&sources));
     p.extend(printing_only_in_the_printer(&sources));
     p.extend(thin_mains(&sources));
-    p.extend(file_sizes(&sources, &BIG_FILES));
+    p.extend(file_sizes(&sources, BIG_FILES));
     p.extend(code_map(&sources, &architecture));
     p.extend(no_import_cycles(&sources));
     p
@@ -171,8 +171,8 @@ pub fn reqwest_only_in_vault(sources: &[Source]) -> Vec<Problem> {
 pub fn kube_client_only_in_kube(sources: &[Source]) -> Vec<Problem> {
     scan(
         sources,
-        &["steps/secops/src/kube.rs"],
-        "only steps/secops/src/kube.rs uses the kube client",
+        &["steps/secops/src/kube/"],
+        "only the Kubernetes side (steps/secops/src/kube/) uses the kube client",
         |s, i| s.at(i, "kube", &[Some("::")]) && !s.preceded_by(i, "::"),
     )
 }

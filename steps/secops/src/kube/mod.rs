@@ -1,7 +1,13 @@
-//! The Kubernetes side: bootstrap Secrets in, consumption marks and Events out.
+//! The Kubernetes side: bootstrap Secrets in, consumption marks and Events out. The only
+//! module that uses the kube client: `mod` (the client, Secrets, Namespaces, Events),
+//! `secret` (what is kept of a Secret), `external_secrets` (ESO), `classify` (failures).
 //!
 //! Secrets are converted to [`BootstrapSecret`] as soon as they arrive, so the printable
 //! `k8s_openapi` struct with its `data` never outlives the call that fetched it.
+
+mod classify;
+mod external_secrets;
+mod secret;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,8 +18,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 
 use crate::error::{Error, Result};
 use crate::retry::{Failed, RetryPolicy};
-use crate::secret::{SecretBytes, SecretData};
 use crate::throttle::{Limiter, DEFAULT_DEADLINE};
+use classify::{classify, map_err};
+pub use external_secrets::{ExternalSecretInfo, FORCE_SYNC};
+pub use secret::{BootstrapSecret, ObjectIdentity};
 
 /// How to reach the Kubernetes API: kubectl's conventions (`--kubeconfig`, `KUBECONFIG`,
 /// else in-cluster service account).
@@ -51,102 +59,6 @@ impl Default for KubeConfig {
             )),
             dry_run: false,
         }
-    }
-}
-
-/// A Secret as the steps need it: identity, metadata, and values that cannot print.
-#[derive(Debug)]
-pub struct BootstrapSecret {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub resource_version: String,
-    pub type_: String,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub immutable: bool,
-    pub has_finalizers: bool,
-    /// `metadata.creationTimestamp` (audit-authority's grace period).
-    pub created: Option<jiff::Timestamp>,
-    /// The owner references (e.g. `ExternalSecret` for ESO's targets, `SealedSecret`).
-    pub owners: Vec<crate::gitops::owner::OwnerRef>,
-    pub data: SecretData,
-}
-
-impl BootstrapSecret {
-    fn from_k8s(mut s: Secret) -> Result<Self> {
-        let m = std::mem::take(&mut s.metadata);
-        let data = s
-            .data
-            .take()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, SecretBytes::new(v.0)))
-            .collect();
-        let namespace = m.namespace.unwrap_or_default();
-        let name = m.name.unwrap_or_default();
-        let uid = m.uid.ok_or_else(|| {
-            Error::Internal(format!("Secret {namespace}/{name} came back without a uid"))
-        })?;
-        Ok(BootstrapSecret {
-            uid,
-            resource_version: m.resource_version.unwrap_or_default(),
-            type_: s.type_.unwrap_or_else(|| "Opaque".to_owned()),
-            labels: m.labels.unwrap_or_default(),
-            annotations: m.annotations.unwrap_or_default(),
-            immutable: s.immutable.unwrap_or(false),
-            created: m.creation_timestamp.map(|t| t.0),
-            owners: crate::gitops::owner::owners(m.owner_references),
-            has_finalizers: m.finalizers.is_some_and(|f| !f.is_empty()),
-            namespace,
-            name,
-            data,
-        })
-    }
-
-    pub fn object(&self) -> String {
-        format!("Secret {}/{}", self.namespace, self.name)
-    }
-
-    pub fn label(&self, k: &str) -> Option<&str> {
-        self.labels.get(k).map(String::as_str)
-    }
-
-    pub fn annotation(&self, k: &str) -> Option<&str> {
-        self.annotations.get(k).map(String::as_str)
-    }
-}
-
-/// Identity of the object an Event is about.
-#[derive(Debug, Clone)]
-pub struct ObjectIdentity {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-}
-
-/// The parts of an ExternalSecret (external-secrets.io/v1) rotation cares about.
-#[derive(Debug, Clone)]
-pub struct ExternalSecretInfo {
-    pub namespace: String,
-    pub name: String,
-    /// `spec.data[].remoteRef.key` and `spec.dataFrom[].extract.key`.
-    pub remote_keys: Vec<String>,
-    pub refresh_policy: Option<String>,
-    pub refresh_interval: Option<String>,
-    pub force_sync: Option<String>,
-}
-
-/// ESO's annotation that triggers a refresh (documented `kubectl annotate es X force-sync=...`).
-pub const FORCE_SYNC: &str = "force-sync";
-
-fn external_secret_resource() -> kube::api::ApiResource {
-    kube::api::ApiResource {
-        group: "external-secrets.io".into(),
-        version: "v1".into(),
-        api_version: "external-secrets.io/v1".into(),
-        kind: "ExternalSecret".into(),
-        plural: "externalsecrets".into(),
     }
 }
 
@@ -409,75 +321,6 @@ impl Kube {
         Ok(deleted)
     }
 
-    /// One LIST of ExternalSecrets in a namespace.
-    pub async fn list_external_secrets(&self, ns: &str) -> Result<Vec<ExternalSecretInfo>> {
-        let api: Api<kube::api::DynamicObject> =
-            Api::namespaced_with(self.client.clone(), ns, &external_secret_resource());
-        let lp = ListParams::default();
-        let list = self
-            .retrying(
-                "list",
-                &format!("ExternalSecrets in namespace {ns}"),
-                || api.list(&lp),
-            )
-            .await?;
-        Ok(list
-            .items
-            .into_iter()
-            .map(|o| {
-                let spec = o.data.get("spec").cloned().unwrap_or_default();
-                let str_at = |v: &serde_json::Value, p: &str| {
-                    v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned)
-                };
-                let mut remote_keys = Vec::new();
-                for d in spec
-                    .get("data")
-                    .and_then(|d| d.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    remote_keys.extend(str_at(d, "/remoteRef/key"));
-                }
-                for d in spec
-                    .get("dataFrom")
-                    .and_then(|d| d.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    remote_keys.extend(str_at(d, "/extract/key"));
-                }
-                ExternalSecretInfo {
-                    namespace: ns.to_owned(),
-                    name: o.metadata.name.clone().unwrap_or_default(),
-                    remote_keys,
-                    refresh_policy: str_at(&spec, "/refreshPolicy"),
-                    refresh_interval: str_at(&spec, "/refreshInterval"),
-                    force_sync: o
-                        .metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(FORCE_SYNC).cloned()),
-                }
-            })
-            .collect())
-    }
-
-    /// Sets ESO's `force-sync` annotation so it refreshes now instead of at its next interval.
-    pub async fn bump_force_sync(&self, ns: &str, name: &str, value: &str) -> Result<()> {
-        self.refuse_in_dry_run("patch", &format!("ExternalSecret {ns}/{name}"))?;
-        let api: Api<kube::api::DynamicObject> =
-            Api::namespaced_with(self.client.clone(), ns, &external_secret_resource());
-        let patch = serde_json::json!({ "metadata": { "annotations": { FORCE_SYNC: value } } });
-        let pp = PatchParams::default();
-        let patch = Patch::Merge(&patch);
-        // Setting one annotation to one value: repeating it changes nothing more.
-        self.retrying("patch", &format!("ExternalSecret {ns}/{name}"), || {
-            api.patch(name, &pp, &patch)
-        })
-        .await?;
-        Ok(())
-    }
-
     /// Records an action on the object. Failure to record is logged, never fatal: the stdout
     /// audit event is the primary trail and the handover itself already happened.
     /// In a dry run no Event is recorded (the plan on stdout is the record).
@@ -530,125 +373,10 @@ impl Kube {
     }
 }
 
-/// Whether another attempt may succeed: timeouts, throttling (with the Status'
-/// `retryAfterSeconds`, which the apiserver sends along with Retry-After), server errors and
-/// transport failures. Conflicts are not retried: the object must be read again first.
-fn classify(e: kube::Error) -> Failed<kube::Error> {
-    match &e {
-        kube::Error::Api(s) if matches!(s.code, 408 | 429 | 500 | 502 | 503 | 504) => {
-            let retry_after = s
-                .details
-                .as_ref()
-                .map(|d| d.retry_after_seconds)
-                .filter(|s| *s > 0)
-                .map(|s| std::time::Duration::from_secs(s.into()));
-            // Priority and Fairness (and max-in-flight) answer 429 before handling the
-            // request; a 503 that says when to come back is an overloaded server too.
-            if s.code == 429 || (s.code == 503 && retry_after.is_some()) {
-                return Failed::Throttled {
-                    error: e,
-                    retry_after,
-                };
-            }
-            Failed::Retryable {
-                error: e,
-                retry_after,
-            }
-        }
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
-            Failed::Retryable {
-                error: e,
-                retry_after: None,
-            }
-        }
-        _ => Failed::Final(e),
-    }
-}
-
-/// Maps an API failure to an exit-code class with the next step for the operator.
-fn map_err(e: kube::Error, verb: &str, object: &str) -> Error {
-    match e {
-        kube::Error::Api(s) => {
-            let msg = format!("{verb} {object}: {} ({})", s.message, s.code);
-            match s.code {
-                // The object was replaced (uid precondition) or a create found one: re-running
-                // will not change that, a human must look.
-                409 if s.reason == "AlreadyExists"
-                    || s.message.contains("Precondition failed: UID") =>
-                {
-                    Error::precondition(
-                        object,
-                        format!("{verb} refused: {} (409 {})", s.message, s.reason),
-                        "the object was replaced or already exists; inspect it before re-running",
-                    )
-                }
-                409 => Error::Transient(format!("{msg}: it changed since it was read")),
-                403 => Error::precondition(
-                    object,
-                    format!("forbidden to {verb} ({})", s.message),
-                    "grant the step's ServiceAccount this verb or check --namespaces",
-                ),
-                401 => Error::precondition(
-                    object,
-                    "the Kubernetes API rejected our credentials",
-                    "check the kubeconfig or the service-account token",
-                ),
-                // A patch only follows a read: the object was deleted since (re-run).
-                404 if verb == "patch" => {
-                    Error::Transient(format!("{msg}: it was deleted since it was read"))
-                }
-                404 => Error::precondition(object, "not found", "check the name and namespace"),
-                400 | 422 => Error::precondition(
-                    object,
-                    format!("the API server refused the {verb}: {}", s.message),
-                    "inspect the object; this step will not change it",
-                ),
-                408 | 429 | 500..=599 => Error::Transient(msg),
-                _ => Error::Internal(msg),
-            }
-        }
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
-            Error::Transient(format!("{verb} {object}: Kubernetes API unreachable: {e}"))
-        }
-        other => Error::Internal(format!("{verb} {object}: {other}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::exit::Exit;
-
-    fn api(v: serde_json::Value) -> kube::Error {
-        kube::Error::Api(Box::new(serde_json::from_value(v).unwrap()))
-    }
-
-    #[test]
-    fn conflicts_are_transient_unless_the_object_was_replaced() {
-        let stale = api(serde_json::json!({"code": 409, "reason": "Conflict",
-            "message": "Operation cannot be fulfilled on secrets \"db\": the object has been modified"}));
-        assert_eq!(
-            map_err(stale, "patch", "Secret a/db").exit(),
-            Exit::Transient
-        );
-        let replaced = api(serde_json::json!({"code": 409, "reason": "Conflict",
-            "message": "Operation cannot be fulfilled on secrets \"db\": Precondition failed: UID in precondition: a, UID in object meta: b"}));
-        assert_eq!(
-            map_err(replaced, "delete", "Secret a/db").exit(),
-            Exit::Precondition
-        );
-        let exists =
-            api(serde_json::json!({"code": 409, "reason": "AlreadyExists", "message": "x"}));
-        assert_eq!(
-            map_err(exists, "create", "Secret a/db").exit(),
-            Exit::Precondition
-        );
-        let gone = api(serde_json::json!({"code": 404, "reason": "NotFound", "message": "x"}));
-        assert_eq!(
-            map_err(gone, "patch", "Secret a/db").exit(),
-            Exit::Transient
-        );
-    }
 
     #[tokio::test]
     async fn a_dry_run_client_refuses_every_mutation_before_sending_it() {
@@ -686,36 +414,5 @@ mod tests {
             uid: "u".into(),
         };
         kube.event(&obj, false, "Test", "m").await;
-    }
-
-    #[test]
-    fn throttling_and_server_errors_are_retried_with_the_servers_hint() {
-        let throttled = api(serde_json::json!({"code": 429, "reason": "TooManyRequests",
-            "message": "x", "details": {"retryAfterSeconds": 3}}));
-        match classify(throttled) {
-            Failed::Throttled { retry_after, .. } => {
-                assert_eq!(retry_after, Some(std::time::Duration::from_secs(3)))
-            }
-            _ => panic!("429 is throttling"),
-        }
-        let bare = api(serde_json::json!({"code": 429, "message": "x"}));
-        assert!(matches!(
-            classify(bare),
-            Failed::Throttled {
-                retry_after: None,
-                ..
-            }
-        ));
-        let overloaded = api(serde_json::json!({"code": 503, "message": "x",
-            "details": {"retryAfterSeconds": 1}}));
-        assert!(matches!(classify(overloaded), Failed::Throttled { .. }));
-        for code in [500, 502, 503, 504] {
-            let e = api(serde_json::json!({"code": code, "message": "x"}));
-            assert!(matches!(classify(e), Failed::Retryable { .. }), "{code}");
-        }
-        for code in [400, 403, 404, 409, 422] {
-            let e = api(serde_json::json!({"code": code, "message": "x"}));
-            assert!(matches!(classify(e), Failed::Final(_)), "{code}");
-        }
     }
 }
