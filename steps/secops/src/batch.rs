@@ -128,17 +128,39 @@ where
         .collect()
 }
 
+/// The one batch dispatcher: every reference through `f` (see [`for_each`]), then the
+/// per-item results as `result.json`; the exit code is the worst item's.
+pub async fn run_all<T, F, Fut>(
+    refs: &[SecretRef],
+    kube: &Kube,
+    concurrency: usize,
+    outputs: &Outputs,
+    f: F,
+) -> Result<Exit>
+where
+    T: serde::Serialize,
+    F: Fn(usize, Fetch) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let results = for_each(refs, kube, concurrency, f).await;
+    let mut batch = Batch::default();
+    for (r, res) in refs.iter().zip(results) {
+        batch.add(r, res);
+    }
+    batch.finish(outputs)
+}
+
 /// Per-item results of a batch: one failure never stops the others; the exit code is the
 /// worst outcome. Each item is kept as its JSON text (a `serde_json::Value` map costs about
 /// ten times as much, which at 10,000 items would be most of the step's memory).
 #[derive(Default)]
-pub struct Batch {
+struct Batch {
     items: Vec<String>,
     exit: Exit,
 }
 
 impl Batch {
-    pub fn add<T: serde::Serialize>(&mut self, r: &SecretRef, res: Result<T>) {
+    fn add<T: serde::Serialize>(&mut self, r: &SecretRef, res: Result<T>) {
         let item = match res {
             Ok(v) => serde_json::json!({ "namespace": r.namespace, "name": r.name, "result": v }),
             Err(e) => {
@@ -155,7 +177,7 @@ impl Batch {
         self.items.push(item.to_string());
     }
 
-    pub fn finish(self, outputs: &Outputs) -> Result<Exit> {
+    fn finish(self, outputs: &Outputs) -> Result<Exit> {
         outputs.write_json_items("result.json", &self.items)?;
         Ok(self.exit)
     }

@@ -3,7 +3,6 @@
 use clap::{Args, Parser};
 
 use crate::audit::Auditor;
-use crate::batch::Batch;
 use crate::cli::{
     ConcurrencyArgs, KubeArgs, OutputArgs, PathArgs, ReferenceArgs, SelectionArgs, VaultArgs,
     VaultTarget, WorkflowArgs,
@@ -196,16 +195,11 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
         (_, many) => {
             write_vault::prefetch(&vault, &h.vault, many).await;
             let (kube, vault, audit) = (&kube, &vault, &h.audit);
-            let results = crate::batch::for_each(many, kube, h.concurrency, |i, fetch| {
+            crate::batch::run_all(many, kube, h.concurrency, &h.outputs, |i, fetch| {
                 let cfg = config(&many[i]);
                 async move { write_vault::handle(&cfg, kube, vault, audit, fetch).await }
             })
-            .await;
-            let mut batch = Batch::default();
-            for (r, res) in many.iter().zip(results) {
-                batch.add(r, res);
-            }
-            batch.finish(&h.outputs)
+            .await
         }
     };
     vault.close().await;
@@ -252,16 +246,11 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
         }
         (_, many) => {
             let (kube, vault, audit) = (&kube, &vault, &h.audit);
-            let results = crate::batch::for_each(many, kube, h.concurrency, |i, fetch| {
+            crate::batch::run_all(many, kube, h.concurrency, &h.outputs, |i, fetch| {
                 let cfg = config(&many[i]);
                 async move { mark_consumed::handle(&cfg, kube, vault, audit, fetch).await }
             })
-            .await;
-            let mut batch = Batch::default();
-            for (r, res) in many.iter().zip(results) {
-                batch.add(r, res);
-            }
-            batch.finish(&h.outputs)
+            .await
         }
     };
     vault.close().await;
