@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::audit::Auditor;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kube::{BootstrapSecret, Kube};
@@ -62,13 +63,13 @@ pub struct Violation {
     pub vault_path: Option<String>,
 }
 
-pub async fn run(
-    cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    outputs: &Outputs,
-) -> Result<Exit> {
+pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
+    let Ctx {
+        kube,
+        vault,
+        audit,
+        outputs,
+    } = *cx;
     let mut found: Vec<Violation> = Vec::new();
     let now = jiff::Timestamp::now();
     // Values of Secrets that could be copies, as keyed digests only: memory is one LIST page

@@ -21,6 +21,8 @@ pub mod batch;
 pub mod cli;
 #[cfg(feature = "io")]
 pub mod console;
+#[cfg(feature = "io")]
+pub mod context;
 pub mod error;
 #[cfg(feature = "io")]
 pub mod eso;

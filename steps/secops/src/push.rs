@@ -8,14 +8,14 @@
 use futures::StreamExt as _;
 use serde::Serialize;
 
-use crate::audit::{Auditor, Target, Workflow};
+use crate::audit::{Target, Workflow};
 use crate::cli::VaultTarget;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::fleet::{ClusterName, Relation};
 use crate::handover::source_of;
-use crate::kube::{BootstrapSecret, Kube, ObjectIdentity};
-use crate::outputs::Outputs;
+use crate::kube::{BootstrapSecret, ObjectIdentity};
 use crate::paths::{annotation_hint, PathPolicy, VaultPath};
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::provenance::{relink_patch, Provenance};
@@ -63,13 +63,13 @@ pub fn internal_selector() -> String {
     format!("{LABEL_CLASS}={CLASS_INTERNAL}")
 }
 
-pub async fn run(
-    cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    outputs: &Outputs,
-) -> Result<Exit> {
+pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
+    let Ctx {
+        kube,
+        vault,
+        audit,
+        outputs,
+    } = *cx;
     cfg.selection.validate()?;
     let sources = cfg.selection.fetch(kube, &internal_selector()).await?;
     let paths = sources

@@ -9,6 +9,7 @@ use crate::cli::{
 };
 use std::path::PathBuf;
 
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::fleet::{self, ClusterName};
@@ -167,6 +168,15 @@ impl Handover {
         let vault = Vault::connect(&self.vault.client).await?;
         Ok((kube, vault))
     }
+
+    fn context<'a>(&'a self, kube: &'a Kube, vault: &'a Vault) -> Ctx<'a> {
+        Ctx {
+            kube,
+            vault,
+            audit: &self.audit,
+            outputs: &self.outputs,
+        }
+    }
 }
 
 /// Copies one bootstrap Secret into Vault, create-only.
@@ -190,14 +200,14 @@ pub async fn write_vault(a: WriteVaultArgs, vault_token: Option<String>) -> Resu
         dry_run: h.dry_run.clone(),
     };
     let (kube, vault) = h.connect().await?;
+    let cx = &h.context(&kube, &vault);
     let res = match (h.references.batch, h.references.items.as_slice()) {
-        (false, [one]) => write_vault::run(&config(one), &kube, &vault, &h.audit, &h.outputs).await,
+        (false, [one]) => write_vault::run(&config(one), cx).await,
         (_, many) => {
             write_vault::prefetch(&vault, &h.vault, many).await;
-            let (kube, vault, audit) = (&kube, &vault, &h.audit);
-            crate::batch::run_all(many, kube, h.concurrency, &h.outputs, |i, fetch| {
+            crate::batch::run_all(many, &kube, h.concurrency, &h.outputs, |i, fetch| {
                 let cfg = config(&many[i]);
-                async move { write_vault::handle(&cfg, kube, vault, audit, fetch).await }
+                async move { write_vault::handle(&cfg, cx, fetch).await }
             })
             .await
         }
@@ -240,15 +250,13 @@ pub async fn mark_consumed(a: MarkConsumedArgs, vault_token: Option<String>) -> 
         dry_run: h.dry_run.clone(),
     };
     let (kube, vault) = h.connect().await?;
+    let cx = &h.context(&kube, &vault);
     let res = match (h.references.batch, h.references.items.as_slice()) {
-        (false, [one]) => {
-            mark_consumed::run(&config(one), &kube, &vault, &h.audit, &h.outputs).await
-        }
+        (false, [one]) => mark_consumed::run(&config(one), cx).await,
         (_, many) => {
-            let (kube, vault, audit) = (&kube, &vault, &h.audit);
-            crate::batch::run_all(many, kube, h.concurrency, &h.outputs, |i, fetch| {
+            crate::batch::run_all(many, &kube, h.concurrency, &h.outputs, |i, fetch| {
                 let cfg = config(&many[i]);
-                async move { mark_consumed::handle(&cfg, kube, vault, audit, fetch).await }
+                async move { mark_consumed::handle(&cfg, cx, fetch).await }
             })
             .await
         }
@@ -437,7 +445,13 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
     kube.cluster = Some(cluster.to_string());
     let kube = Kube::connect(kube).await?;
     let vault = Vault::connect(&cfg.vault.client).await?;
-    let res = crate::push::run(&cfg, &kube, &vault, &audit, &outputs).await;
+    let cx = Ctx {
+        kube: &kube,
+        vault: &vault,
+        audit: &audit,
+        outputs: &outputs,
+    };
+    let res = crate::push::run(&cfg, &cx).await;
     vault.close().await;
     dry_run.finish("push-secret", &outputs, res)
 }
@@ -554,7 +568,13 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
     let outputs = Outputs::new(a.outputs.outputs_dir);
     let kube = Kube::connect(a.kube.config("audit-authority")).await?;
     let vault = Vault::connect(&vault_target.client).await?;
-    let res = crate::audit_authority::run(&cfg, &kube, &vault, &audit, &outputs).await;
+    let cx = Ctx {
+        kube: &kube,
+        vault: &vault,
+        audit: &audit,
+        outputs: &outputs,
+    };
+    let res = crate::audit_authority::run(&cfg, &cx).await;
     vault.close().await;
     dry_run.finish("audit-authority", &outputs, res)
 }

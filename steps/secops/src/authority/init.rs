@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::establish::Grants;
 use super::{has_material, KeyType, Material, Protection, Store};
 use crate::audit::Auditor;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kube::{BootstrapSecret, Kube};
@@ -44,14 +45,13 @@ pub struct Config {
     pub dry_run: DryRun,
 }
 
-pub async fn run(
-    cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    operator_token: Option<SecretString>,
-    audit: &Auditor,
-    outputs: &Outputs,
-) -> Result<Exit> {
+pub async fn run(cfg: &Config, cx: &Ctx<'_>, operator_token: Option<SecretString>) -> Result<Exit> {
+    let Ctx {
+        kube,
+        vault,
+        audit,
+        outputs,
+    } = *cx;
     let object = cfg.store.object();
     let stored = kube
         .get_secret(&cfg.store.namespace, &cfg.store.name)

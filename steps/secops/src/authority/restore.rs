@@ -27,6 +27,7 @@ use super::init::{verify, wait_active, Config};
 use super::unseal::submit;
 use super::{has_material, open, KeyType, Material};
 use crate::audit::Auditor;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kube::Kube;
@@ -44,14 +45,13 @@ pub struct Restore {
     pub identity_file: Option<PathBuf>,
 }
 
-pub async fn run(
-    cfg: &Config,
-    r: &Restore,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    outputs: &Outputs,
-) -> Result<Exit> {
+pub async fn run(cfg: &Config, r: &Restore, cx: &Ctx<'_>) -> Result<Exit> {
+    let Ctx {
+        kube,
+        vault,
+        audit,
+        outputs,
+    } = *cx;
     let started = Instant::now();
     let snapshot = std::fs::read(&r.snapshot).map_err(|e| {
         Error::Usage(format!(

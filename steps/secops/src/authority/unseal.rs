@@ -3,11 +3,9 @@
 use std::path::PathBuf;
 
 use super::{has_material, open, KeyType, Material, Store};
-use crate::audit::Auditor;
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::kube::Kube;
-use crate::outputs::Outputs;
 use crate::plan::{Action, PlanItem};
 use crate::vault::sys::UnsealStep;
 use crate::vault::Vault;
@@ -22,13 +20,13 @@ pub struct Config {
     pub dry_run: crate::plan::DryRun,
 }
 
-pub async fn run(
-    cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    outputs: &Outputs,
-) -> Result<Exit> {
+pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
+    let Ctx {
+        kube,
+        vault,
+        audit,
+        outputs,
+    } = *cx;
     let object = cfg.store.object();
     if !vault.initialized().await? {
         return Err(Error::Unavailable(

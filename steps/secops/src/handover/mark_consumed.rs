@@ -14,12 +14,12 @@ use super::{
 use crate::audit::{Auditor, Workflow};
 use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::fleet::{self, ClusterName, Relation};
 use crate::gitops::{GitOrigin, OwnerKinds, FLUX_RECONCILE, FLUX_RECONCILE_DISABLED};
 use crate::kube::{BootstrapSecret, Kube};
-use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::provenance::Provenance;
@@ -103,27 +103,19 @@ pub struct MarkResult {
 }
 
 /// One reference: acknowledge, mark, report, and write the output parameters.
-pub async fn run(
-    cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    outputs: &Outputs,
-) -> Result<Exit> {
-    let res = handle(cfg, kube, vault, audit, Fetch::Get).await?;
+pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
+    let outputs = cx.outputs;
+    let res = handle(cfg, cx, Fetch::Get).await?;
     outputs.write("outcome", outcome_name(&res.outcome))?;
     outputs.write_json("result.json", &res)?;
     Ok(Exit::Done)
 }
 
 /// Marks one reference and reports it (audit event, Kubernetes Event); no output files.
-pub async fn handle(
-    cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    fetch: Fetch,
-) -> Result<MarkResult> {
+pub async fn handle(cfg: &Config, cx: &Ctx<'_>, fetch: Fetch) -> Result<MarkResult> {
+    let Ctx {
+        kube, vault, audit, ..
+    } = *cx;
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
     let res = match mark(cfg, kube, vault, audit, fetch).await {

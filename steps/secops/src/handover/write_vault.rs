@@ -13,15 +13,15 @@ use super::{
     check_eligible, check_matches_reference, identity, is_bootstrap, is_consumed, report_failure,
     source_of_ref, target,
 };
-use crate::audit::{Auditor, Workflow};
+use crate::audit::Workflow;
 use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::fleet::{self, ClusterName, Record, Relation};
 use crate::gitops::{GitOrigin, OwnerKinds};
 use crate::kube::{BootstrapSecret, Kube};
-use crate::outputs::Outputs;
 use crate::paths::PathPolicy;
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::provenance::{relink_patch, Provenance};
@@ -89,14 +89,9 @@ pub struct WriteResult {
 }
 
 /// One reference: write, audit, record an Event, and write the output parameters.
-pub async fn run(
-    cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    outputs: &Outputs,
-) -> Result<Exit> {
-    let result = handle(cfg, kube, vault, audit, Fetch::Get).await?;
+pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
+    let outputs = cx.outputs;
+    let result = handle(cfg, cx, Fetch::Get).await?;
     outputs.write("vault-mount", &result.mount)?;
     outputs.write("vault-path", &result.path)?;
     outputs.write("vault-version", &result.version.to_string())?;
@@ -106,13 +101,10 @@ pub async fn run(
 }
 
 /// Writes one reference and reports it (audit event, Kubernetes Event); no output files.
-pub async fn handle(
-    cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    fetch: Fetch,
-) -> Result<WriteResult> {
+pub async fn handle(cfg: &Config, cx: &Ctx<'_>, fetch: Fetch) -> Result<WriteResult> {
+    let Ctx {
+        kube, vault, audit, ..
+    } = *cx;
     let r = &cfg.reference;
     let mount = &cfg.vault.mount;
     let result = match write(cfg, kube, vault, fetch).await {

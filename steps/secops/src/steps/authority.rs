@@ -8,6 +8,7 @@ use super::recovery::{self, MaterialFileArgs, RecoveryArgs};
 use super::VERSION;
 use crate::audit::Auditor;
 use crate::cli::{KubeArgs, OutputArgs, WorkflowArgs};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kube::Kube;
@@ -297,7 +298,13 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
     )
     .await?;
     let (r, token) = (&a.recovery, operator_token);
-    let res = recovery::init_or_restore(&cfg, r, &kube, &vault, token, &audit, &outputs).await;
+    let cx = Ctx {
+        kube: &kube,
+        vault: &vault,
+        audit: &audit,
+        outputs: &outputs,
+    };
+    let res = recovery::init_or_restore(&cfg, r, &cx, token).await;
     cfg.dry_run.finish("init-authority", &outputs, res)
 }
 
@@ -362,6 +369,12 @@ pub async fn unseal(a: UnsealArgs, _vault_token: Option<String>) -> Result<Exit>
         &cfg.dry_run,
     )
     .await?;
-    let res = crate::authority::unseal::run(&cfg, &kube, &vault, &audit, &outputs).await;
+    let cx = Ctx {
+        kube: &kube,
+        vault: &vault,
+        audit: &audit,
+        outputs: &outputs,
+    };
+    let res = crate::authority::unseal::run(&cfg, &cx).await;
     cfg.dry_run.finish("unseal", &outputs, res)
 }

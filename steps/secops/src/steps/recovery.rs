@@ -10,9 +10,9 @@ use super::VERSION;
 use crate::audit::Auditor;
 use crate::authority::{init, restore};
 use crate::cli::{KubeArgs, OutputArgs, VaultArgs, WorkflowArgs};
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::kube::Kube;
 use crate::outputs::Outputs;
 use crate::vault::Vault;
 
@@ -101,11 +101,8 @@ pub struct MaterialFileArgs {
 pub(super) async fn init_or_restore(
     cfg: &init::Config,
     r: &RecoveryArgs,
-    kube: &Kube,
-    vault: &Vault,
+    cx: &Ctx<'_>,
     operator_token: Option<SecretString>,
-    audit: &Auditor,
-    outputs: &Outputs,
 ) -> Result<Exit> {
     if r.restore_from.is_none() && (r.material_file.is_some() || r.age_identity_file.is_some()) {
         return Err(Error::Usage(
@@ -126,13 +123,13 @@ pub(super) async fn init_or_restore(
                 material_file: r.material_file.clone(),
                 identity_file: r.age_identity_file.clone(),
             };
-            restore::run(cfg, &how, kube, vault, audit, outputs).await?
+            restore::run(cfg, &how, cx).await?
         }
-        None => init::run(cfg, kube, vault, operator_token, audit, outputs).await?,
+        None => init::run(cfg, cx, operator_token).await?,
     };
     if let Some(out) = &r.material_out {
         if !cfg.dry_run.active() {
-            crate::authority::copy::write_copy(kube, &cfg.store, out).await?;
+            crate::authority::copy::write_copy(cx.kube, &cfg.store, out).await?;
         }
     }
     Ok(exit)
