@@ -1,7 +1,8 @@
 //! The audit trail: one JSON line per action on stdout, never a value. What a line says is
 //! [`crate::audit_event`]; this module writes them.
 
-pub use crate::audit_event::{AuditEvent, Source, Target, Workflow};
+pub use crate::audit_event::{AuditEvent, Target, Workflow};
+use crate::identity::Identity;
 
 /// Writes audit events for one step run.
 #[derive(Debug, Clone)]
@@ -19,7 +20,7 @@ impl Auditor {
         &self,
         action: &'static str,
         outcome: impl Into<String>,
-        source: Option<Source>,
+        source: Option<Identity>,
         target: Option<Target>,
         reason: Option<String>,
     ) -> AuditEvent {

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::identity::Identity;
 use crate::paths::VaultPath;
 
 /// Who ran the step (Argo passes `{{workflow.name}}` and `{{workflow.uid}}`).
@@ -25,17 +26,6 @@ impl Workflow {
 }
 
 #[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Source {
-    pub namespace: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub uid: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub resource_version: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct Target {
     pub mount: String,
     pub path: VaultPath,
@@ -51,7 +41,7 @@ pub struct AuditEvent {
     pub action: &'static str,
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<Source>,
+    pub source: Option<Identity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
     pub workflow: Workflow,

@@ -33,6 +33,7 @@ pub mod fleet;
 pub mod gitops;
 #[cfg(feature = "io")]
 pub mod handover;
+pub mod identity;
 pub mod inert;
 #[cfg(feature = "io")]
 pub mod kube;

@@ -14,8 +14,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::fleet::{ClusterName, Relation};
-use crate::handover::source_of;
-use crate::kube::{BootstrapSecret, ObjectIdentity};
+use crate::kube::BootstrapSecret;
 use crate::paths::{annotation_hint, PathPolicy, VaultPath};
 use crate::plan::{Action, DryRun, PlanItem};
 use crate::provenance::{relink_patch, Provenance};
@@ -122,7 +121,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
             Ok((p, outcome, version)) => {
                 if outcome == "pushed" {
                     kube.event(
-                        &identity(s),
+                        &s.identity(),
                         false,
                         "Pushed",
                         &format!(
@@ -146,7 +145,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
                 crate::console::err(&format!("push-secret: error: {e}"));
                 exit = exit.worst(e.exit());
                 if e.exit() == Exit::Precondition {
-                    kube.event(&identity(s), true, "PushRefused", &e.to_string())
+                    kube.event(&s.identity(), true, "PushRefused", &e.to_string())
                         .await;
                 }
                 PushResult {
@@ -167,7 +166,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
         audit.emit(&audit.event(
             "push",
             result.outcome.clone(),
-            Some(source_of(s)),
+            Some(s.identity()),
             target,
             result.error.clone(),
         ));
@@ -209,14 +208,6 @@ fn data_path(cfg: &Config, path: &VaultPath) -> String {
 
 fn metadata_path(cfg: &Config, path: &VaultPath) -> String {
     format!("{}/metadata/{path}", cfg.vault.mount)
-}
-
-fn identity(s: &BootstrapSecret) -> ObjectIdentity {
-    ObjectIdentity {
-        namespace: s.namespace.clone(),
-        name: s.name.clone(),
-        uid: s.uid.clone(),
-    }
 }
 
 /// Returns the outcome and the version Vault holds for this source afterwards.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
 
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 use crate::names::{is_dns_label, is_object_name};
 use crate::paths::VaultPath;
 
@@ -134,6 +135,15 @@ impl SecretRef {
 
     pub fn object(&self) -> String {
         format!("Secret {}/{}", self.namespace, self.name)
+    }
+
+    pub fn identity(&self) -> Identity {
+        Identity {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            resource_version: self.resource_version.clone(),
+        }
     }
 }
 

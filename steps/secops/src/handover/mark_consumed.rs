@@ -7,10 +7,7 @@ use base64::Engine as _;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::{
-    check_matches_reference, identity, is_bootstrap, is_consumed, report_failure, source_of_ref,
-    target,
-};
+use super::{check_matches_reference, is_bootstrap, is_consumed, report_failure, target};
 use crate::audit::{Auditor, Workflow};
 use crate::batch::Fetch;
 use crate::cli::{KvVersion, VaultTarget};
@@ -145,7 +142,7 @@ pub async fn handle(cfg: &Config, cx: &Ctx<'_>, fetch: Fetch) -> Result<MarkResu
         &audit.event(
             "consume",
             outcome,
-            Some(source_of_ref(r)),
+            Some(r.identity()),
             Some(target(
                 mount,
                 &r.path,
@@ -174,7 +171,7 @@ pub async fn handle(cfg: &Config, cx: &Ctx<'_>, fetch: Fetch) -> Result<MarkResu
                 .unwrap_or_default()
         );
         kube.event(
-            &identity(r),
+            &r.identity(),
             res.outcome == Outcome::ConsumedVaultDiffers,
             "Consumed",
             &message,
@@ -368,7 +365,7 @@ fn audit_deleting(cfg: &Config, audit: &Auditor, version: u64) {
         } else {
             "deleting"
         },
-        Some(source_of_ref(r)),
+        Some(r.identity()),
         Some(target(&cfg.vault.mount, &r.path, Some(version))),
         Some(format!(
             "mode delete; marked consumed after Vault acknowledged version {version}"

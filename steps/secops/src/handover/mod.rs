@@ -9,40 +9,14 @@ pub mod read_bootstrap;
 pub mod resurrection;
 pub mod write_vault;
 
-use crate::audit::{Auditor, Source, Target};
+use crate::audit::{Auditor, Target};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
+use crate::kube::BootstrapSecret;
 use crate::kube::Kube;
-use crate::kube::{BootstrapSecret, ObjectIdentity};
 use crate::paths::{annotation_hint, PathPolicy, VaultPath};
 use crate::reference::SecretRef;
 use crate::vocab::*;
-
-pub fn source_of(s: &BootstrapSecret) -> Source {
-    Source {
-        namespace: s.namespace.clone(),
-        name: s.name.clone(),
-        uid: s.uid.clone(),
-        resource_version: s.resource_version.clone(),
-    }
-}
-
-pub(crate) fn source_of_ref(r: &SecretRef) -> Source {
-    Source {
-        namespace: r.namespace.clone(),
-        name: r.name.clone(),
-        uid: r.uid.clone(),
-        resource_version: r.resource_version.clone(),
-    }
-}
-
-pub(crate) fn identity(r: &SecretRef) -> ObjectIdentity {
-    ObjectIdentity {
-        namespace: r.namespace.clone(),
-        name: r.name.clone(),
-        uid: r.uid.clone(),
-    }
-}
 
 pub(crate) fn target(mount: &VaultPath, path: &VaultPath, version: Option<u64>) -> Target {
     Target {
@@ -181,12 +155,12 @@ pub(crate) async fn report_failure(
     audit.emit(&audit.event(
         action,
         e.outcome(),
-        Some(source_of_ref(r)),
+        Some(r.identity()),
         Some(target),
         Some(e.to_string()),
     ));
     if e.exit() == Exit::Precondition {
-        kube.event(&identity(r), true, event_reason, &e.to_string())
+        kube.event(&r.identity(), true, event_reason, &e.to_string())
             .await;
     }
 }

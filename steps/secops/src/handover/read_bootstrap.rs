@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::check_mode_holds;
 use super::resurrection::{git_still_holds, inert_restored};
-use super::{check_eligible, is_bootstrap, is_consumed, source_of, target_path};
+use super::{check_eligible, is_bootstrap, is_consumed, target_path};
 use crate::audit::Auditor;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -143,7 +143,7 @@ impl Tally {
                 audit.emit(&audit.event(
                     "discover",
                     "skipped",
-                    Some(source_of(&s)),
+                    Some(s.identity()),
                     None,
                     Some(reason.clone()),
                 ));
@@ -157,7 +157,7 @@ impl Tally {
                 audit.emit(&audit.event(
                     "discover",
                     e.outcome(),
-                    Some(source_of(&s)),
+                    Some(s.identity()),
                     None,
                     Some(e.to_string()),
                 ));
@@ -213,7 +213,7 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
         audit.emit(&audit.event(
             "discover",
             e.outcome(),
-            Some(super::source_of_ref(&r)),
+            Some(r.identity()),
             None,
             Some(e.to_string()),
         ));
@@ -225,13 +225,7 @@ pub async fn run(cfg: &Config, kube: &Kube, audit: &Auditor, outputs: &Outputs) 
         single_error = Some(e);
     }
     for r in &ok {
-        audit.emit(&audit.event(
-            "discover",
-            "selected",
-            Some(super::source_of_ref(r)),
-            None,
-            None,
-        ));
+        audit.emit(&audit.event("discover", "selected", Some(r.identity()), None, None));
     }
 
     outputs.write_json("references.json", &ok)?;

@@ -10,8 +10,7 @@
 use serde::Serialize;
 
 use super::{
-    check_eligible, check_matches_reference, identity, is_bootstrap, is_consumed, report_failure,
-    source_of_ref, target,
+    check_eligible, check_matches_reference, is_bootstrap, is_consumed, report_failure, target,
 };
 use crate::audit::Workflow;
 use crate::batch::Fetch;
@@ -158,7 +157,7 @@ pub async fn handle(cfg: &Config, cx: &Ctx<'_>, fetch: Fetch) -> Result<WriteRes
     audit.emit(&audit.event(
         "write",
         outcome.clone(),
-        Some(source_of_ref(r)),
+        Some(r.identity()),
         Some(target(mount, &r.path, version)),
         reason.clone(),
     ));
@@ -173,7 +172,7 @@ pub async fn handle(cfg: &Config, cx: &Ctx<'_>, fetch: Fetch) -> Result<WriteRes
         Outcome::VaultDiffers => (true, "VaultAuthoritative"),
         _ => (false, "HandedOver"),
     };
-    kube.event(&identity(r), warning, event_reason, &message)
+    kube.event(&r.identity(), warning, event_reason, &message)
         .await;
     Ok(result)
 }

@@ -17,11 +17,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 use crate::retry::{Failed, RetryPolicy};
 use crate::throttle::{Limiter, DEFAULT_DEADLINE};
 use classify::{classify, map_err};
 pub use external_secrets::{ExternalSecretInfo, FORCE_SYNC};
-pub use secret::{BootstrapSecret, ObjectIdentity};
+pub use secret::BootstrapSecret;
 
 /// How to reach the Kubernetes API: kubectl's conventions (`--kubeconfig`, `KUBECONFIG`,
 /// else in-cluster service account).
@@ -324,7 +325,7 @@ impl Kube {
     /// Records an action on the object. Failure to record is logged, never fatal: the stdout
     /// audit event is the primary trail and the handover itself already happened.
     /// In a dry run no Event is recorded (the plan on stdout is the record).
-    pub async fn event(&self, obj: &ObjectIdentity, warning: bool, reason: &str, message: &str) {
+    pub async fn event(&self, obj: &Identity, warning: bool, reason: &str, message: &str) {
         if !self.cfg.events || self.cfg.dry_run {
             return;
         }
@@ -408,10 +409,11 @@ mod tests {
         );
         gate(kube.bump_force_sync("a", "b", "x").await.unwrap_err());
         // Events are simply not recorded in a dry run (no request, no error).
-        let obj = ObjectIdentity {
+        let obj = Identity {
             namespace: "a".into(),
             name: "b".into(),
             uid: "u".into(),
+            resource_version: "1".into(),
         };
         kube.event(&obj, false, "Test", "m").await;
     }

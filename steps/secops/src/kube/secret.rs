@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 
 use crate::error::{Error, Result};
+use crate::identity::Identity;
 use crate::secret::{SecretBytes, SecretData};
 
 /// A Secret as the steps need it: identity, metadata, and values that cannot print.
@@ -62,6 +63,15 @@ impl BootstrapSecret {
         format!("Secret {}/{}", self.namespace, self.name)
     }
 
+    pub fn identity(&self) -> Identity {
+        Identity {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            resource_version: self.resource_version.clone(),
+        }
+    }
+
     pub fn label(&self, k: &str) -> Option<&str> {
         self.labels.get(k).map(String::as_str)
     }
@@ -69,12 +79,4 @@ impl BootstrapSecret {
     pub fn annotation(&self, k: &str) -> Option<&str> {
         self.annotations.get(k).map(String::as_str)
     }
-}
-
-/// Identity of the object an Event is about.
-#[derive(Debug, Clone)]
-pub struct ObjectIdentity {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
 }
