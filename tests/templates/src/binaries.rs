@@ -1,4 +1,4 @@
-//! The eight step binaries, as their clap definitions describe them, and the check of one
+//! The nine step binaries, as their clap definitions describe them, and the check of one
 //! container against its binary: image, command, every flag, every environment variable,
 //! every required option, and every literal value (parsed by the binary's own value parser).
 
