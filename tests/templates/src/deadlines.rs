@@ -3,6 +3,11 @@
 //! kills the workflow while a retry its template promises is still waiting (the steps are
 //! idempotent, so retries are the recovery plan). A fan-out counts as one wave: `parallelism`
 //! and the number of items multiply it, which no template can know.
+//!
+//! Inside a step, its own `--deadline` (how long a throttled step keeps waiting; default 10m)
+//! must end before the pod's `activeDeadlineSeconds`, with [`POD_MARGIN`] to spare: then a
+//! throttled step exits 4 with its summary and Argo's retry applies, instead of Argo killing
+//! it mid-wait. The containers of a containerSet run one after the other: their deadlines add.
 
 use std::collections::BTreeSet;
 
@@ -69,6 +74,40 @@ fn duration(v: &Value) -> Option<u64> {
     })
 }
 
+/// What a pod needs beside its steps' own deadlines: start-up and the step's exit.
+pub const POD_MARGIN: u64 = 60;
+
+/// Each container's `--deadline=` in seconds, or a problem for one that has none.
+fn step_deadlines(d: &Doc, at: &str, t: &Value, out: &mut Vec<Problem>) -> u64 {
+    let containers: Vec<(String, &Value)> = match t["containerSet"]["containers"].as_array() {
+        Some(cs) => cs
+            .iter()
+            .enumerate()
+            .map(|(j, c)| (format!("{at}.containerSet.containers[{j}]"), c))
+            .collect(),
+        None => vec![(format!("{at}.container"), &t["container"])],
+    };
+    let mut total = 0u64;
+    for (where_, c) in containers {
+        let given = c["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|a| a.strip_prefix("--deadline="));
+        match given.and_then(|g| duration(&Value::from(g))) {
+            Some(secs) => total = total.saturating_add(secs),
+            None => out.push(Problem::at(
+                d,
+                format!("{where_}.args"),
+                "pass --deadline=<N>s (or m): the step's default (10m) is not bounded by this \
+                 pod's activeDeadlineSeconds, and Argo would kill a throttled step mid-wait",
+            )),
+        }
+    }
+    total
+}
+
 /// Worst-case seconds of one template; problems for a leaf without its own deadline.
 fn worst_case(d: &Doc, name: &str, seen: &mut BTreeSet<String>, out: &mut Vec<Problem>) -> u64 {
     let Some((i, t)) = template(d, name) else {
@@ -89,6 +128,18 @@ fn worst_case(d: &Doc, name: &str, seen: &mut BTreeSet<String>, out: &mut Vec<Pr
             seen.remove(name);
             return 0;
         };
+        let steps = step_deadlines(d, &at, t, out);
+        if steps.saturating_add(POD_MARGIN) > deadline {
+            out.push(Problem::at(
+                d,
+                format!("{at}.activeDeadlineSeconds"),
+                format!(
+                    "{deadline}s does not hold its steps' --deadline ({steps}s) plus \
+                     {POD_MARGIN}s: Argo would kill a throttled step before it exits 4; \
+                     lower --deadline or raise activeDeadlineSeconds"
+                ),
+            ));
+        }
         let r = &t["retryStrategy"];
         let retries = seconds(&r["limit"]).unwrap_or(0);
         let b = &r["backoff"];

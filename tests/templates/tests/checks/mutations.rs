@@ -45,7 +45,7 @@ fn a_flag_of_another_binary() {
         &found,
         &[(
             ROTATION,
-            "spec.templates[0].container.args[11]",
+            "spec.templates[0].container.args[12]",
             "unknown flag --batch-size: rotate",
         )],
     );
@@ -66,7 +66,7 @@ fn a_flag_with_its_value_in_the_next_argument() {
         &found,
         &[(
             ROTATION,
-            "spec.templates[0].container.args[11]",
+            "spec.templates[0].container.args[12]",
             "rotate refuses --keep-for=\"a month\"",
         )],
     );
@@ -1260,6 +1260,66 @@ fn a_step_deadline_whose_retries_outlast_the_workflow() {
             "spec.activeDeadlineSeconds",
             "3600s is shorter than the worst case of handover, 3750s",
         )],
+    );
+}
+
+#[test]
+fn a_step_without_its_own_deadline_flag() {
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-rotation");
+        at(wf, "/spec/templates/0/container/args")
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| !a.as_str().is_some_and(|a| a.starts_with("--deadline=")));
+    });
+    assert_exactly(
+        &found,
+        &[(
+            ROTATION,
+            "spec.templates[0].container.args",
+            "pass --deadline=<N>s (or m)",
+        )],
+    );
+}
+
+#[test]
+fn a_step_deadline_flag_the_pod_deadline_does_not_hold() {
+    // rotate's pod has 600s; 560s + the 60s margin do not fit. In a containerSet the
+    // containers' deadlines add up: 120s + 360s + 400s + 60s > 900s.
+    let found = check_after(|t| {
+        let wf = t.doc_mut("WorkflowTemplate", "secret-rotation");
+        for a in at(wf, "/spec/templates/0/container/args")
+            .as_array_mut()
+            .unwrap()
+        {
+            if a.as_str().is_some_and(|a| a.starts_with("--deadline=")) {
+                *a = json!("--deadline=560s");
+            }
+        }
+        let batch = t.doc_mut("WorkflowTemplate", "secret-handover-batch");
+        for a in at(batch, "/spec/templates/2/containerSet/containers/2/args")
+            .as_array_mut()
+            .unwrap()
+        {
+            if a.as_str().is_some_and(|a| a.starts_with("--deadline=")) {
+                *a = json!("--deadline=400s");
+            }
+        }
+    });
+    assert_exactly(
+        &found,
+        &[
+            (
+                BATCH,
+                "spec.templates[2].activeDeadlineSeconds",
+                "900s does not hold its steps' --deadline (880s) plus 60s",
+            ),
+            (
+                ROTATION,
+                "spec.templates[0].activeDeadlineSeconds",
+                "600s does not hold its steps' --deadline (560s) plus 60s",
+            ),
+        ],
     );
 }
 
