@@ -216,3 +216,53 @@ fn an_import_cycle_is_found_and_its_edges_named() {
     ];
     assert!(tidy::no_import_cycles(&broken).is_empty());
 }
+
+/// One name per thing: every step crate under `steps/` (the `secops` library aside) is built
+/// by the Makefile's STEPS, has its image (`images/<step>/Containerfile` copying its binary),
+/// and its binary passes `.containerignore`. A step added without one of them fails CI late,
+/// in the image build; this fails it at once, naming what is missing.
+#[test]
+fn every_step_has_its_build_entry_image_and_context() {
+    let loc = Locations::locate().unwrap_or_else(|e| panic!("{e}"));
+    let read =
+        |p: &str| std::fs::read_to_string(loc.repo.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let makefile = read("Makefile");
+    let steps_line = makefile
+        .lines()
+        .find(|l| l.starts_with("STEPS :="))
+        .expect("Makefile: a STEPS := line");
+    let built: Vec<&str> = steps_line["STEPS :=".len()..].split_whitespace().collect();
+    let ignore = read(".containerignore");
+    let mut missing = Vec::new();
+    let mut steps = Vec::new();
+    for e in std::fs::read_dir(loc.repo.join("steps")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "secops" || !e.path().join("Cargo.toml").exists() {
+            continue;
+        }
+        steps.push(name.clone());
+        if !built.contains(&name.as_str()) {
+            missing.push(format!("{name}: not in the Makefile's STEPS"));
+        }
+        let binary = format!("target/x86_64-unknown-linux-musl/release/{name}");
+        match std::fs::read_to_string(loc.repo.join("images").join(&name).join("Containerfile")) {
+            Ok(c) if c.contains(&binary) => {}
+            Ok(_) => missing.push(format!("{name}: its Containerfile does not copy {binary}")),
+            Err(_) => missing.push(format!("{name}: no images/{name}/Containerfile")),
+        }
+        if !ignore.lines().any(|l| l.trim() == format!("!{binary}")) {
+            missing.push(format!(
+                "{name}: .containerignore does not let {binary} through"
+            ));
+        }
+    }
+    for b in &built {
+        if !steps.iter().any(|s| s == b) {
+            missing.push(format!(
+                "{b}: in the Makefile's STEPS but no steps/{b} crate"
+            ));
+        }
+    }
+    assert!(steps.len() >= 9, "steps found: {steps:?}");
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
