@@ -8,12 +8,10 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::audit::Auditor;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
-use crate::kube::{BootstrapSecret, Kube};
-use crate::outputs::Outputs;
+use crate::kube::BootstrapSecret;
 use crate::paths::VaultPath;
 use crate::vault::{Kv2Read, Vault};
 use crate::vocab::*;
@@ -64,12 +62,6 @@ pub struct Violation {
 }
 
 pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
-    let Ctx {
-        kube,
-        vault,
-        audit,
-        outputs,
-    } = *cx;
     let mut found: Vec<Violation> = Vec::new();
     let now = jiff::Timestamp::now();
     // Values of Secrets that could be copies, as keyed digests only: memory is one LIST page
@@ -79,7 +71,8 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
     for ns in &cfg.namespaces {
         let mut next: Option<String> = None;
         loop {
-            let (page, cont) = kube
+            let (page, cont) = cx
+                .kube
                 .list_secrets_page(ns, "", cfg.page_size, next.as_deref())
                 .await?;
             for s in page {
@@ -92,18 +85,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
             }
         }
     }
-    check_rest(
-        cfg,
-        kube,
-        vault,
-        audit,
-        outputs,
-        now,
-        found,
-        copies,
-        secrets_checked,
-    )
-    .await
+    check_rest(cfg, cx, now, found, copies, secrets_checked).await
 }
 
 /// Keyed SHA-256 digests of candidate copies' values (the key is random per run, so the
@@ -224,17 +206,15 @@ fn gitops_hint(s: &BootstrapSecret) -> String {
 #[allow(clippy::too_many_arguments)]
 async fn check_rest(
     cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
-    audit: &Auditor,
-    outputs: &Outputs,
+    cx: &Ctx<'_>,
     now: jiff::Timestamp,
     mut found: Vec<Violation>,
     copies: Copies,
     secrets_checked: usize,
 ) -> Result<Exit> {
     if cfg.cluster_wide {
-        for s in kube
+        for s in cx
+            .kube
             .list_secrets_all_namespaces(&bootstrap_selector())
             .await?
         {
@@ -262,10 +242,10 @@ async fn check_rest(
     roots.push(cfg.internal_prefix.clone());
     let mut vault_checked = 0usize;
     for root in &roots {
-        for path in walk(vault, &cfg.mount, root).await? {
+        for path in walk(cx.vault, &cfg.mount, root).await? {
             vault_checked += 1;
             let shown = format!("{}/{}", cfg.mount, path);
-            let meta = vault.kv2_metadata(&cfg.mount, &path).await?;
+            let meta = cx.vault.kv2_metadata(&cfg.mount, &path).await?;
             let has_provenance = meta
                 .as_ref()
                 .is_some_and(|m| m.custom_metadata.contains_key(META_SOURCE));
@@ -291,7 +271,7 @@ async fn check_rest(
             if !cfg.compare_values || copies.is_empty() {
                 continue;
             }
-            let Kv2Read::Present { data, .. } = vault.kv2_read(&cfg.mount, &path, None).await?
+            let Kv2Read::Present { data, .. } = cx.vault.kv2_read(&cfg.mount, &path, None).await?
             else {
                 continue;
             };
@@ -316,9 +296,11 @@ async fn check_rest(
     let mut counts: BTreeMap<&str, usize> = KINDS.iter().map(|k| (*k, 0)).collect();
     for v in &found {
         *counts.entry(v.kind).or_default() += 1;
-        let mut ev = audit.event("violation", v.kind, None, None, Some(v.reason.clone()));
+        let mut ev = cx
+            .audit
+            .event("violation", v.kind, None, None, Some(v.reason.clone()));
         ev.details = Some(serde_json::json!({ "object": v.object, "vaultPath": v.vault_path }));
-        audit.emit(&ev);
+        cx.audit.emit(&ev);
     }
     let report = serde_json::json!({
         "time": now.to_string(),
@@ -330,7 +312,7 @@ async fn check_rest(
             "vaultSecrets": vault_checked,
         },
     });
-    let mut ev = audit.event(
+    let mut ev = cx.audit.event(
         "audit",
         if found.is_empty() {
             "clean"
@@ -347,11 +329,11 @@ async fn check_rest(
         "secrets": secrets_checked,
         "vaultSecrets": vault_checked,
     }));
-    audit.emit(&ev);
-    outputs.write_json("report.json", &report)?;
-    outputs.write("violations", &found.len().to_string())?;
+    cx.audit.emit(&ev);
+    cx.outputs.write_json("report.json", &report)?;
+    cx.outputs.write("violations", &found.len().to_string())?;
     for (k, n) in &counts {
-        outputs.write(&format!("count-{k}"), &n.to_string())?;
+        cx.outputs.write(&format!("count-{k}"), &n.to_string())?;
     }
     if !found.is_empty() {
         crate::console::err(&format!(

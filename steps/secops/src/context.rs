@@ -14,3 +14,14 @@ pub struct Ctx<'a> {
     pub audit: &'a Auditor,
     pub outputs: &'a Outputs,
 }
+
+impl<'a> Ctx<'a> {
+    pub fn new(kube: &'a Kube, vault: &'a Vault, audit: &'a Auditor, outputs: &'a Outputs) -> Self {
+        Ctx {
+            kube,
+            vault,
+            audit,
+            outputs,
+        }
+    }
+}

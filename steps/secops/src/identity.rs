@@ -17,6 +17,15 @@ pub struct Identity {
 }
 
 impl Identity {
+    pub fn new(namespace: &str, name: &str, uid: &str, resource_version: &str) -> Self {
+        Identity {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: uid.to_owned(),
+            resource_version: resource_version.to_owned(),
+        }
+    }
+
     /// `Secret namespace/name`, as errors and logs name it.
     pub fn object(&self) -> String {
         format!("Secret {}/{}", self.namespace, self.name)

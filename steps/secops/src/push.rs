@@ -63,14 +63,8 @@ pub fn internal_selector() -> String {
 }
 
 pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
-    let Ctx {
-        kube,
-        vault,
-        audit,
-        outputs,
-    } = *cx;
     cfg.selection.validate()?;
-    let sources = cfg.selection.fetch(kube, &internal_selector()).await?;
+    let sources = cfg.selection.fetch(cx.kube, &internal_selector()).await?;
     let paths = sources
         .iter()
         .filter_map(|s| {
@@ -79,7 +73,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
                 .ok()
         })
         .flat_map(|p| [data_path(cfg, &p), metadata_path(cfg, &p)]);
-    vault.prefetch_capabilities(paths).await;
+    cx.vault.prefetch_capabilities(paths).await;
     let mut exit = Exit::Done;
     let mut results = Vec::new();
     let pushed: Vec<_> = futures::stream::iter(&sources)
@@ -103,7 +97,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
                     })
             };
             match path {
-                Ok(p) => push_one(cfg, vault, s, &p).await.map(|(o, v)| {
+                Ok(p) => push_one(cfg, cx.vault, s, &p).await.map(|(o, v)| {
                     (p, if cfg.dry_run.active() && o == "pushed" { "would-push" } else { o }, v)
                 }),
                 Err(e) => Err(e),
@@ -120,17 +114,18 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
         let result = match res {
             Ok((p, outcome, version)) => {
                 if outcome == "pushed" {
-                    kube.event(
-                        &s.identity(),
-                        false,
-                        "Pushed",
-                        &format!(
-                            "published to Vault {}/{p} version {version} by {}",
-                            cfg.vault.mount,
-                            cfg.workflow.label()
-                        ),
-                    )
-                    .await;
+                    cx.kube
+                        .event(
+                            &s.identity(),
+                            false,
+                            "Pushed",
+                            &format!(
+                                "published to Vault {}/{p} version {version} by {}",
+                                cfg.vault.mount,
+                                cfg.workflow.label()
+                            ),
+                        )
+                        .await;
                 }
                 PushResult {
                     namespace: s.namespace.clone(),
@@ -145,7 +140,8 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
                 crate::console::err(&format!("push-secret: error: {e}"));
                 exit = exit.worst(e.exit());
                 if e.exit() == Exit::Precondition {
-                    kube.event(&s.identity(), true, "PushRefused", &e.to_string())
+                    cx.kube
+                        .event(&s.identity(), true, "PushRefused", &e.to_string())
                         .await;
                 }
                 PushResult {
@@ -163,7 +159,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
             path,
             version: result.version,
         });
-        audit.emit(&audit.event(
+        cx.audit.emit(&cx.audit.event(
             "push",
             result.outcome.clone(),
             Some(s.identity()),
@@ -172,8 +168,8 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
         ));
         results.push(result);
     }
-    outputs.write_json("result.json", &results)?;
-    outputs.write(
+    cx.outputs.write_json("result.json", &results)?;
+    cx.outputs.write(
         "pushed",
         &results
             .iter()

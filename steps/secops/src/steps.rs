@@ -170,12 +170,7 @@ impl Handover {
     }
 
     fn context<'a>(&'a self, kube: &'a Kube, vault: &'a Vault) -> Ctx<'a> {
-        Ctx {
-            kube,
-            vault,
-            audit: &self.audit,
-            outputs: &self.outputs,
-        }
+        Ctx::new(kube, vault, &self.audit, &self.outputs)
     }
 }
 
@@ -445,12 +440,7 @@ pub async fn push_secret(a: PushSecretArgs, vault_token: Option<String>) -> Resu
     kube.cluster = Some(cluster.to_string());
     let kube = Kube::connect(kube).await?;
     let vault = Vault::connect(&cfg.vault.client).await?;
-    let cx = Ctx {
-        kube: &kube,
-        vault: &vault,
-        audit: &audit,
-        outputs: &outputs,
-    };
+    let cx = Ctx::new(&kube, &vault, &audit, &outputs);
     let res = crate::push::run(&cfg, &cx).await;
     vault.close().await;
     dry_run.finish("push-secret", &outputs, res)
@@ -568,12 +558,7 @@ pub async fn audit_authority(a: AuditAuthorityArgs, vault_token: Option<String>)
     let outputs = Outputs::new(a.outputs.outputs_dir);
     let kube = Kube::connect(a.kube.config("audit-authority")).await?;
     let vault = Vault::connect(&vault_target.client).await?;
-    let cx = Ctx {
-        kube: &kube,
-        vault: &vault,
-        audit: &audit,
-        outputs: &outputs,
-    };
+    let cx = Ctx::new(&kube, &vault, &audit, &outputs);
     let res = crate::audit_authority::run(&cfg, &cx).await;
     vault.close().await;
     dry_run.finish("audit-authority", &outputs, res)

@@ -46,18 +46,13 @@ pub struct Config {
 }
 
 pub async fn run(cfg: &Config, cx: &Ctx<'_>, operator_token: Option<SecretString>) -> Result<Exit> {
-    let Ctx {
-        kube,
-        vault,
-        audit,
-        outputs,
-    } = *cx;
     let object = cfg.store.object();
-    let stored = kube
+    let stored = cx
+        .kube
         .get_secret(&cfg.store.namespace, &cfg.store.name)
         .await?;
-    if vault.initialized().await? {
-        return already_initialized(cfg, kube, vault, stored, operator_token, audit, outputs).await;
+    if cx.vault.initialized().await? {
+        return already_initialized(cfg, cx, stored, operator_token).await;
     }
     // Never overwrite material: it belongs to some earlier Vault, and may be the only copy.
     if let Some(s) = stored.as_ref().filter(|s| has_material(s)) {
@@ -70,11 +65,11 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>, operator_token: Option<SecretString
     }
     cfg.protection.required()?;
     if cfg.dry_run.active() {
-        return plan_init(cfg, stored.as_ref(), audit, outputs);
+        return plan_init(cfg, stored.as_ref(), cx.audit, cx.outputs);
     }
-    let rv = prepare_placeholder(cfg, kube, audit).await?;
+    let rv = prepare_placeholder(cfg, cx.kube, cx.audit).await?;
     tracing::info!(%object, "placeholder ready; initialising Vault");
-    let Some(answer) = vault.init(&cfg.request).await? else {
+    let Some(answer) = cx.vault.init(&cfg.request).await? else {
         return Err(Error::precondition(
             "Vault",
             "was initialised by someone else while this step prepared",
@@ -108,17 +103,17 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>, operator_token: Option<SecretString
             "Vault answered sys/init without keys of the requested kind".into(),
         ));
     }
-    let rv = store(cfg, kube, &material, rv, audit).await?;
+    let rv = store(cfg, cx.kube, &material, rv, cx.audit).await?;
     // Stored. Now unseal (Shamir) or wait (auto-unseal), establish, revoke.
     match cfg.key_type {
-        KeyType::Shamir => super::unseal::submit(vault, &material, &object).await?,
-        KeyType::Recovery => wait_unsealed(vault, cfg.unseal_timeout).await?,
+        KeyType::Shamir => super::unseal::submit(cx.vault, &material, &object).await?,
+        KeyType::Recovery => wait_unsealed(cx.vault, cfg.unseal_timeout).await?,
     }
     drop(material);
-    wait_active(vault, cfg.unseal_timeout).await?;
-    let root_vault = vault.with_token(root);
+    wait_active(cx.vault, cfg.unseal_timeout).await?;
+    let root_vault = cx.vault.with_token(root);
     let established = match cfg.grants.establish(&root_vault).await {
-        Ok(report) => verify(cfg, vault).await.map(|()| report),
+        Ok(report) => verify(cfg, cx.vault).await.map(|()| report),
         Err(e) => Err(e),
     };
     let revoked = root_vault.revoke_self().await.unwrap_or(false);
@@ -136,7 +131,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>, operator_token: Option<SecretString
         AUTHORITY_ESTABLISHED
     };
     if state == AUTHORITY_ESTABLISHED {
-        mark(kube, &cfg.store, &rv, AUTHORITY_ESTABLISHED).await?;
+        mark(cx.kube, &cfg.store, &rv, AUTHORITY_ESTABLISHED).await?;
     }
     let result = serde_json::json!({
         "outcome": "initialized",
@@ -148,11 +143,11 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>, operator_token: Option<SecretString
         "report": report,
         "rootTokenRevoked": revoked,
     });
-    let mut ev = audit.event("init", "initialized", None, None, None);
+    let mut ev = cx.audit.event("init", "initialized", None, None, None);
     ev.details = Some(result.clone());
-    audit.emit(&ev);
-    outputs.write("outcome", "initialized")?;
-    outputs.write_json("result.json", &result)?;
+    cx.audit.emit(&ev);
+    cx.outputs.write("outcome", "initialized")?;
+    cx.outputs.write_json("result.json", &result)?;
     Ok(Exit::Done)
 }
 
@@ -453,12 +448,9 @@ pub(super) async fn verify(cfg: &Config, vault: &Vault) -> Result<()> {
 /// token when one is given (the root token of the first run is never kept).
 async fn already_initialized(
     cfg: &Config,
-    kube: &Kube,
-    vault: &Vault,
+    cx: &Ctx<'_>,
     stored: Option<BootstrapSecret>,
     operator_token: Option<SecretString>,
-    audit: &Auditor,
-    outputs: &Outputs,
 ) -> Result<Exit> {
     let object = cfg.store.object();
     let Some(s) = stored.filter(has_material) else {
@@ -483,10 +475,10 @@ async fn already_initialized(
         // the authority role the first run established.
         let (acting, what) = match operator_token.filter(|t| !t.expose_secret().is_empty()) {
             Some(t) => (
-                Acting::Operator(vault.with_token(t)),
+                Acting::Operator(cx.vault.with_token(t)),
                 "with the operator token",
             ),
-            None => match authority_session(cfg, vault, &object, &state).await? {
+            None => match authority_session(cfg, cx.vault, &object, &state).await? {
                 Some(v) => (Acting::Authority(v), "as the authority role"),
                 None => (Acting::Nobody, ""),
             },
@@ -513,7 +505,12 @@ async fn already_initialized(
                     PlanItem::new(Action::WouldPatch, &object)
                         .because(format!("annotate state {AUTHORITY_ESTABLISHED}"))
                 };
-                let marking = mark(kube, &cfg.store, &s.resource_version, AUTHORITY_ESTABLISHED);
+                let marking = mark(
+                    cx.kube,
+                    &cfg.store,
+                    &s.resource_version,
+                    AUTHORITY_ESTABLISHED,
+                );
                 cfg.dry_run.gate(plan, String::new(), marking).await?;
             }
             new_state = AUTHORITY_ESTABLISHED.to_owned();
@@ -531,10 +528,10 @@ async fn already_initialized(
         "established": if outcome == "established" { cfg.grants.names() } else { serde_json::Value::Null },
         "report": report,
     });
-    let mut ev = audit.event("init", outcome, None, None, None);
+    let mut ev = cx.audit.event("init", outcome, None, None, None);
     ev.details = Some(result.clone());
-    audit.emit(&ev);
-    outputs.write("outcome", outcome)?;
-    outputs.write_json("result.json", &result)?;
+    cx.audit.emit(&ev);
+    cx.outputs.write("outcome", outcome)?;
+    cx.outputs.write_json("result.json", &result)?;
     Ok(Exit::Done)
 }

@@ -26,12 +26,10 @@ use secrecy::ExposeSecret;
 use super::init::{verify, wait_active, Config};
 use super::unseal::submit;
 use super::{has_material, open, KeyType, Material};
-use crate::audit::Auditor;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::kube::Kube;
-use crate::outputs::Outputs;
 use crate::plan::{Action, PlanItem};
 use crate::vault::raft::GenerateRoot;
 use crate::vault::sys::InitRequest;
@@ -46,12 +44,6 @@ pub struct Restore {
 }
 
 pub async fn run(cfg: &Config, r: &Restore, cx: &Ctx<'_>) -> Result<Exit> {
-    let Ctx {
-        kube,
-        vault,
-        audit,
-        outputs,
-    } = *cx;
     let started = Instant::now();
     let snapshot = std::fs::read(&r.snapshot).map_err(|e| {
         Error::Usage(format!(
@@ -66,7 +58,7 @@ pub async fn run(cfg: &Config, r: &Restore, cx: &Ctx<'_>) -> Result<Exit> {
         ))
     })?;
     let sha256 = crate::snapshot::verify::sha256_hex(&snapshot);
-    let (material, source) = material(cfg, r, kube).await?;
+    let (material, source) = material(cfg, r, cx.kube).await?;
     if material.key_type != KeyType::Shamir {
         return Err(Error::Usage(
             "--restore-from needs Shamir unseal keys; a Vault that auto-unseals restores with \
@@ -76,24 +68,24 @@ pub async fn run(cfg: &Config, r: &Restore, cx: &Ctx<'_>) -> Result<Exit> {
     }
     let what = format!("snapshot {} (sha256 {sha256})", r.snapshot.display());
     if cfg.dry_run.active() {
-        return plan(cfg, r, vault, &what, &source, audit, outputs).await;
+        return plan(cfg, r, cx, &what, &source).await;
     }
     let mut outcome = "already-restored";
-    if !vault.initialized().await? {
-        restore_into_fresh(cfg, vault, &material, snapshot).await?;
+    if !cx.vault.initialized().await? {
+        restore_into_fresh(cfg, cx.vault, &material, snapshot).await?;
         outcome = "restored";
     }
-    if vault.seal_status().await?.sealed {
-        submit(vault, &material, &source)
+    if cx.vault.seal_status().await?.sealed {
+        submit(cx.vault, &material, &source)
             .await
             .map_err(|e| not_together(&what, &source, e))?;
         tracing::info!(%source, "the original material unseals the restored Vault");
     }
-    wait_active(vault, cfg.unseal_timeout).await?;
+    wait_active(cx.vault, cfg.unseal_timeout).await?;
     let mut report = None;
     let mut revoked = None;
-    if outcome == "restored" || verify(cfg, vault).await.is_err() {
-        let (rep, rev) = re_establish(cfg, vault, &material, &what, &source).await?;
+    if outcome == "restored" || verify(cfg, cx.vault).await.is_err() {
+        let (rep, rev) = re_establish(cfg, cx.vault, &material, &what, &source).await?;
         report = Some(rep);
         revoked = Some(rev);
         outcome = "restored";
@@ -107,11 +99,11 @@ pub async fn run(cfg: &Config, r: &Restore, cx: &Ctx<'_>) -> Result<Exit> {
         "rootTokenRevoked": revoked,
         "seconds": started.elapsed().as_secs_f64(),
     });
-    let mut ev = audit.event("restore", outcome, None, None, None);
+    let mut ev = cx.audit.event("restore", outcome, None, None, None);
     ev.details = Some(result.clone());
-    audit.emit(&ev);
-    outputs.write("outcome", outcome)?;
-    outputs.write_json("result.json", &result)?;
+    cx.audit.emit(&ev);
+    cx.outputs.write("outcome", outcome)?;
+    cx.outputs.write_json("result.json", &result)?;
     Ok(Exit::Done)
 }
 
@@ -247,17 +239,9 @@ fn not_together(what: &str, source: &str, e: Error) -> Error {
 }
 
 /// `--dry-run`: the checks above ran; what a real run would do next.
-async fn plan(
-    cfg: &Config,
-    r: &Restore,
-    vault: &Vault,
-    what: &str,
-    source: &str,
-    audit: &Auditor,
-    outputs: &Outputs,
-) -> Result<Exit> {
+async fn plan(cfg: &Config, r: &Restore, cx: &Ctx<'_>, what: &str, source: &str) -> Result<Exit> {
     let dry = &cfg.dry_run;
-    let fresh = !vault.initialized().await?;
+    let fresh = !cx.vault.initialized().await?;
     if fresh {
         dry.record(PlanItem::new(Action::WouldInit, "Vault").because(format!(
             "throwaway keys, then install {what} with snapshot-force"
@@ -277,10 +261,10 @@ async fn plan(
         "material": source,
         "dryRun": true,
     });
-    let mut ev = audit.event("restore", "would-restore", None, None, None);
+    let mut ev = cx.audit.event("restore", "would-restore", None, None, None);
     ev.details = Some(result.clone());
-    audit.emit(&ev);
-    outputs.write("outcome", "would-restore")?;
-    outputs.write_json("result.json", &result)?;
+    cx.audit.emit(&ev);
+    cx.outputs.write("outcome", "would-restore")?;
+    cx.outputs.write_json("result.json", &result)?;
     Ok(Exit::Done)
 }

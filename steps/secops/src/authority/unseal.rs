@@ -21,19 +21,13 @@ pub struct Config {
 }
 
 pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
-    let Ctx {
-        kube,
-        vault,
-        audit,
-        outputs,
-    } = *cx;
     let object = cfg.store.object();
-    if !vault.initialized().await? {
+    if !cx.vault.initialized().await? {
         return Err(Error::Unavailable(
             "Vault is not initialised yet (run init-authority)".into(),
         ));
     }
-    let outcome = if !vault.seal_status().await?.sealed {
+    let outcome = if !cx.vault.seal_status().await?.sealed {
         "already-unsealed"
     } else {
         let (m, object) = match &cfg.material_file {
@@ -42,7 +36,8 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
                 format!("file {}", f.display()),
             ),
             None => {
-                let s = kube
+                let s = cx
+                    .kube
                     .get_secret(&cfg.store.namespace, &cfg.store.name)
                     .await?
                     .filter(has_material)
@@ -68,7 +63,7 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
             ))
         };
         cfg.dry_run
-            .gate(plan, (), submit(vault, &m, &object))
+            .gate(plan, (), submit(cx.vault, &m, &object))
             .await?;
         if cfg.dry_run.active() {
             "would-unseal"
@@ -76,12 +71,12 @@ pub async fn run(cfg: &Config, cx: &Ctx<'_>) -> Result<Exit> {
             "unsealed"
         }
     };
-    let mut ev = audit.event("unseal", outcome, None, None, None);
+    let mut ev = cx.audit.event("unseal", outcome, None, None, None);
     ev.details = Some(serde_json::json!({
         "secret": { "namespace": cfg.store.namespace, "name": cfg.store.name },
     }));
-    audit.emit(&ev);
-    outputs.write("outcome", outcome)?;
+    cx.audit.emit(&ev);
+    cx.outputs.write("outcome", outcome)?;
     Ok(Exit::Done)
 }
 

@@ -53,21 +53,11 @@ impl Kube {
                     v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned)
                 };
                 let mut remote_keys = Vec::new();
-                for d in spec
-                    .get("data")
-                    .and_then(|d| d.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    remote_keys.extend(str_at(d, "/remoteRef/key"));
-                }
-                for d in spec
-                    .get("dataFrom")
-                    .and_then(|d| d.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    remote_keys.extend(str_at(d, "/extract/key"));
+                for (list, key) in [("data", "/remoteRef/key"), ("dataFrom", "/extract/key")] {
+                    let items = spec.get(list).and_then(|d| d.as_array());
+                    for d in items.into_iter().flatten() {
+                        remote_keys.extend(str_at(d, key));
+                    }
                 }
                 ExternalSecretInfo {
                     namespace: ns.to_owned(),

@@ -64,12 +64,12 @@ impl BootstrapSecret {
     }
 
     pub fn identity(&self) -> Identity {
-        Identity {
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-            uid: self.uid.clone(),
-            resource_version: self.resource_version.clone(),
-        }
+        Identity::new(
+            &self.namespace,
+            &self.name,
+            &self.uid,
+            &self.resource_version,
+        )
     }
 
     pub fn label(&self, k: &str) -> Option<&str> {

@@ -298,12 +298,7 @@ pub async fn init_authority(a: InitAuthorityArgs, vault_token: Option<String>) -
     )
     .await?;
     let (r, token) = (&a.recovery, operator_token);
-    let cx = Ctx {
-        kube: &kube,
-        vault: &vault,
-        audit: &audit,
-        outputs: &outputs,
-    };
+    let cx = Ctx::new(&kube, &vault, &audit, &outputs);
     let res = recovery::init_or_restore(&cfg, r, &cx, token).await;
     cfg.dry_run.finish("init-authority", &outputs, res)
 }
@@ -369,12 +364,7 @@ pub async fn unseal(a: UnsealArgs, _vault_token: Option<String>) -> Result<Exit>
         &cfg.dry_run,
     )
     .await?;
-    let cx = Ctx {
-        kube: &kube,
-        vault: &vault,
-        audit: &audit,
-        outputs: &outputs,
-    };
+    let cx = Ctx::new(&kube, &vault, &audit, &outputs);
     let res = crate::authority::unseal::run(&cfg, &cx).await;
     cfg.dry_run.finish("unseal", &outputs, res)
 }
