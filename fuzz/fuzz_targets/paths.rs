@@ -66,9 +66,11 @@ fuzz_target!(|i: Input<'_>| {
     // ...with no segment a server could resolve upwards or decode into a separator...
     assert!(!target.as_str().contains('%') && !target.as_str().contains('\\'));
     // ...and never inside another namespace's subtree.
+    // (A longer namespace's subtree may pass the path limit: it is refused, and holds nothing.)
     if is_dns_label(i.other_namespace) && i.other_namespace != i.namespace {
-        let other = policy.subtree(i.other_namespace).unwrap();
-        assert!(!target.starts_with(&other), "{target} is inside {other}");
+        if let Ok(other) = policy.subtree(i.other_namespace) {
+            assert!(!target.starts_with(&other), "{target} is inside {other}");
+        }
     }
     // Without an annotation the target is the template's, exactly.
     if i.annotation.is_none() {
